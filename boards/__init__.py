@@ -1,0 +1,1 @@
+"""qloom.boards: FPGA boards and their I/O shells."""

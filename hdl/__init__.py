@@ -1,0 +1,1 @@
+"""qloom.hdl: Amaranth components of the streaming dataflow."""

@@ -1,0 +1,1 @@
+"""qloom.mapper: ONNX frontend, QGraph, passes, Dataflow graph, estimates, reports."""

@@ -1,0 +1,201 @@
+"""QGraph: what the network computes, in integers (DESIGN.md §3).
+
+Nodes are frozen dataclasses that check their invariants on construction and
+carry an integer-exact ``reference()``.  Tensors are named; shapes exclude the
+batch dimension, and every ``reference`` takes a leading batch axis.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import numeric
+from .requant_targets import Target
+
+
+@dataclass(frozen=True)
+class CodeType:
+    """Integer codes of ``bits`` bits, two's complement when ``signed``."""
+    bits: int
+    signed: bool
+
+    def __post_init__(self):
+        if not (isinstance(self.bits, int) and 1 <= self.bits <= 32):
+            raise ValueError(f"bits must be an integer in 1..32, not {self.bits!r}")
+
+    @classmethod
+    def from_dtype(cls, dtype):
+        return {"uint8": cls(8, False), "int8": cls(8, True)}[str(dtype)]
+
+    @property
+    def qmin(self):
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def qmax(self):
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def name(self):
+        return f"{'int' if self.signed else 'uint'}{self.bits}"
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    name: str
+    onnx_node: str
+    inputs: tuple
+    output: str
+
+    @property
+    def label(self):
+        return f"{type(self).__name__} '{self.name}' (ONNX node '{self.onnx_node}')"
+
+
+@dataclass(frozen=True, eq=False)
+class Quantize(Node):
+    """Host boundary in: float input → codes, exactly like ORT's QuantizeLinear."""
+    shape: tuple
+    scale: float
+    zero_point: int
+    code: CodeType
+
+    @property
+    def code_range(self):
+        return self.code.qmin, self.code.qmax
+
+    def reference(self, x):
+        return numeric.quantize_linear(x, self.scale, self.zero_point, self.code.qmin, self.code.qmax)
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Node):
+    """``acc = x @ weight.T + bias`` on raw input codes.
+
+    ``weight`` (out_features × in_features) already has the weight zero point
+    subtracted; ``bias`` already has ``-zx · Σ weight`` folded in.
+    """
+    weight: np.ndarray
+    bias: np.ndarray
+
+    def __post_init__(self):
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
+            raise ValueError(f"{self.label}: weight must be 2-D (out, in) and bias (out,), "
+                             f"not {self.weight.shape} and {self.bias.shape}")
+        for a in (self.weight, self.bias):
+            a.setflags(write=False)
+
+    @property
+    def in_features(self):
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self):
+        return self.weight.shape[0]
+
+    @property
+    def macs(self):
+        return self.weight.size
+
+    def acc_range(self, lo, hi):
+        """Exact per-channel accumulator bounds for input codes in [lo, hi]."""
+        w = self.weight.astype(np.int64)
+        low = np.minimum(w * lo, w * hi).sum(axis=1) + self.bias
+        high = np.maximum(w * lo, w * hi).sum(axis=1) + self.bias
+        return low, high
+
+    def reference(self, x):
+        return x.astype(np.int64) @ self.weight.T.astype(np.int64) + self.bias
+
+
+@dataclass(frozen=True, eq=False)
+class Requant(Node):
+    """Accumulator → output codes through a monotone per-channel target function."""
+    target: Target
+    code: CodeType
+
+    @property
+    def channels(self):
+        return self.target.channels
+
+    @property
+    def code_range(self):
+        return self.target.output_range()
+
+    def reference(self, acc):
+        return self.target.reference(acc)
+
+
+@dataclass(frozen=True, eq=False)
+class Reshape(Node):
+    """Codes pass through; only the logical shape changes."""
+    shape: tuple
+
+    def reference(self, x):
+        return x.reshape((x.shape[0],) + tuple(self.shape))
+
+
+@dataclass(frozen=True, eq=False)
+class Dequantize(Node):
+    """Host boundary out: codes → float, exactly like ORT's DequantizeLinear."""
+    scale: float
+    zero_point: int
+
+    def reference(self, q):
+        return numeric.dequantize_linear(q, self.scale, self.zero_point)
+
+
+@dataclass(frozen=True, eq=False)
+class ArgMax(Node):
+    """Index of the largest code along the last axis (first one on ties)."""
+
+    def reference(self, x):
+        return np.argmax(x, axis=-1).astype(np.int64)[:, None]
+
+
+@dataclass(frozen=True)
+class QGraph:
+    """Nodes in topological order; ``inputs``/``outputs`` are graph tensor names."""
+    nodes: tuple
+    inputs: tuple
+    outputs: tuple
+    shapes: dict = field(hash=False)
+
+    def __post_init__(self):
+        known = set(self.inputs)
+        for node in self.nodes:
+            for name in node.inputs:
+                if name not in known:
+                    raise ValueError(f"{node.label} reads '{name}' before it is produced")
+            known.add(node.output)
+        missing = [o for o in self.outputs if o not in known]
+        if missing:
+            raise ValueError(f"graph outputs {missing} are never produced")
+
+    def producer(self, tensor):
+        return next((n for n in self.nodes if n.output == tensor), None)
+
+    def consumers(self, tensor):
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def layers(self, kind):
+        return [n for n in self.nodes if isinstance(n, kind)]
+
+    def code_range(self, tensor):
+        """Range of the codes a tensor can hold, following reshapes back to the producer."""
+        node = self.producer(tensor)
+        while isinstance(node, Reshape):
+            node = self.producer(node.inputs[0])
+        return node.code_range
+
+    def run(self, feeds):
+        """Execute the graph; ``feeds`` maps input names to batched arrays.
+
+        Returns every tensor by name (intermediate codes included)."""
+        values = dict(feeds)
+        for node in self.nodes:
+            values[node.output] = node.reference(*(values[i] for i in node.inputs))
+        return values
+
+    def reference(self, feeds):
+        values = self.run(feeds)
+        return {o: values[o] for o in self.outputs}

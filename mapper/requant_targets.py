@@ -1,0 +1,128 @@
+"""Requantization targets: the exact function acc → output code that onnxruntime
+computes for one layer, per channel.  Each is monotone non-decreasing in acc,
+which is what lets the planner prove a circuit equal to it (requant.py)."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import numeric
+from .numeric import F32
+
+
+@dataclass(frozen=True, eq=False)
+class CodeTable:
+    """A per-channel code → code table applied after requantization.
+
+    ``table[c, q - in_qmin]`` is the output code for input code ``q`` in channel
+    ``c``; ``what`` says where it came from (for reports)."""
+    table: np.ndarray
+    in_qmin: int
+    what: str
+
+    def __post_init__(self):
+        if np.any(np.diff(self.table, axis=1) < 0):
+            raise ValueError(f"{self.what}: table is not monotone non-decreasing")
+
+    def apply(self, codes, channel):
+        return self.table[channel][np.asarray(codes, dtype=np.int64) - self.in_qmin]
+
+    @classmethod
+    def qlinear_add(cls, channels, in_code, a_scale, a_zero, b_codes, b_scale, b_zero,
+                    c_scale, c_zero, out_code, what):
+        """Adding a constant ``b`` (per channel, or one value) as ORT's QLinearAdd does."""
+        a = np.arange(in_code.qmin, in_code.qmax + 1, dtype=np.int64)[None, :]
+        b = np.broadcast_to(np.asarray(b_codes, dtype=np.int64).reshape(-1), (channels,))[:, None]
+        table = numeric.qlinear_add(a, a_scale, a_zero, b, b_scale, b_zero,
+                                    c_scale, c_zero, out_code.qmin, out_code.qmax)
+        return cls(table=np.ascontiguousarray(table), in_qmin=in_code.qmin, what=what)
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """Base: a first stage acc → code, then ``tables`` applied in order."""
+    tables: tuple
+
+    @property
+    def channels(self):
+        raise NotImplementedError
+
+    def first_stage(self, acc, channel):
+        raise NotImplementedError
+
+    def first_stage_range(self):
+        raise NotImplementedError
+
+    def evaluate(self, acc, channel):
+        codes = self.first_stage(np.asarray(acc, dtype=np.int64), channel)
+        for t in self.tables:
+            codes = t.apply(codes, channel)
+        return codes
+
+    def reference(self, acc):
+        acc = np.asarray(acc, dtype=np.int64)
+        out = np.stack([self.first_stage(acc[:, c], c) for c in range(self.channels)], axis=1)
+        for t in self.tables:
+            out = np.stack([t.apply(out[:, c], c) for c in range(self.channels)], axis=1)
+        return out
+
+    def output_range(self):
+        lo, hi = self.first_stage_range()
+        for t in self.tables:
+            lo = int(t.table[:, lo - t.in_qmin].min())
+            hi = int(t.table[:, hi - t.in_qmin].max())
+        return lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleRound(Target):
+    """ORT's fused integer path: ``clamp(RNE(f32(f32(acc) · m_c)) + zp, lo, hi)``."""
+    multiplier: np.ndarray
+    zero_point: int
+    lo: int
+    hi: int
+
+    def __post_init__(self):
+        m = np.asarray(self.multiplier)
+        if m.dtype != F32 or m.ndim != 1:
+            raise ValueError("multiplier must be a 1-D float32 array")
+        if not np.all(np.isfinite(m) & (m > 0)):
+            raise ValueError(f"requantization multipliers must be positive and finite, got {m}")
+        if np.any(m < np.finfo(F32).tiny):
+            raise ValueError("requantization multiplier is subnormal")
+
+    @property
+    def channels(self):
+        return len(self.multiplier)
+
+    def first_stage(self, acc, channel):
+        return numeric.requantize(acc, self.multiplier[channel], self.zero_point, self.lo, self.hi)
+
+    def first_stage_range(self):
+        return self.lo, self.hi
+
+
+@dataclass(frozen=True, eq=False)
+class FloatChain(Target):
+    """MatMulInteger → Cast → Mul(scale) → [Add(bias)] → [Relu] → QuantizeLinear,
+    each a float32 operation as ORT runs it unfused."""
+    scale: np.ndarray
+    bias: np.ndarray
+    relu: bool
+    out_scale: float
+    zero_point: int
+    lo: int
+    hi: int
+
+    @property
+    def channels(self):
+        return len(self.scale)
+
+    def first_stage(self, acc, channel):
+        v = numeric.f32(numeric.f32(acc) * self.scale[channel])
+        v = numeric.f32(v + self.bias[channel])
+        if self.relu:
+            v = np.maximum(v, F32(0))
+        return numeric.quantize_linear(v, self.out_scale, self.zero_point, self.lo, self.hi)
+
+    def first_stage_range(self):
+        return self.lo, self.hi
