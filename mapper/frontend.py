@@ -1,0 +1,501 @@
+"""ONNX → QGraph.  The graph is interpreted abstractly: every ONNX tensor gets a
+value describing what it is (integer codes, their dequantized view, a constant,
+a float linear result still waiting for its QuantizeLinear, ...), and a QGraph
+node is emitted when a pattern that onnxruntime runs on its fused integer path
+is complete.  Whatever cannot be mapped is refused, naming the ONNX node."""
+from dataclasses import dataclass, replace
+
+import numpy as np
+import onnx
+
+from . import numeric, onnx_load, qgraph as qg
+from .errors import NotQuantizedError, UnsupportedError, onnx_node_label
+from .numeric import F32
+from .requant_targets import CodeTable, FloatChain, ScaleRound
+
+SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
+             "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
+             "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Flatten, Reshape, Identity")
+FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
+
+
+# ---- abstract values -------------------------------------------------------------------------
+
+@dataclass
+class Codes:
+    tensor: str            # QGraph tensor name
+    shape: tuple
+    code: qg.CodeType
+    scale: float
+    zero_point: int
+
+
+@dataclass
+class Deq:                 # DequantizeLinear(codes): float, not yet computed on
+    codes: Codes
+
+
+@dataclass
+class Const:
+    array: np.ndarray
+
+
+@dataclass
+class DeqConst:            # DequantizeLinear(initializer)
+    codes: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int
+
+
+@dataclass
+class FloatInput:
+    name: str
+    shape: tuple
+
+
+@dataclass
+class Linear:              # x·W (+ bias) in float, waiting for QuantizeLinear
+    x: Codes
+    weight: np.ndarray     # codes, (out, in)
+    w_zero: np.ndarray     # (out,)
+    w_scale: np.ndarray    # (out,) float32
+    bias: np.ndarray       # int32 codes at scale sx·sw, (out,)
+    relu: bool
+    node: onnx.NodeProto
+
+
+@dataclass
+class Acc:                 # MatMulInteger output, int32; float chain once Cast
+    x: Codes
+    weight: np.ndarray
+    w_zero: np.ndarray
+    node: onnx.NodeProto
+    is_float: bool = False
+    scale: np.ndarray = None
+    bias: np.ndarray = None
+    relu: bool = False
+
+
+@dataclass
+class PendingAdd:          # DQ(codes) + DQ(constant), waiting for QuantizeLinear
+    a: Codes
+    b: DeqConst
+    node: onnx.NodeProto
+
+
+def _per_channel(a, n, what, label):
+    a = np.asarray(a).reshape(-1)
+    if a.size == 1:
+        return np.repeat(a, n)
+    if a.size != n:
+        raise UnsupportedError(f"{label}: {what} has {a.size} values for {n} output channels; "
+                               "only per-tensor or per-output-channel quantization is supported.")
+    return a
+
+
+class Frontend:
+    def __init__(self, model, path):
+        self.model, self.path = model, path
+        self.inits = onnx_load.initializers(model)
+        self.values = {name: Const(a) for name, a in self.inits.items()}
+        self.nodes, self.shapes, self.counts = [], {}, {}
+        self.stale = set()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def fresh(self, kind):
+        n = self.counts.get(kind, 0)
+        self.counts[kind] = n + 1
+        return f"{kind}{n}"
+
+    def refuse(self, node, why):
+        raise UnsupportedError(f"{onnx_node_label(node)} in {self.path}: {why}")
+
+    def value(self, node, index):
+        if index >= len(node.input) or node.input[index] == "":
+            return None
+        name = node.input[index]
+        if name not in self.values:
+            self.refuse(node, f"input '{name}' is produced by an operation qloom could not map.")
+        v = self.values[name]
+        if id(v.codes if isinstance(v, Deq) else v) in self.stale:
+            self.refuse(node, f"input '{name}' is also used before a constant is added to it; qloom "
+                              "folds that addition into the layer, so the value cannot be shared.")
+        return v
+
+    def const(self, node, index, what):
+        v = self.value(node, index)
+        if not isinstance(v, Const):
+            self.refuse(node, f"{what} (input {index}) must be a constant initializer.")
+        return v.array
+
+    def emit(self, node):
+        self.nodes.append(node)
+        return node
+
+    def new_codes(self, node, shape, code, scale, zero_point):
+        self.shapes[node.output] = shape
+        return Codes(node.output, shape, code, float(F32(scale)), int(zero_point))
+
+    def code_type(self, node, zero_point_array):
+        dtype = np.asarray(zero_point_array).dtype
+        if str(dtype) not in numeric.DTYPE_RANGES:
+            self.refuse(node, f"quantized type {dtype} is not supported; use uint8 or int8.")
+        return qg.CodeType.from_dtype(dtype)
+
+    def producer(self, tensor):
+        return next((n for n in self.nodes if n.output == tensor), None)
+
+    def graph_so_far(self):
+        return qg.QGraph(tuple(self.nodes), tuple(self.input_names), (), dict(self.shapes))
+
+    # -- emission of a dense layer + requantization --------------------------------------------
+    def dense(self, onnx_node, x, weight, w_zero, bias_codes):
+        """Dense on codes x with weight codes (out, in) and zero points w_zero (out,)."""
+        w_eff = weight.astype(np.int64) - w_zero.astype(np.int64)[:, None]
+        bias = np.zeros(w_eff.shape[0], np.int64) if bias_codes is None else bias_codes.astype(np.int64)
+        bias = bias - x.zero_point * w_eff.sum(axis=1)
+        if x.shape != (w_eff.shape[1],):
+            self.refuse(onnx_node, f"expects {w_eff.shape[1]} input features but its input has shape "
+                                   f"{x.shape}; only 2-D (batch, features) matrix products are supported.")
+        name = self.fresh("dense")
+        d = self.emit(qg.Dense(name, onnx_node.name or onnx_node.output[0], (x.tensor,), name + ".acc",
+                               weight=w_eff, bias=bias))
+        self.shapes[d.output] = (d.out_features,)
+        return d
+
+    def requant(self, onnx_node, dense, target, code, scale, zero_point):
+        name = self.fresh("requant")
+        r = self.emit(qg.Requant(name, onnx_node.name or onnx_node.output[0], (dense.output,), name + ".out",
+                                 target=target, code=code))
+        return self.new_codes(r, (dense.out_features,), code, scale, zero_point)
+
+    def scale_round(self, node, x, w_scale, out_scale, zero_point, code, relu):
+        m = numeric.fused_multiplier(x.scale, w_scale, out_scale)
+        lo = max(code.qmin, int(zero_point)) if relu else code.qmin
+        try:
+            return ScaleRound(tables=(), multiplier=m, zero_point=int(zero_point), lo=lo, hi=code.qmax)
+        except ValueError as e:
+            self.refuse(node, f"{e}.")
+
+    # -- op handlers -------------------------------------------------------------------------------
+    def run(self):
+        graph = self.model.graph
+        init_names = set(self.inits)
+        inputs = [i for i in graph.input if i.name not in init_names]
+        if len(inputs) != 1:
+            raise UnsupportedError(f"{self.path}: the model has {len(inputs)} inputs "
+                                   f"({', '.join(i.name for i in inputs)}); qloom supports exactly one.")
+        self.input_names = [inputs[0].name]
+        shape = onnx_load.static_input_shape(self.path, inputs[0])
+        self.values[inputs[0].name] = FloatInput(inputs[0].name, shape)
+        self.check_quantized()
+        for node in graph.node:
+            handler = getattr(self, "op_" + node.op_type, None)
+            if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft"):
+                self.refuse(node, f"operator {node.domain + '.' if node.domain else ''}{node.op_type} "
+                                  f"is not supported. Supported: {SUPPORTED}.")
+            out = handler(node)
+            self.values[node.output[0]] = out
+        outputs = [self.graph_output(o.name) for o in graph.output]
+        return qg.QGraph(tuple(self.nodes), tuple(self.input_names), tuple(outputs), dict(self.shapes))
+
+    def check_quantized(self):
+        ops = {n.op_type for n in self.model.graph.node}
+        quantized = {"QuantizeLinear", "QLinearMatMul", "QGemm", "MatMulInteger", "QLinearConv",
+                     "ConvInteger", "DynamicQuantizeLinear"}
+        if not ops & quantized:
+            float_ops = sorted(ops & FLOAT_COMPUTE) or sorted(ops)
+            raise NotQuantizedError(
+                f"{self.path} is a floating-point model ({', '.join(float_ops)} on float tensors); qloom "
+                "compiles quantized models. Quantize it with onnxruntime first, e.g. "
+                "onnxruntime.quantization.quantize_static(model_input, model_output, calibration_reader, "
+                "quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, "
+                "weight_type=QuantType.QInt8, per_channel=True).")
+        if "DynamicQuantizeLinear" in ops:
+            node = next(n for n in self.model.graph.node if n.op_type == "DynamicQuantizeLinear")
+            raise NotQuantizedError(
+                f"{onnx_node_label(node)} in {self.path}: the model is dynamically quantized (activation "
+                "scales computed at run time), which fixed-function hardware cannot do. Quantize it "
+                "statically with onnxruntime.quantization.quantize_static and a calibration reader.")
+
+    def graph_output(self, name):
+        v = self.values.get(name)
+        if isinstance(v, Deq):
+            out = self.emit(qg.Dequantize(self.fresh("dequantize"), name, (v.codes.tensor,), name,
+                                          scale=v.codes.scale, zero_point=v.codes.zero_point))
+            self.shapes[name] = v.codes.shape
+            return out.output
+        if isinstance(v, Codes):
+            self.nodes.append(qg.Reshape(self.fresh("output"), name, (v.tensor,), name, shape=v.shape))
+            self.shapes[name] = v.shape
+            return name
+        raise UnsupportedError(f"{self.path}: graph output '{name}' is not the result of a quantized "
+                               "layer followed by DequantizeLinear; qloom cannot produce it.")
+
+    def op_Identity(self, node):
+        return self.value(node, 0)
+
+    def op_QuantizeLinear(self, node):
+        x = self.value(node, 0)
+        scale = self.const(node, 1, "the scale")
+        zp = self.const(node, 2, "the zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
+        if np.asarray(scale).size != 1 or np.asarray(zp).size != 1:
+            self.refuse(node, "per-channel activation quantization is not supported; use per-tensor.")
+        code = self.code_type(node, zp)
+        scale, zp = float(F32(np.asarray(scale).reshape(()))), int(np.asarray(zp).reshape(()))
+        if isinstance(x, FloatInput):
+            name = self.fresh("quantize")
+            q = self.emit(qg.Quantize(name, node.name or node.output[0], (x.name,), name + ".out",
+                                      shape=x.shape, scale=scale, zero_point=zp, code=code))
+            return self.new_codes(q, x.shape, code, scale, zp)
+        if isinstance(x, Linear):
+            d = self.dense(x.node, x.x, x.weight, x.w_zero, x.bias)
+            t = self.scale_round(x.node, x.x, x.w_scale, scale, zp, code, x.relu)
+            return self.requant(x.node, d, t, code, scale, zp)
+        if isinstance(x, Acc) and x.is_float:
+            d = self.dense(x.node, x.x, x.weight, x.w_zero, None)
+            bias = np.zeros(d.out_features, F32) if x.bias is None else x.bias
+            t = FloatChain(tables=(), scale=x.scale, bias=bias, relu=x.relu, out_scale=scale,
+                           zero_point=zp, lo=code.qmin, hi=code.qmax)
+            return self.requant(x.node, d, t, code, scale, zp)
+        if isinstance(x, PendingAdd):
+            return self.add_table(x.node, x.a, x.b.codes, x.b.scale, x.b.zero_point, scale, zp, code)
+        self.refuse(node, "quantizes a value that is not the float input or the result of a supported "
+                          "quantized layer (MatMul/Gemm between DequantizeLinear nodes).")
+
+    def op_DequantizeLinear(self, node):
+        x = self.value(node, 0)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if isinstance(x, Const):
+            zp = self.const(node, 2, "the zero point") if len(node.input) > 2 and node.input[2] else \
+                np.zeros((), x.array.dtype)
+            return DeqConst(x.array, np.asarray(self.const(node, 1, "the scale"), F32), np.asarray(zp), axis)
+        if isinstance(x, Codes):
+            return Deq(x)
+        self.refuse(node, "dequantizes a value that is neither a constant nor quantized codes.")
+
+    def weight_of(self, node, w, out_axis):
+        """Weight codes as (out, in), zero points and scales per output channel."""
+        if not isinstance(w, DeqConst):
+            if isinstance(w, Const):
+                raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: the weights are float; "
+                                        "quantize the model with onnxruntime.quantization.quantize_static.")
+            self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
+        codes = w.codes
+        if codes.ndim != 2:
+            self.refuse(node, f"weights of rank {codes.ndim} are not supported; a Dense layer needs 2-D weights.")
+        n_out = codes.shape[out_axis]
+        if np.asarray(w.scale).size > 1 and (w.axis % 2) != out_axis:
+            self.refuse(node, "weights are quantized per input channel; only per-output-channel "
+                              "(or per-tensor) weight scales can be mapped.")
+        weight = codes if out_axis == 0 else codes.T
+        return (weight, _per_channel(w.zero_point, n_out, "weight zero point", onnx_node_label(node)).astype(np.int64),
+                _per_channel(w.scale, n_out, "weight scale", onnx_node_label(node)).astype(F32))
+
+    def linear(self, node, x, w, bias, out_axis):
+        if isinstance(x, Const) or isinstance(x, FloatInput):
+            raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; quantize "
+                                    "the model with onnxruntime.quantization.quantize_static.")
+        if not isinstance(x, Deq):
+            self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
+        weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
+        bias_codes = None
+        if bias is not None:
+            if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
+                self.refuse(node, "the bias must be an int32 constant behind DequantizeLinear.")
+            bias_codes = _per_channel(bias.codes, weight.shape[0], "bias", onnx_node_label(node))
+            expect = numeric.f32(F32(x.codes.scale) * w_scale)
+            bscale = _per_channel(bias.scale, weight.shape[0], "bias scale", onnx_node_label(node))
+            if not np.array_equal(numeric.f32(bscale), expect) or np.any(np.asarray(bias.zero_point) != 0):
+                self.refuse(node, "the bias scale is not input scale × weight scale (or its zero point is "
+                                  "not 0), so onnxruntime cannot fuse this layer to integers.")
+        return Linear(x.codes, weight, w_zero, w_scale, bias_codes, False, node)
+
+    def op_MatMul(self, node):
+        return self.linear(node, self.value(node, 0), self.value(node, 1), None, out_axis=1)
+
+    def attrs(self, node):
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def gemm_axis(self, node):
+        a = self.attrs(node)
+        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            self.refuse(node, "only Gemm with transA=0, alpha=1 and beta=1 is supported.")
+        return 0 if a.get("transB", 0) else 1
+
+    def op_Gemm(self, node):
+        return self.linear(node, self.value(node, 0), self.value(node, 1), self.value(node, 2),
+                           out_axis=self.gemm_axis(node))
+
+    def op_Relu(self, node):
+        x = self.value(node, 0)
+        if isinstance(x, Linear) and not x.relu:
+            return replace(x, relu=True)
+        if isinstance(x, Acc) and x.is_float:
+            return replace(x, relu=True)
+        self.refuse(node, "Relu is supported directly after a quantized MatMul/Gemm (it folds into "
+                          "the output clamp).")
+
+    def op_Add(self, node):
+        a, b = self.value(node, 0), self.value(node, 1)
+        if isinstance(b, Deq) and isinstance(a, DeqConst):
+            a, b = b, a
+        if isinstance(a, Deq) and isinstance(b, DeqConst):
+            return PendingAdd(a.codes, b, node)
+        if isinstance(a, Const) and isinstance(b, Acc):
+            a, b = b, a
+        if isinstance(a, Acc) and a.is_float and a.bias is None and isinstance(b, Const):
+            return replace(a, bias=_per_channel(b.array, a.weight.shape[0], "bias",
+                                                onnx_node_label(node)).astype(F32))
+        self.refuse(node, "only the addition of a quantized constant (a bias) to quantized activations "
+                          "is supported here.")
+
+    def add_table(self, node, a, b_codes, b_scale, b_zero, c_scale, c_zero, code):
+        """a + constant b → c, as ORT's QLinearAdd; folded into the producer's Requant when possible."""
+        if np.asarray(b_scale).size != 1 or np.asarray(b_zero).size != 1:
+            self.refuse(node, "the added constant must be quantized per tensor.")
+        b = np.asarray(b_codes).reshape(-1)
+        channels = a.shape[-1] if len(a.shape) else 1
+        if b.size not in (1, channels) or len(a.shape) != 1:
+            self.refuse(node, f"adds a constant of shape {np.shape(b_codes)} to activations of shape "
+                              f"{a.shape}; only a per-channel (bias) or scalar constant is supported.")
+        table = CodeTable.qlinear_add(channels, a.code, a.scale, a.zero_point, b.astype(np.int64),
+                                      float(np.asarray(b_scale).reshape(())), int(np.asarray(b_zero).reshape(())),
+                                      c_scale, c_zero, code, what=f"{onnx_node_label(node)}")
+        producer = self.producer(a.tensor)
+        if not isinstance(producer, qg.Requant) or self.graph_so_far().consumers(a.tensor):
+            self.refuse(node, "adding a constant is supported directly after a quantized MatMul/Gemm.")
+        target = replace(producer.target, tables=producer.target.tables + (table,))
+        self.nodes[self.nodes.index(producer)] = replace(producer, target=target, code=code)
+        self.stale.add(id(a))      # the codes before the addition no longer exist in hardware
+        return Codes(a.tensor, a.shape, code, float(F32(c_scale)), int(c_zero))
+
+    def qparams(self, node, s_index, z_index):
+        scale = self.const(node, s_index, "the scale")
+        zp = self.const(node, z_index, "the zero point") if len(node.input) > z_index and node.input[z_index] \
+            else np.uint8(0)
+        return np.asarray(scale, F32), np.asarray(zp)
+
+    def qcodes(self, node, index):
+        x = self.value(node, index)
+        if not isinstance(x, Codes):
+            self.refuse(node, f"input {index} must be quantized activations.")
+        return x
+
+    def out_params(self, node, s_index, z_index):
+        scale, zp = self.qparams(node, s_index, z_index)
+        if scale.size != 1 or zp.size != 1:
+            self.refuse(node, "the output must be quantized per tensor.")
+        return float(scale.reshape(())), int(zp.reshape(())), self.code_type(node, zp)
+
+    def check_input_params(self, node, x, scale, zp):
+        if float(F32(np.asarray(scale).reshape(-1)[0])) != x.scale or int(np.asarray(zp).reshape(-1)[0]) != x.zero_point:
+            self.refuse(node, "its input scale/zero point differ from those its input was quantized with.")
+
+    def op_QLinearMatMul(self, node):
+        x = self.qcodes(node, 0)
+        self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        w_scale, w_zero = self.qparams(node, 4, 5)
+        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1)
+        weight, w_zero, w_scale = self.weight_of(node, w, out_axis=1)
+        y_scale, y_zero, code = self.out_params(node, 6, 7)
+        d = self.dense(node, x, weight, w_zero, None)
+        return self.requant(node, d, self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
+                            code, y_scale, y_zero)
+
+    def op_QGemm(self, node):
+        x = self.qcodes(node, 0)
+        self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        out_axis = self.gemm_axis(node)
+        w_scale, w_zero = self.qparams(node, 4, 5)
+        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1 - out_axis if out_axis == 0 else 1)
+        w.axis = out_axis
+        weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
+        bias = None
+        if len(node.input) > 6 and node.input[6]:
+            bias = _per_channel(self.const(node, 6, "the bias"), weight.shape[0], "bias", onnx_node_label(node))
+        if len(node.input) < 8 or not node.input[7]:
+            self.refuse(node, "QGemm without an output scale produces float; it is not supported.")
+        y_scale, y_zero, code = self.out_params(node, 7, 8)
+        d = self.dense(node, x, weight, w_zero, bias)
+        return self.requant(node, d, self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
+                            code, y_scale, y_zero)
+
+    def op_QLinearAdd(self, node):
+        a, b = self.value(node, 0), self.value(node, 3)
+        (sa, za), (sb, zb) = self.qparams(node, 1, 2), self.qparams(node, 4, 5)
+        if isinstance(a, Const) and isinstance(b, Codes):
+            a, b, (sa, za), (sb, zb) = b, a, (sb, zb), (sa, za)
+        if not (isinstance(a, Codes) and isinstance(b, Const)):
+            self.refuse(node, "only the addition of a quantized constant (a bias) is supported.")
+        self.check_input_params(node, a, sa, za)
+        c_scale, c_zero, code = self.out_params(node, 6, 7)
+        return self.add_table(node, a, b.array, sb, zb, c_scale, c_zero, code)
+
+    def op_MatMulInteger(self, node):
+        x = self.qcodes(node, 0)
+        zx = self.const(node, 2, "the input zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
+        if int(np.asarray(zx).reshape(-1)[0]) != x.zero_point:
+            self.refuse(node, "its input zero point differs from the one its input was quantized with.")
+        zw = self.const(node, 3, "the weight zero point") if len(node.input) > 3 and node.input[3] else np.int8(0)
+        w = DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), 1)
+        weight, w_zero, _ = self.weight_of(node, w, out_axis=1)
+        return Acc(x, weight, w_zero, node)
+
+    def op_Cast(self, node):
+        x = self.value(node, 0)
+        if isinstance(x, Acc) and not x.is_float and self.attrs(node).get("to") == onnx.TensorProto.FLOAT:
+            return replace(x, is_float=True, scale=None)
+        self.refuse(node, "only the Cast of a MatMulInteger result to float is supported.")
+
+    def op_Mul(self, node):
+        a, b = self.value(node, 0), self.value(node, 1)
+        if isinstance(a, Const):
+            a, b = b, a
+        if isinstance(a, Acc) and a.is_float and a.scale is None and a.bias is None and isinstance(b, Const):
+            return replace(a, scale=_per_channel(b.array, a.weight.shape[0], "scale",
+                                                 onnx_node_label(node)).astype(F32))
+        self.refuse(node, "only one Mul by a constant scale after MatMulInteger → Cast is supported.")
+
+    def reshape(self, node, new_shape):
+        x = self.value(node, 0)
+        codes = x.codes if isinstance(x, Deq) else x
+        if not isinstance(codes, Codes):
+            self.refuse(node, "reshapes a value that is not quantized activations.")
+        if int(np.prod(new_shape)) != int(np.prod(codes.shape)):
+            self.refuse(node, f"cannot reshape {codes.shape} to {tuple(new_shape)}.")
+        name = self.fresh("reshape")
+        r = self.emit(qg.Reshape(name, node.name or node.output[0], (codes.tensor,), name + ".out",
+                                 shape=tuple(new_shape)))
+        out = self.new_codes(r, tuple(new_shape), codes.code, codes.scale, codes.zero_point)
+        return Deq(out) if isinstance(x, Deq) else out
+
+    def op_Flatten(self, node):
+        if self.attrs(node).get("axis", 1) != 1:
+            self.refuse(node, "only Flatten with axis=1 is supported.")
+        x = self.value(node, 0)
+        shape = (x.codes if isinstance(x, Deq) else x).shape if isinstance(x, (Deq, Codes)) else ()
+        return self.reshape(node, (int(np.prod(shape)),))
+
+    def op_Reshape(self, node):
+        target = [int(v) for v in self.const(node, 1, "the target shape")]
+        if not target or target[0] not in (1, -1, 0):
+            self.refuse(node, f"reshape to {target} changes the batch dimension.")
+        x = self.value(node, 0)
+        shape = (x.codes if isinstance(x, Deq) else x).shape if isinstance(x, (Deq, Codes)) else ()
+        rest = target[1:]
+        if rest.count(-1) == 1:
+            known = int(np.prod([d for d in rest if d != -1]))
+            rest = [int(np.prod(shape)) // known if d == -1 else d for d in rest]
+        rest = [shape[i] if d == 0 and i < len(shape) else d for i, d in enumerate(rest)]
+        return self.reshape(node, tuple(rest))
+
+
+def to_qgraph(model, path="model"):
+    """Map a loaded, shape-inferred ONNX model to its QGraph."""
+    return Frontend(model, path).run()
+
+
+def load_qgraph(path):
+    return to_qgraph(onnx_load.load(path), str(path))
