@@ -101,6 +101,7 @@ class Frontend:
         self.values = {name: Const(a) for name, a in self.inits.items()}
         self.nodes, self.shapes, self.counts = [], {}, {}
         self.stale = set()
+        self.notes = []
 
     # -- helpers ------------------------------------------------------------------------------
     def fresh(self, kind):
@@ -159,6 +160,12 @@ class Frontend:
             self.refuse(onnx_node, f"expects {w_eff.shape[1]} input features but its input has shape "
                                    f"{x.shape}; only 2-D (batch, features) matrix products are supported.")
         name = self.fresh("dense")
+        if weight.dtype == np.int8 and np.abs(weight.astype(np.int64)).max(initial=0) > 64:
+            self.notes.append(
+                f"{onnx_node_label(onnx_node)}: int8 weights exceed ±64. onnxruntime on x86 CPUs without "
+                "VNNI sums pairs of 8-bit products in saturating int16 and may then differ from the exact "
+                "result that qloom (and onnxruntime on VNNI or ARM CPUs) computes. Quantize with "
+                "reduce_range=True to make every CPU agree.")
         d = self.emit(qg.Dense(name, onnx_node.name or onnx_node.output[0], (x.tensor,), name + ".acc",
                                weight=w_eff, bias=bias))
         self.shapes[d.output] = (d.out_features,)
@@ -198,7 +205,8 @@ class Frontend:
             out = handler(node)
             self.values[node.output[0]] = out
         outputs = [self.graph_output(o.name) for o in graph.output]
-        return qg.QGraph(tuple(self.nodes), tuple(self.input_names), tuple(outputs), dict(self.shapes))
+        return qg.QGraph(tuple(self.nodes), tuple(self.input_names), tuple(outputs), dict(self.shapes),
+                         notes=tuple(self.notes))
 
     def check_quantized(self):
         ops = {n.op_type for n in self.model.graph.node}

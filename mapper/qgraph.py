@@ -159,6 +159,7 @@ class QGraph:
     inputs: tuple
     outputs: tuple
     shapes: dict = field(hash=False)
+    notes: tuple = ()
 
     def __post_init__(self):
         known = set(self.inputs)

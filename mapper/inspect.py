@@ -1,0 +1,90 @@
+"""``qloom inspect``: the QGraph as a table, with the requantization plan of every layer."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import qgraph as qg
+from .requant import plan, signed_bits
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    layer: str
+    onnx_node: str
+    op: str
+    in_shape: tuple
+    out_shape: tuple
+    bits: str
+    acc_range: str
+    acc_bits: str
+    requant: str
+    macs: int
+
+
+def plans(graph):
+    """The proven requantization plan of every Requant node, by name."""
+    result = {}
+    for node in graph.nodes:
+        if isinstance(node, qg.Requant):
+            dense = graph.producer(node.inputs[0])
+            lo, hi = graph.code_range(dense.inputs[0])
+            acc_lo, acc_hi = dense.acc_range(lo, hi)
+            result[node.name] = plan(node.target, acc_lo, acc_hi, label=node.label)
+    return result
+
+
+def rows(graph, requant_plans=None):
+    requant_plans = plans(graph) if requant_plans is None else requant_plans
+    out = []
+    for node in graph.nodes:
+        in_shape = graph.shapes.get(node.inputs[0], ()) if node.inputs else ()
+        out_shape = graph.shapes.get(node.output, ())
+        if isinstance(node, qg.Dense):
+            consumer = graph.consumers(node.output)[0]
+            p = requant_plans[consumer.name]
+            code = graph.producer(node.inputs[0])
+            wbits = signed_bits(node.weight.min(initial=0), node.weight.max(initial=0))
+            in_code = consumer.code
+            tables = f" + {len(consumer.target.tables)} table" if consumer.target.tables and p.kind != "float-emulation" else ""
+            out.append(LayerRow(node.name, node.onnx_node, "Dense", in_shape, (node.out_features,),
+                                f"x{_code_bits(graph, node.inputs[0])} w{wbits} → {in_code.name}",
+                                f"[{int(p.acc_lo.min())}, {int(p.acc_hi.max())}]", str(p.acc_bits),
+                                p.kind + tables, node.macs))
+        elif isinstance(node, qg.Quantize):
+            out.append(LayerRow(node.name, node.onnx_node, "Quantize (host)", in_shape, node.shape,
+                                f"f32 → {node.code.name}", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
+        elif isinstance(node, qg.Dequantize):
+            out.append(LayerRow(node.name, node.onnx_node, "Dequantize (host)", in_shape, out_shape,
+                                "→ f32", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
+        elif isinstance(node, qg.Reshape):
+            out.append(LayerRow(node.name, node.onnx_node, "Reshape", in_shape, node.shape, "", "", "", "", 0))
+    return out
+
+
+def _code_bits(graph, tensor):
+    lo, hi = graph.code_range(tensor)
+    return signed_bits(lo, hi) if lo < 0 else max(1, int(hi).bit_length())
+
+
+def render(graph, title, console):
+    from rich.table import Table
+    table = Table(title=title, show_lines=False)
+    for col, justify in (("layer", "left"), ("ONNX node", "left"), ("op", "left"), ("in", "right"),
+                         ("out", "right"), ("bits", "left"), ("acc range", "right"), ("acc bits", "right"),
+                         ("requant", "left"), ("MACs", "right")):
+        table.add_column(col, justify=justify)
+    layer_rows = rows(graph)
+    for r in layer_rows:
+        table.add_row(r.layer, r.onnx_node, r.op, "×".join(map(str, r.in_shape)), "×".join(map(str, r.out_shape)),
+                      r.bits, r.acc_range, r.acc_bits, r.requant, f"{r.macs:,}" if r.macs else "")
+    dense = [r for r in layer_rows if r.op == "Dense"]
+    kinds = {}
+    for r in dense:
+        kinds[r.requant] = kinds.get(r.requant, 0) + 1
+    weights = sum(n.weight.size for n in graph.layers(qg.Dense))
+    table.caption = (f"{len(dense)} dense layers · {sum(r.macs for r in dense):,} MACs per frame · "
+                     f"{weights:,} weights · requant: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
+    console.print(table)
+    for note in graph.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    return layer_rows
