@@ -18,6 +18,10 @@ def _external_locations(model):
             yield tensor.name, info.get("location", "")
 
 
+def _human(n):
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
 def load(path):
     """Read, check and shape-infer ``path``; returns an onnx.ModelProto with all data loaded."""
     path = Path(path)
@@ -48,19 +52,23 @@ def load(path):
                              "The data file may be truncated; export the model again.") from None
     total = sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
     if total > MAX_PARAMETER_BYTES:
-        raise ModelFileError(f"{path}: the model holds {total / 2**20:.0f} MiB of parameters; qloom "
-                             f"keeps weights on chip and accepts at most {MAX_PARAMETER_BYTES >> 20} "
-                             "MiB. Use a smaller model.")
+        raise ModelFileError(f"{path}: the model holds {_human(total)} of parameters; qloom keeps "
+                             f"weights on chip and accepts at most {_human(MAX_PARAMETER_BYTES)}. "
+                             "Use a smaller model.")
+    init_names = {t.name for t in model.graph.initializer}
+    for value_info in model.graph.input:
+        if value_info.name not in init_names:
+            static_input_shape(path, value_info)
     try:
         onnx.checker.check_model(model, full_check=False)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = (str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__).rstrip(".")
         raise ModelFileError(f"{path}: the ONNX checker rejects this model: {first}. "
                              "Fix the exporter output or re-export the model.") from None
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except Exception as e:
-        first = str(e).strip().splitlines()[0]
+        first = str(e).strip().splitlines()[0].rstrip(".")
         raise ShapeError(f"{path}: ONNX shape inference fails: {first}. Give the model a fixed "
                          "input shape (for example with onnxruntime.tools.make_dynamic_shape_fixed).") from None
     return model

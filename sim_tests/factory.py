@@ -30,7 +30,7 @@ def random_mlp(rng, *, layers, widths, act="uint8", w_dtype="int8", per_channel=
                saturate=False, relu=True):
     """Layers with random codes; output scales chosen from the accumulator spread
     (divided by 4 when ``saturate``, so that outputs clip often)."""
-    dims = [widths[0]] + list(widths[1:layers + 1])
+    dims = [int(w) for w in [widths[0]] + list(widths[1:layers + 1])]
     x_scale, x_zero = scale(rng, pow2), int(rng.integers(0, 256) if act == "uint8" else rng.integers(-128, 128))
     if pow2:
         x_zero |= 1
@@ -65,13 +65,23 @@ def random_mlp(rng, *, layers, widths, act="uint8", w_dtype="int8", per_channel=
     return dict(x_scale=float(x_scale), x_zero=x_zero, act=act, layers=out, in_features=dims[0])
 
 
+def lo_of(act):
+    return 0 if act == "uint8" else -128
+
+
+def hi_of(act):
+    return 255 if act == "uint8" else 127
+
+
 def _init(name, a, inits):
     inits.append(numpy_helper.from_array(np.asarray(a), name))
     return name
 
 
 def to_onnx(spec, form, batch="N"):
-    """``form``: 'qdq' (MatMul, Gemm when a bias exists) or 'qop' (QLinearMatMul, QGemm with bias)."""
+    """``form``: 'qdq' (MatMul, or Gemm when a bias exists), 'qop' (QLinearMatMul, or QGemm with a
+    bias), 'qop_add' (QLinearMatMul then the bias as QLinearAdd) or 'matmulinteger'
+    (MatMulInteger → Cast → Mul → Add → Relu → QuantizeLinear)."""
     act, inits, nodes = spec["act"], [], []
     zdt = NP[act]
     x = "x"
@@ -103,6 +113,36 @@ def to_onnx(spec, form, batch="N"):
                 nodes.append(helper.make_node("Relu", [h], [f"r{i}"], name=f"relu{i}"))
                 h = f"r{i}"
             nodes.append(helper.make_node("QuantizeLinear", [h, ys, yz], [out], name=f"q{i}"))
+        elif form == "matmulinteger":
+            mm_scale = F32(F32(cur_scale) * L.w_scale)
+            nodes.append(helper.make_node("MatMulInteger", [cur, w, cur_z, wz], [f"acc{i}"], name=f"mmi{i}"))
+            nodes.append(helper.make_node("Cast", [f"acc{i}"], [f"accf{i}"], name=f"cast{i}", to=TensorProto.FLOAT))
+            s_ = _init(f"s{i}", mm_scale if mm_scale.size > 1 else F32(mm_scale[0]), inits)
+            nodes.append(helper.make_node("Mul", [f"accf{i}", s_], [f"h{i}"], name=f"mul{i}"))
+            h = f"h{i}"
+            if L.bias is not None:
+                bf = _init(f"bf{i}", (L.bias * mm_scale).astype(F32), inits)
+                nodes.append(helper.make_node("Add", [h, bf], [f"hb{i}"], name=f"add{i}"))
+                h = f"hb{i}"
+            if L.relu:
+                nodes.append(helper.make_node("Relu", [h], [f"r{i}"], name=f"relu{i}"))
+                h = f"r{i}"
+            nodes.append(helper.make_node("QuantizeLinear", [h, ys, yz], [out], name=f"q{i}"))
+        elif form == "qop_add":
+            # QLinearMatMul to an intermediate scale, then the bias as a QLinearAdd of uint8/int8 codes
+            mid_s = _init(f"m{i}_scale", F32(L.y_scale * 1.5), inits)
+            mid_z = _init(f"m{i}_zero", zdt((L.y_zero + (hi_of(act) + lo_of(act)) // 2) // 2), inits)
+            nodes.append(helper.make_node("QLinearMatMul", [cur, cur_s, cur_z, w, ws, wz, mid_s, mid_z],
+                                          [f"mm{i}"], name=f"qmatmul{i}"))
+            bias = np.zeros(L.weight.shape[1], np.int64) if L.bias is None else L.bias
+            b_scale = F32(max(float(np.abs(bias).max(initial=1)) * float(F32(cur_scale) * L.w_scale.max()) / 100, 1e-6))
+            b_codes = np.clip(np.rint(bias * float(F32(cur_scale) * L.w_scale.max()) / b_scale) + 128, 0, 255) \
+                if act == "uint8" else np.clip(np.rint(bias * float(F32(cur_scale) * L.w_scale.max()) / b_scale), -128, 127)
+            b = _init(f"bq{i}", b_codes.astype(zdt), inits)
+            bs = _init(f"bq{i}_scale", b_scale, inits)
+            bz = _init(f"bq{i}_zero", zdt(128 if act == "uint8" else 0), inits)
+            nodes.append(helper.make_node("QLinearAdd", [f"mm{i}", mid_s, mid_z, b, bs, bz, ys, yz], [out],
+                                          name=f"qadd{i}", domain="com.microsoft"))
         else:
             if L.bias is not None:
                 b = _init(f"b{i}", L.bias, inits)

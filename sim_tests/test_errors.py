@@ -1,0 +1,139 @@
+"""Every user error is one clear paragraph and a non-zero exit, never a traceback."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import factory
+from qloom.cli import main
+from qloom.mapper import onnx_load
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def small_qdq(tmp_path, batch="N"):
+    spec = factory.random_mlp(np.random.default_rng(0), layers=1, widths=[6, 3])
+    model = factory.to_onnx(spec, "qdq", batch=batch)
+    return model
+
+
+def expect_error(capsys, path, pattern):
+    code, out, err = run_cli(capsys, "inspect", str(path))
+    assert code == 2
+    assert "Traceback" not in err + out
+    assert re.match(pattern, err.removeprefix("qloom: error: ")), err
+    return err
+
+
+def test_float_model_says_how_to_quantize(capsys, digits):
+    expect_error(capsys, digits / "digits_mlp_fp32.onnx",
+                 r"^\S+digits_mlp_fp32\.onnx is a floating-point model \(Gemm on float tensors\); qloom compiles "
+                 r"quantized models\. Quantize it with onnxruntime first, e\.g\. "
+                 r"onnxruntime\.quantization\.quantize_static\(")
+
+
+def test_unsupported_op_names_node_and_lists_supported(capsys, tmp_path):
+    model = small_qdq(tmp_path)
+    g = model.graph
+    dq = next(n for n in g.node if n.name == "dq_x0")
+    sig = helper.make_node("Sigmoid", [dq.output[0]], ["sig"], name="mystery_sigmoid")
+    for n in g.node:
+        if n.name in ("matmul0", "gemm0"):
+            n.input[0] = "sig"
+    g.node.insert(list(g.node).index(dq) + 1, sig)
+    onnx.save(model, tmp_path / "m.onnx")
+    expect_error(capsys, tmp_path / "m.onnx",
+                 r"^Sigmoid node 'mystery_sigmoid' in \S+m\.onnx: operator Sigmoid is not supported\. "
+                 r"Supported: QuantizeLinear, DequantizeLinear, MatMul and Gemm")
+
+
+def test_dynamic_feature_dimension_asks_for_a_fixed_shape(capsys, tmp_path):
+    model = small_qdq(tmp_path)
+    model.graph.input[0].type.tensor_type.shape.dim[1].ClearField("dim_value")
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "features"
+    onnx.save(model, tmp_path / "m.onnx")
+    expect_error(capsys, tmp_path / "m.onnx",
+                 r"^\S+m\.onnx: input 'x' has dynamic dimension 1 \('features'\)\. qloom builds a circuit for "
+                 r"one fixed shape; fix it, e\.g\. python -m onnxruntime\.tools\.make_dynamic_shape_fixed")
+
+
+def test_unknown_input_shape_asks_for_a_fixed_shape(capsys, tmp_path):
+    model = small_qdq(tmp_path)
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    onnx.save(model, tmp_path / "m.onnx")
+    expect_error(capsys, tmp_path / "m.onnx", r"^\S+m\.onnx: input 'x' has an unknown shape\. Give the model a fixed input shape")
+
+
+def test_malformed_file(capsys, tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07this is not a protobuf at all \xff\xfe" * 10)
+    expect_error(capsys, tmp_path / "junk.onnx", r"^\S+junk\.onnx: (not a readable ONNX model|the file holds no ONNX graph)")
+
+
+def test_truncated_file(capsys, tmp_path, digits):
+    data = (digits / "digits_mlp_qdq.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    expect_error(capsys, tmp_path / "cut.onnx", r"^\S+cut\.onnx: (not a readable ONNX model \(.*\)\. The file may be "
+                                               r"truncated|the file holds no ONNX graph)")
+
+
+def test_missing_file(capsys, tmp_path):
+    expect_error(capsys, tmp_path / "nope.onnx", r"^\S+nope\.onnx: no such model file\. Give the path of an \.onnx file\.")
+
+
+def external_model(tmp_path):
+    model = small_qdq(tmp_path)
+    (tmp_path / "model").mkdir()
+    onnx.save(model, tmp_path / "model" / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.bin", size_threshold=0)
+    return tmp_path / "model" / "m.onnx"
+
+
+def test_external_data_inside_folder_loads(tmp_path):
+    from qloom.mapper import frontend
+    graph = frontend.load_qgraph(external_model(tmp_path))
+    assert len(graph.nodes) >= 3
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd"])
+def test_external_data_outside_folder_is_refused(capsys, tmp_path, location):
+    path = external_model(tmp_path)
+    model = onnx.load(path, load_external_data=False)
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = location
+    (tmp_path / "secret.bin").write_bytes((tmp_path / "model" / "weights.bin").read_bytes())
+    onnx.save(model, path)
+    expect_error(capsys, path, rf"^\S+m\.onnx: tensor '\w+' keeps its data at '{re.escape(location)}', outside the "
+                               r"model's folder \S+\. qloom only reads external data stored beside the model")
+
+
+def test_model_too_large_to_hold(capsys, tmp_path, monkeypatch, digits):
+    monkeypatch.setattr(onnx_load, "MAX_PARAMETER_BYTES", 1024)
+    expect_error(capsys, digits / "digits_mlp_qdq.onnx",
+                 r"^\S+digits_mlp_qdq\.onnx: the model holds \d+\.\d KiB of parameters; qloom keeps weights on "
+                 r"chip and accepts at most 1\.0 KiB\. Use a smaller model\.")
+
+
+def test_dynamically_quantized_model_is_refused(capsys, tmp_path, digits):
+    from onnxruntime.quantization import quantize_dynamic
+    quantize_dynamic(str(digits / "digits_mlp_fp32.onnx"), str(tmp_path / "dyn.onnx"))
+    expect_error(capsys, tmp_path / "dyn.onnx",
+                 r"^DynamicQuantizeLinear node '[^']+' in \S+dyn\.onnx: the model is dynamically quantized")
+
+
+def test_cli_subprocess_prints_no_traceback(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    r = subprocess.run([sys.executable, "-m", "qloom", "inspect", str(tmp_path / "bad.onnx")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("qloom: error: ") and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
