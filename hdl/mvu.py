@@ -1,0 +1,154 @@
+"""Matrix-vector unit."""
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .util import check_positive_int, check_shape, pack, signed_shape_for, tree_sum
+
+
+class MVU(wiring.Component):
+    """``acc = weights · x + bias`` on a stream of input vectors, ``pe`` outputs by ``simd``
+    inputs per cycle.
+
+    Parameters
+    ----------
+    weights : (out_features, in_features) integer array, constant
+    bias : (out_features,) integer array, constant
+    pe, simd : divisors of out_features and in_features
+    input_shape : shape of one input code
+    acc_shape : signed shape that holds every partial sum
+
+    Members
+    -------
+    i : In(stream of ``simd`` input codes); a frame is in_features / simd beats, in order
+    o : Out(stream of ``pe`` accumulators); a frame is out_features / pe beats, in order
+
+    Timing: one beat per cycle, in_fold · out_fold cycles per frame; the last output
+    of a frame is valid ``LATENCY`` cycles after its last step.
+    """
+    LATENCY = 4
+
+    def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape):
+        weights = np.asarray(weights)
+        if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.integer):
+            raise TypeError(f"weights must be a 2-D integer array, not {weights.dtype} {weights.shape}")
+        self.out_features, self.in_features = weights.shape
+        check_positive_int("pe", pe)
+        check_positive_int("simd", simd)
+        if self.out_features % pe:
+            raise ValueError(f"pe must divide out_features ({self.out_features}), not {pe}")
+        if self.in_features % simd:
+            raise ValueError(f"simd must divide in_features ({self.in_features}), not {simd}")
+        bias = np.asarray(bias)
+        if bias.shape != (self.out_features,):
+            raise ValueError(f"bias must have shape ({self.out_features},), not {bias.shape}")
+        self.weights, self.bias, self.pe, self.simd = weights, bias, pe, simd
+        self.input_shape = check_shape("input_shape", input_shape)
+        self.acc_shape = check_shape("acc_shape", acc_shape)
+        self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(self.input_shape, simd))),
+            "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
+        })
+
+    @property
+    def in_fold(self):
+        return self.in_features // self.simd
+
+    @property
+    def out_fold(self):
+        return self.out_features // self.pe
+
+    @property
+    def cycles_per_frame(self):
+        return self.in_fold * self.out_fold
+
+    def _rom(self, m, name, words, width, addr, en):
+        """Read-only memory with a registered read (like block RAM); a constant when 1 word."""
+        if len(words) == 1:
+            return Const(words[0], unsigned(width))
+        mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
+        m.submodules[name] = mem
+        port = mem.read_port()
+        m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+        return port.data
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, simd, in_fold, out_fold = self.pe, self.simd, self.in_fold, self.out_fold
+        wbits = self.weight_shape.width
+        lanes = data.ArrayLayout(self.weight_shape, pe * simd)
+
+        en = Signal()                       # the whole pipeline advances together
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        i_cnt = Signal(range(max(in_fold, 2)))
+        t_cnt = Signal(range(max(out_fold, 2)))
+        w_addr = Signal(range(max(in_fold * out_fold, 2)))
+        first_pass = t_cnt == 0
+        step = Signal()
+        m.d.comb += [step.eq(en & (~first_pass | self.i.valid)),
+                     self.i.ready.eq(en & first_pass)]
+        with m.If(step):
+            m.d.sync += [i_cnt.eq(Mux(i_cnt == in_fold - 1, 0, i_cnt + 1)),
+                         w_addr.eq(Mux(w_addr == in_fold * out_fold - 1, 0, w_addr + 1))]
+            with m.If(i_cnt == in_fold - 1):
+                m.d.sync += t_cnt.eq(Mux(t_cnt == out_fold - 1, 0, t_cnt + 1))
+
+        words = [pack(self.weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
+                 for t in range(out_fold) for i in range(in_fold)]
+        w_word = lanes(self._rom(m, "weights", words, pe * simd * wbits, w_addr, en))
+
+        # stage 1: weights and input vector
+        s1 = {k: Signal(name=f"s1_{k}") for k in ("valid", "first_pass", "first", "last")}
+        s1_t = Signal.like(t_cnt)
+        s1_x = Signal(data.ArrayLayout(self.input_shape, simd))
+        with m.If(en):
+            m.d.sync += [s1["valid"].eq(step), s1["first_pass"].eq(first_pass), s1["first"].eq(i_cnt == 0),
+                         s1["last"].eq(i_cnt == in_fold - 1), s1_t.eq(t_cnt), s1_x.eq(self.i.payload)]
+        x = s1_x
+        if out_fold > 1:                    # keep the vector for the other output tiles
+            buf = memory.Memory(shape=data.ArrayLayout(self.input_shape, simd), depth=in_fold, init=[])
+            m.submodules.buffer = buf
+            wp, rp = buf.write_port(), buf.read_port()
+            m.d.comb += [wp.addr.eq(i_cnt), wp.data.eq(self.i.payload), wp.en.eq(step & first_pass),
+                         rp.addr.eq(i_cnt), rp.en.eq(en)]
+            x = Signal.like(s1_x)
+            m.d.comb += x.eq(Mux(s1["first_pass"], s1_x, rp.data))
+
+        # stage 2: products
+        prod_shape = signed_shape_for(*self._product_range())
+        prods = [[Signal(prod_shape, name=f"p{p}_{s}") for s in range(simd)] for p in range(pe)]
+        s2 = {k: Signal(name=f"s2_{k}") for k in ("valid", "first", "last")}
+        s2_t = Signal.like(t_cnt)
+        with m.If(en):
+            m.d.sync += [s2[k].eq(s1[k]) for k in s2] + [s2_t.eq(s1_t)]
+            m.d.sync += [prods[p][s].eq(w_word[p * simd + s] * x[s]) for p in range(pe) for s in range(simd)]
+
+        # stage 3: adder trees, and the bias of this output tile
+        sums = [Signal(self.acc_shape, name=f"sum{p}") for p in range(pe)]
+        s3 = {k: Signal(name=f"s3_{k}") for k in ("valid", "first", "last")}
+        with m.If(en):
+            m.d.sync += [s3[k].eq(s2[k]) for k in s3]
+            m.d.sync += [sums[p].eq(tree_sum(prods[p])) for p in range(pe)]
+        bias_layout = data.ArrayLayout(self.acc_shape, pe)
+        bias_words = [pack(self.bias[t * pe:(t + 1) * pe], self.acc_shape.width) for t in range(out_fold)]
+        bias = bias_layout(self._rom(m, "bias", bias_words, pe * self.acc_shape.width, s2_t, en))
+
+        # stage 4: accumulate; the last input tile of an output tile makes an output beat
+        acc = [Signal(self.acc_shape, name=f"acc{p}") for p in range(pe)]
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(s3["valid"] & s3["last"])
+            with m.If(s3["valid"]):
+                for p in range(pe):
+                    total = Mux(s3["first"], bias[p], acc[p]) + sums[p]
+                    m.d.sync += acc[p].eq(total)
+                    m.d.sync += self.o.payload[p].eq(total)
+        return m
+
+    def _product_range(self):
+        w_lo, w_hi = min(0, int(self.weights.min())), max(0, int(self.weights.max()))
+        s = self.input_shape
+        x_lo, x_hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
+        corners = [w_lo * x_lo, w_lo * x_hi, w_hi * x_lo, w_hi * x_hi]
+        return min(corners), max(corners)

@@ -1,0 +1,271 @@
+"""Requantization unit: accumulators → output codes, by the circuit the planner proved."""
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .util import check_positive_int, check_shape, signed_shape_for
+
+KINDS = ("shift", "mul-add-shift", "thresholds", "float-emulation")
+
+
+class _Rom:
+    """Marks a value that a stage takes from a registered memory read (already one cycle late)."""
+    def __init__(self, value):
+        self.value = value
+
+
+def rne_shift(m, x, k, max_k):
+    """``RNE(x / 2**k)`` for a signal ``x`` and an unsigned signal ``k`` ≤ max_k."""
+    q = Signal(signed(len(x) + 1) if x.shape().signed else unsigned(len(x)))
+    m.d.comb += q.eq(x >> k)
+    one = Const(1, max_k + 2)
+    mask = (one << k) - 1
+    half = (one << k) >> 1
+    r = x.as_unsigned() & mask
+    up = (k != 0) & ((r > half) | ((r == half) & q[0]))
+    return q + up
+
+
+def bit_length(m, x):
+    n = Signal(range(len(x) + 1))
+    for i in range(len(x)):
+        with m.If(x[i]):
+            m.d.comb += n.eq(i + 1)
+    return n
+
+
+def clamp(v, lo, hi):
+    return Mux(v < lo, lo, Mux(v > hi, hi, v))
+
+
+class Requant(wiring.Component):
+    """Per-channel requantization of ``pe`` accumulator lanes; channel ``t·pe + p`` sits in lane
+    ``p`` of the ``t``-th beat of a frame.
+
+    Parameters
+    ----------
+    kind : one of "shift", "mul-add-shift", "thresholds", "float-emulation"
+    params : per-channel integer arrays of that kind (see ``FIELDS``)
+    channels, pe : channels per frame and lanes per beat (pe divides channels)
+    acc_shape, out_shape : shapes of an accumulator and an output code
+    lo, hi : output clamp (codes); zero_point, shift : constants of the kind
+    tables : (channels, 2**bits) arrays applied after the first stage, in order, indexed
+        by code - table_qmin (float-emulation only)
+
+    Members: i (In, ``pe`` accumulators), o (Out, ``pe`` codes). One beat per cycle.
+    """
+    FIELDS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add"),
+              "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent")}
+
+    def __init__(self, *, kind, params, channels, pe, acc_shape, out_shape, lo, hi, zero_point=0,
+                 shift=0, tables=(), table_qmin=0):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        check_positive_int("channels", channels)
+        check_positive_int("pe", pe)
+        if channels % pe:
+            raise ValueError(f"pe must divide channels ({channels}), not {pe}")
+        missing = set(self.FIELDS[kind]) - set(params)
+        if missing:
+            raise ValueError(f"{kind} needs parameters {', '.join(sorted(missing))}")
+        self.kind, self.channels, self.pe = kind, channels, pe
+        self.params = {k: np.asarray(params[k], dtype=object) for k in self.FIELDS[kind]}
+        self.acc_shape = check_shape("acc_shape", acc_shape)
+        self.out_shape = check_shape("out_shape", out_shape)
+        self.lo, self.hi, self.zero_point, self.shift = int(lo), int(hi), int(zero_point), int(shift)
+        self.tables = [np.asarray(t) for t in tables]
+        self.table_qmin = int(table_qmin)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
+            "o": Out(stream.Signature(data.ArrayLayout(self.out_shape, pe))),
+        })
+
+    @property
+    def out_fold(self):
+        return self.channels // self.pe
+
+    @property
+    def latency(self):
+        return 1 + {"shift": 1, "mul-add-shift": 2, "thresholds": 1, "float-emulation": 4}[self.kind] + len(self.tables)
+
+    def _field_shape(self, name):
+        values = self.params[name]
+        if name == "thresholds":
+            return data.ArrayLayout(self.acc_shape, max(values.shape[1], 1))
+        if name == "mantissa":
+            return unsigned(25)
+        lo, hi = int(min(values.min(), 0)), int(max(values.max(), 0))
+        return signed_shape_for(lo, hi)
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, fold = self.pe, self.out_fold
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        take = self.i.valid & self.i.ready
+        t = Signal(range(max(fold, 2)))
+        with m.If(take):
+            m.d.sync += t.eq(Mux(t == fold - 1, 0, t + 1))
+
+        # parameters of the beat's channels, read as the beat enters
+        lane = data.StructLayout({f: self._field_shape(f) for f in self.FIELDS[self.kind]})
+        word = data.ArrayLayout(lane, pe)
+        init = [[{f: self._field_value(f, tt * pe + p) for f in self.FIELDS[self.kind]} for p in range(pe)]
+                for tt in range(fold)]
+        if fold == 1:
+            params = Signal(word, init=init[0])       # never driven: a constant
+        else:
+            rom = memory.Memory(shape=word, depth=fold, init=init)
+            m.submodules.params = rom
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(t), port.en.eq(en)]
+            params = port.data
+
+        vals = {"acc": [Signal(self.acc_shape, name=f"acc{p}") for p in range(pe)], "t": Signal.like(t),
+                "valid": Signal()}
+        with m.If(en):
+            m.d.sync += [vals["valid"].eq(take), vals["t"].eq(t)]
+            m.d.sync += [vals["acc"][p].eq(self.i.payload[p]) for p in range(pe)]
+        vals["params"] = params
+
+        stages = getattr(self, "_stages_" + self.kind.replace("-", "_"))()
+        stages += [self._table_stage(k) for k in range(len(self.tables))]
+        for n, stage in enumerate(stages):
+            new = stage(m, vals)
+            new.setdefault("valid", vals["valid"])
+            new.setdefault("t", vals["t"])
+            registered = {}
+            for key, value in new.items():
+                if isinstance(value, _Rom):
+                    registered[key] = value.value
+                    continue
+                items = value if isinstance(value, list) else [value]
+                regs = [Signal.like(v, name=f"s{n}_{key}{p}") if isinstance(v, Signal) else
+                        Signal(v.shape(), name=f"s{n}_{key}{p}") for p, v in enumerate(items)]
+                with m.If(en):
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, items)]
+                registered[key] = regs if isinstance(value, list) else regs[0]
+            vals = registered
+        m.d.comb += self.o.valid.eq(vals["valid"])
+        m.d.comb += [self.o.payload[p].eq(vals["code"][p]) for p in range(pe)]
+        return m
+
+    def _field_value(self, name, channel):
+        v = self.params[name][channel]
+        return [int(x) for x in v] if name == "thresholds" else int(v)
+
+    def _clamped(self, v):
+        return clamp(v, self.lo, self.hi)
+
+    # -- the implementations; each stage returns every value the next one needs --------------------
+    def _stages_shift(self):
+        max_k = int(max(abs(int(self.params["exponent"].min())), abs(int(self.params["exponent"].max())), 1))
+
+        def stage(m, vals):
+            codes = []
+            for p, acc in enumerate(vals["acc"]):
+                e = vals["params"][p].exponent
+                left = Signal(range(max_k + 1))
+                right = Signal(range(max_k + 1))
+                m.d.comb += [left.eq(Mux(e >= 0, e, 0)), right.eq(Mux(e < 0, -e, 0))]
+                v = Mux(e >= 0, acc << left, rne_shift(m, acc, right, max_k))
+                codes.append(self._clamped(v + self.zero_point))
+            return {"code": codes}
+        return [stage]
+
+    def _stages_mul_add_shift(self):
+        def product(m, vals):
+            return {"prod": [acc * vals["params"][p].mul for p, acc in enumerate(vals["acc"])],
+                    "add": [vals["params"][p].add for p in range(self.pe)]}
+
+        def shift(m, vals):
+            return {"code": [self._clamped((x + a) >> self.shift) for x, a in zip(vals["prod"], vals["add"])]}
+        return [product, shift]
+
+    def _stages_thresholds(self):
+        def stage(m, vals):
+            codes = []
+            k = self.params["thresholds"].shape[1]
+            for p, acc in enumerate(vals["acc"]):
+                lane = vals["params"][p]
+                count = sum((acc >= lane.thresholds[j] for j in range(k)), Const(0, range(k + 1)))
+                codes.append(self._clamped(lane.base + count))
+            return {"code": codes}
+        return [stage]
+
+    def _stages_float_emulation(self):
+        acc_width = self.acc_shape.width
+
+        def magnitude(m, vals):          # f32(acc): exact below 2**24, else rounded to 24 bits
+            mags, exps = [], []
+            for acc in vals["acc"]:
+                mag = Signal(acc_width)
+                m.d.comb += mag.eq(Mux(acc < 0, -acc, acc))
+                if acc_width - 1 <= 24:
+                    mags.append(mag)
+                    exps.append(Const(0, 6))
+                else:
+                    a, e = self._round_significant(m, mag)
+                    mags.append(a)
+                    exps.append(e)
+            return {"sign": [acc < 0 for acc in vals["acc"]], "mag": mags, "ea": exps,
+                    "mantissa": [vals["params"][p].mantissa for p in range(self.pe)],
+                    "exponent": [vals["params"][p].exponent for p in range(self.pe)]}
+
+        def product(m, vals):             # exact product of the 24-bit significands
+            return {"sign": vals["sign"], "ea": vals["ea"], "exponent": vals["exponent"],
+                    "prod": [a * mant for a, mant in zip(vals["mag"], vals["mantissa"])]}
+
+        def normalize(m, vals):           # f32(product): round to 24 significant bits
+            qs, es = [], []
+            for p in range(self.pe):
+                q, sh = self._round_significant(m, vals["prod"][p])
+                qs.append(q)
+                es.append(vals["ea"][p] + sh + vals["exponent"][p])
+            return {"sign": vals["sign"], "q": qs, "e": es}
+
+        def to_integer(m, vals):          # RNE to an integer, sign, zero point, clamp
+            codes = []
+            for p in range(self.pe):
+                q, e = vals["q"][p], vals["e"][p]
+                left, right = Signal(range(17)), Signal(range(27))
+                m.d.comb += [left.eq(Mux(e >= 16, 16, Mux(e >= 0, e, 0))),
+                             right.eq(Mux(e <= -26, 26, Mux(e < 0, -e, 0)))]
+                v = Signal(signed(24 + 16 + 2))
+                m.d.comb += v.eq(Mux(e >= 0, q << left, rne_shift(m, q, right, 26)))
+                codes.append(self._clamped(Mux(vals["sign"][p], -v, v) + self.zero_point))
+            return {"code": codes}
+        return [magnitude, product, normalize, to_integer]
+
+    def _round_significant(self, m, x):
+        """(q, sh): x ≈ q · 2**sh with q of at most 24 significant bits, RNE."""
+        n = bit_length(m, x)
+        sh = Signal(range(max(len(x) - 23, 2)))
+        m.d.comb += sh.eq(Mux(n > 24, n - 24, 0))
+        q = Signal(25)
+        m.d.comb += q.eq(rne_shift(m, x, sh, max(len(x) - 24, 1)))
+        carry = q[24]
+        out = Signal(24)
+        m.d.comb += out.eq(Mux(carry, q >> 1, q))
+        return out, sh + carry
+
+    def _table_stage(self, index):
+        table = self.tables[index]
+        size = table.shape[1]
+
+        def stage(m, vals):
+            codes = []
+            for p in range(self.pe):
+                words = [int(table[tt * self.pe + p, j]) & ((1 << self.out_shape.width) - 1)
+                         for tt in range(self.out_fold) for j in range(size)]
+                rom = memory.Memory(shape=self.out_shape, depth=len(words), init=[
+                    w - (1 << self.out_shape.width) if self.out_shape.signed and w >> (self.out_shape.width - 1) else w
+                    for w in words])
+                m.submodules[f"table{index}_{p}"] = rom
+                port = rom.read_port()
+                m.d.comb += [port.addr.eq(vals["t"] * size + (vals["code"][p] - self.table_qmin)),
+                             port.en.eq(self.o.ready | ~self.o.valid)]
+                codes.append(port.data)
+            return {"code": _Rom(codes), "valid": vals["valid"], "t": vals["t"]}
+        return stage

@@ -1,0 +1,70 @@
+"""Tier 1: the MVU in amaranth.sim, swept over folding, widths and signedness."""
+import numpy as np
+import pytest
+from amaranth.hdl import signed, unsigned
+
+import streams
+from qloom.hdl.mvu import MVU
+from qloom.hdl.util import signed_shape_for
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
+    w_lo, w_hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    weights = rng.integers(w_lo, w_hi + 1, size=(n_out, n_in))
+    weights[0, : min(3, n_in)] = w_lo                           # extremes
+    bias = rng.integers(-1000, 1000, size=n_out)
+    x_lo, x_hi = (-(1 << (x_bits - 1)), (1 << (x_bits - 1)) - 1) if x_signed else (0, (1 << x_bits) - 1)
+    corner = np.abs(weights).sum(axis=1).max() * max(abs(x_lo), x_hi) + 1000
+    acc_shape = signed_shape_for(-corner, corner)
+    shape = signed(x_bits) if x_signed else unsigned(x_bits)
+    return MVU(weights=weights, bias=bias, pe=pe, simd=simd, input_shape=shape, acc_shape=acc_shape), (x_lo, x_hi)
+
+
+def simulate(dut, x, seed, gap, stall):
+    beats = [list(frame[i * dut.simd:(i + 1) * dut.simd]) for frame in x for i in range(dut.in_fold)]
+    out, when = streams.run(dut, beats, len(x) * dut.out_fold, seed=seed, gap=gap, stall=stall)
+    return np.array(out).reshape(len(x), dut.out_features), when
+
+
+CASES = [  # n_in, n_out, pe, simd, x_bits, x_signed, w_bits
+    (12, 6, 1, 1, 8, False, 8), (12, 6, 6, 12, 8, True, 8), (12, 6, 2, 3, 4, False, 3),
+    (7, 5, 1, 7, 2, True, 2), (7, 5, 5, 1, 8, True, 8), (16, 9, 3, 4, 5, False, 6),
+    (1, 1, 1, 1, 8, False, 8), (10, 3, 3, 5, 8, True, 9),
+]
+
+
+@pytest.mark.parametrize("n_in,n_out,pe,simd,x_bits,x_signed,w_bits", CASES)
+def test_mvu_equals_numpy_under_gaps_and_stalls(n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
+    rng = np.random.default_rng(n_in * 100 + n_out * 10 + pe + simd)
+    dut, (x_lo, x_hi) = make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits)
+    x = rng.integers(x_lo, x_hi + 1, size=(6, n_in))
+    x[0] = x_lo
+    x[1] = x_hi
+    got, _ = simulate(dut, x, seed=pe * simd, gap=0.3, stall=0.3)
+    np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
+
+
+@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (4, 12)])
+def test_mvu_sustains_one_beat_per_cycle(pe, simd):
+    rng = np.random.default_rng(5)
+    dut, (x_lo, x_hi) = make(rng, 12, 8, pe, simd, 8, False, 8)
+    frames = 5
+    x = rng.integers(x_lo, x_hi + 1, size=(frames, 12))
+    got, when = simulate(dut, x, seed=0, gap=0.0, stall=0.0)
+    np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
+    # no bubbles: the last output beat comes after exactly frames · cycles_per_frame steps + latency
+    assert when[-1] <= frames * dut.cycles_per_frame + MVU.LATENCY + 1
+    assert when[-1] >= frames * dut.cycles_per_frame
+
+
+def test_mvu_parameters_are_checked():
+    with pytest.raises(ValueError, match=r"^pe must divide out_features \(6\), not 4$"):
+        MVU(weights=np.zeros((6, 4), int), bias=np.zeros(6, int), pe=4, simd=1,
+            input_shape=unsigned(8), acc_shape=signed(16))
+    with pytest.raises(TypeError, match=r"^simd must be a positive integer, not 0$"):
+        MVU(weights=np.zeros((6, 4), int), bias=np.zeros(6, int), pe=1, simd=0,
+            input_shape=unsigned(8), acc_shape=signed(16))

@@ -1,0 +1,57 @@
+"""Tier 1: each requantization circuit in amaranth.sim equals its NumPy model (and so the
+onnxruntime target) on every accumulator of the range, under gaps and stalls."""
+import numpy as np
+import pytest
+
+import streams
+from qloom.lower import requant_unit
+from qloom.mapper import requant as rq
+from qloom.mapper.numeric import F32
+from qloom.mapper.qgraph import CodeType
+from qloom.mapper.requant_targets import CodeTable, ScaleRound
+from qloom.hdl.util import signed_shape_for
+
+
+def target_for(kind, rng, channels, code):
+    zp = int(rng.integers(code.qmin, code.qmax + 1))
+    if kind == "shift":
+        m = (2.0 ** rng.integers(-9, 1, size=channels)).astype(F32)
+    elif kind == "thresholds":
+        m = np.full(channels, 0.004, F32)
+        zp = 0
+    else:
+        m = np.exp(rng.uniform(-8, -3, size=channels)).astype(F32)
+    tables = ()
+    if kind == "float-emulation+table":
+        tables = (CodeTable.qlinear_add(channels, code, 0.05, zp, rng.integers(code.qmin, code.qmax + 1, size=channels),
+                                        0.03, 0, 0.06, 3, code, "test add"),)
+    return ScaleRound(tables=tables, multiplier=m, zero_point=zp, lo=max(code.qmin, zp) if kind == "shift" else code.qmin,
+                      hi=code.qmax)
+
+
+@pytest.mark.parametrize("kind,pe,channels,signed", [
+    ("shift", 1, 3, False), ("shift", 2, 4, True), ("mul-add-shift", 1, 2, False), ("mul-add-shift", 3, 3, True),
+    ("thresholds", 2, 2, True), ("float-emulation", 1, 2, False), ("float-emulation", 2, 4, True),
+    ("float-emulation+table", 2, 2, False),
+])
+def test_requant_unit_equals_model_on_full_range(kind, pe, channels, signed):
+    rng = np.random.default_rng(len(kind) * 7 + pe)
+    code = CodeType(8, signed)
+    target = target_for(kind, rng, channels, code)
+    lo, hi = np.full(channels, -1500), np.full(channels, 1500)
+    if kind.startswith("float-emulation"):
+        impl = rq._solve_fallback(target, lo, hi, None, None, None, 0, 0, 0)
+        plan = rq.Plan(impl, lo, hi, 0)
+    else:
+        plan = rq.plan(target, lo, hi)
+        assert plan.kind == kind
+    acc_shape = signed_shape_for(-1500, 1500)
+    dut = requant_unit(plan, pe=pe, acc_shape=acc_shape, out_code=code, channels=channels)
+    acc = np.arange(-1500, 1501)
+    frames = np.stack([np.roll(acc, 37 * c) for c in range(channels)], axis=1)     # (N, channels)
+    beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(channels // pe)]
+    out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 6)
+    got = np.array(out).reshape(frames.shape)
+    want = np.stack([plan.impl.apply(frames[:, c], c) for c in range(channels)], axis=1)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, target.reference(frames))
