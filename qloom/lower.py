@@ -27,3 +27,40 @@ def requant_unit(plan, *, pe, acc_shape, out_code, channels):
         return Requant(kind="float-emulation", params={"mantissa": impl.mantissa, "exponent": impl.exponent},
                        zero_point=impl.zero_point, tables=tables, table_qmin=table_qmin, **common)
     raise TypeError(f"no circuit for requantization kind {impl.kind!r}")
+
+
+def units(dataflow):
+    """One Amaranth component per Dataflow kernel, in stream order."""
+    from .hdl.mvu import MVU
+    from .hdl.streams import Fifo, width_converters
+    from .mapper import dataflow as df
+    out = []
+    for k in dataflow.kernels:
+        if isinstance(k, df.MVUKernel):
+            out.append(MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
+                           input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits)))
+        elif isinstance(k, df.RequantKernel):
+            out.append(requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
+                                    channels=k.channels))
+        elif isinstance(k, df.WidthConverterKernel):
+            out.extend(width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
+        elif isinstance(k, df.FifoKernel):
+            out.append(Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth))
+        else:
+            raise TypeError(f"no component for kernel {type(k).__name__}")
+    return out
+
+
+def top(dataflow):
+    from .hdl.streams import Chain
+    return Chain(units(dataflow))
+
+
+TOP_NAME = "qloom_top"
+
+
+def verilog(dataflow):
+    """The design as Verilog text, top module ``qloom_top`` with ports clk, rst,
+    i__payload/i__valid/i__ready and o__payload/o__valid/o__ready."""
+    from amaranth.back import verilog as back
+    return back.convert(top(dataflow), name=TOP_NAME)

@@ -1,0 +1,290 @@
+"""Dataflow graph: how the hardware computes the QGraph (DESIGN.md §3).
+
+Kernels carry their folding, widths, cycles per frame, latency and estimated
+resources; width converters and FIFOs are explicit kernels.  The lowering only
+connects what this graph says."""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import qgraph as qg
+from .errors import UnsupportedError
+from .requant import signed_bits
+
+MVU_LATENCY = 4
+REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 3, "thresholds": 2, "float-emulation": 5}
+
+
+def fifo_depth(pe, simd, in_features, out_features):
+    """Beats the FIFO in front of an MVU must hold so that its producer never waits.
+
+    An MVU reads its input vector (in_fold beats) during its first output tile and then
+    computes the other out_fold - 1 tiles without reading; meanwhile the producer keeps
+    producing at most one frame, so one frame of beats (+2 for the stage registers) is
+    enough, and anything less can stall the producer."""
+    in_fold = in_features // simd
+    return in_fold + 2 if out_features // pe > 1 else 2
+
+
+@dataclass(frozen=True)
+class IOFormat:
+    """How frames cross the host boundary: ``lanes`` codes per beat, lane 0 in the low bits,
+    channels-last order, ``beats`` beats per frame."""
+    shape: tuple
+    lanes: int
+    bits: int
+    signed: bool
+    scale: float
+    zero_point: int
+
+    @property
+    def beats(self):
+        return math.prod(self.shape) // self.lanes
+
+    def to_json(self):
+        return {"shape": list(self.shape), "lanes": self.lanes, "bits": self.bits, "signed": self.signed,
+                "beats_per_frame": self.beats, "scale": self.scale, "zero_point": self.zero_point,
+                "order": "channels-last; lane 0 in the low bits of a beat"}
+
+
+@dataclass(frozen=True, eq=False)
+class MVUKernel:
+    name: str
+    dense: qg.Dense
+    pe: int
+    simd: int
+    in_code: qg.CodeType
+    acc_lo: int
+    acc_hi: int
+
+    @property
+    def in_fold(self):
+        return self.dense.in_features // self.simd
+
+    @property
+    def out_fold(self):
+        return self.dense.out_features // self.pe
+
+    @property
+    def cycles_per_frame(self):
+        return self.in_fold * self.out_fold
+
+    @property
+    def latency(self):
+        return MVU_LATENCY
+
+    @property
+    def acc_bits(self):
+        return signed_bits(self.acc_lo, self.acc_hi)
+
+    @property
+    def weight_bits(self):
+        return signed_bits(min(0, int(self.dense.weight.min())), max(0, int(self.dense.weight.max())))
+
+    def resources(self):
+        mults = self.pe * self.simd
+        prod = self.weight_bits + self.in_code.bits
+        rom_bits = self.dense.weight.size * self.weight_bits if self.cycles_per_frame > 1 else 0
+        return {"lut": mults * (self.weight_bits * self.in_code.bits + prod) + self.pe * self.acc_bits + 40,
+                "ff": mults * prod + self.pe * self.acc_bits * 3 + self.simd * self.in_code.bits + 40,
+                "dsp": 0, "bram_bits": rom_bits + (self.dense.in_features * self.in_code.bits if self.out_fold > 1 else 0)}
+
+    def to_json(self):
+        return {"kind": "MVU", "name": self.name, "layer": self.dense.name, "onnx_node": self.dense.onnx_node,
+                "in_features": self.dense.in_features, "out_features": self.dense.out_features,
+                "pe": self.pe, "simd": self.simd, "input_bits": self.in_code.bits, "input_signed": self.in_code.signed,
+                "weight_bits": self.weight_bits, "acc_bits": self.acc_bits, "cycles_per_frame": self.cycles_per_frame,
+                "latency": self.latency, "macs": self.dense.macs, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
+class RequantKernel:
+    name: str
+    node: qg.Requant
+    plan: object
+    pe: int
+    acc_bits: int
+
+    @property
+    def channels(self):
+        return self.node.channels
+
+    @property
+    def cycles_per_frame(self):
+        return self.channels // self.pe
+
+    @property
+    def latency(self):
+        return REQUANT_LATENCY[self.plan.kind] + len(getattr(self.plan.impl, "tables", ()))
+
+    def resources(self):
+        per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16,
+                    "thresholds": self.plan.levels * self.acc_bits, "float-emulation": 400}[self.plan.kind]
+        tables = len(getattr(self.plan.impl, "tables", ()))
+        return {"lut": self.pe * per_lane + 20, "ff": self.pe * (self.acc_bits + 8) * 2 + 20,
+                "dsp": 0, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
+
+    def to_json(self):
+        return {"kind": "Requant", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
+                "implementation": self.plan.kind, "channels": self.channels, "pe": self.pe,
+                "acc_bits": self.acc_bits, "out_bits": self.node.code.bits, "out_signed": self.node.code.signed,
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
+class WidthConverterKernel:
+    name: str
+    code: qg.CodeType
+    lanes_in: int
+    lanes_out: int
+    length: int
+
+    @property
+    def cycles_per_frame(self):
+        return self.length // min(self.lanes_in, self.lanes_out)
+
+    @property
+    def latency(self):
+        return 1
+
+    def resources(self):
+        bits = max(self.lanes_in, self.lanes_out) * self.code.bits
+        return {"lut": bits, "ff": 2 * bits, "dsp": 0, "bram_bits": 0}
+
+    def to_json(self):
+        return {"kind": "WidthConverter", "name": self.name, "lanes_in": self.lanes_in, "lanes_out": self.lanes_out,
+                "bits": self.code.bits, "cycles_per_frame": self.cycles_per_frame, "latency": self.latency,
+                "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
+class FifoKernel:
+    name: str
+    code: qg.CodeType
+    lanes: int
+    depth: int
+    length: int
+
+    @property
+    def cycles_per_frame(self):
+        return self.length // self.lanes
+
+    @property
+    def latency(self):
+        return 2
+
+    def resources(self):
+        bits = self.lanes * self.code.bits
+        return {"lut": bits // 2 + 10, "ff": bits * (self.depth + 1) + 8, "dsp": 0, "bram_bits": 0}
+
+    def to_json(self):
+        return {"kind": "FIFO", "name": self.name, "lanes": self.lanes, "bits": self.code.bits, "depth": self.depth,
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+@dataclass(frozen=True)
+class Dataflow:
+    kernels: tuple
+    input: IOFormat
+    output: IOFormat
+    source: str = ""
+    folding: dict = field(default_factory=dict)
+
+    @property
+    def cycles_per_frame(self):
+        return max(k.cycles_per_frame for k in self.kernels)
+
+    @property
+    def bottleneck(self):
+        return max(self.kernels, key=lambda k: k.cycles_per_frame)
+
+    @property
+    def latency(self):
+        """Cycles from the first input beat of a frame to its last output beat, without stalls:
+        the pipeline latencies, the first MVU's whole frame, and for every later MVU the
+        output tiles it still computes after its last input beat arrives."""
+        mvus = [k for k in self.kernels if isinstance(k, MVUKernel)]
+        return (sum(k.latency for k in self.kernels) + mvus[0].cycles_per_frame
+                + sum(k.in_fold * (k.out_fold - 1) for k in mvus[1:]))
+
+    @property
+    def multipliers(self):
+        return sum(k.pe * k.simd for k in self.kernels if isinstance(k, MVUKernel))
+
+    def estimate(self):
+        total = {"lut": 0, "ff": 0, "dsp": 0, "bram_bits": 0}
+        for k in self.kernels:
+            for key, v in k.resources().items():
+                total[key] += v
+        return total
+
+    def to_json(self):
+        return {"source": self.source, "cycles_per_frame": self.cycles_per_frame,
+                "bottleneck": self.bottleneck.name, "latency_cycles": self.latency,
+                "multipliers": self.multipliers, "estimate": self.estimate(),
+                "input": self.input.to_json(), "output": self.output.to_json(),
+                "folding": self.folding, "kernels": [k.to_json() for k in self.kernels]}
+
+
+def chain_of(graph):
+    """The QGraph as a chain (MLPs); refuse branching graphs with the node that branches."""
+    for node in graph.nodes:
+        if len(graph.consumers(node.output)) > 1:
+            raise UnsupportedError(f"{node.label}: its output feeds {len(graph.consumers(node.output))} layers; "
+                                   "hardware for branching graphs (residual, concat) is not supported yet.")
+    return list(graph.nodes)
+
+
+def build(graph, folding, plans, source=""):
+    """Lower the QGraph to a Dataflow graph with the given folding {dense name: (pe, simd)}."""
+    nodes = chain_of(graph)
+    quantize = nodes[0]
+    kernels, lanes, code, count = [], None, quantize.code, {"fifo": 0, "width": 0}
+    in_format = None
+
+    def add_converter(lanes_in, lanes_out, length, code):
+        if lanes_in != lanes_out:
+            kernels.append(WidthConverterKernel(f"width{count['width']}", code, lanes_in, lanes_out, length))
+            count["width"] += 1
+
+    for node in nodes[1:]:
+        if isinstance(node, qg.Dense):
+            pe, simd = folding[node.name]
+            if in_format is None:
+                in_format = IOFormat(quantize.shape, simd, code.bits, code.signed, quantize.scale, quantize.zero_point)
+            else:
+                add_converter(lanes, simd, node.in_features, code)
+                depth = fifo_depth(pe, simd, node.in_features, node.out_features)
+                kernels.append(FifoKernel(f"fifo{count['fifo']}", code, simd, depth, node.in_features))
+                count["fifo"] += 1
+            lo, hi = graph.code_range(node.inputs[0])
+            w = node.weight.astype(np.int64)
+            low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + node.bias
+            high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + node.bias
+            mvu = MVUKernel(f"mvu_{node.name}", node, pe, simd, graph_code(graph, node.inputs[0]),
+                            int(min(low.min(), node.bias.min())), int(max(high.max(), node.bias.max())))
+            kernels.append(mvu)
+        elif isinstance(node, qg.Requant):
+            mvu = kernels[-1]
+            kernels.append(RequantKernel(f"requant_{node.name}", node, plans[node.name], mvu.pe, mvu.acc_bits))
+            lanes, code = mvu.pe, node.code
+        elif isinstance(node, (qg.Reshape, qg.Dequantize)):
+            continue
+        else:
+            raise UnsupportedError(f"{node.label}: no hardware kernel for {type(node).__name__} yet.")
+    if in_format is None:
+        raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
+    last = nodes[-1]
+    out_scale = last.scale if isinstance(last, qg.Dequantize) else 1.0
+    out_zero = last.zero_point if isinstance(last, qg.Dequantize) else 0
+    out_shape = graph.shapes[graph.outputs[0]]
+    output = IOFormat(tuple(out_shape), lanes, code.bits, code.signed, float(out_scale), int(out_zero))
+    return Dataflow(tuple(kernels), in_format, output, source, {k: {"pe": v[0], "simd": v[1]} for k, v in folding.items()})
+
+
+def graph_code(graph, tensor):
+    node = graph.producer(tensor)
+    while isinstance(node, qg.Reshape):
+        node = graph.producer(node.inputs[0])
+    return node.code

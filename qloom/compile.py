@@ -1,0 +1,93 @@
+"""Model → design: the QGraph, its proven requantization plans, the folding, the Dataflow
+graph and the Verilog; and running frames through that Verilog."""
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from . import lower, simulate
+from .mapper import dataflow as df
+from .mapper import folding as fl
+from .mapper import frontend, inspect, qgraph as qg
+
+
+@dataclass
+class Design:
+    model: str
+    graph: qg.QGraph
+    plans: dict
+    dataflow: df.Dataflow
+
+    @cached_property
+    def verilog(self):
+        return lower.verilog(self.dataflow)
+
+    @property
+    def last_requant(self):
+        return self.graph.layers(qg.Requant)[-1]
+
+
+def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
+    graph = frontend.load_qgraph(model)
+    plans = inspect.plans(graph)
+    folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
+    return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model)))
+
+
+def write(design, out_dir):
+    """Write top.v, design.json and fold.json; the directory appears whole or not at all."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        (tmp / "top.v").write_text(design.verilog)
+        info = design.dataflow.to_json()
+        info["top"] = lower.TOP_NAME
+        (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "fold.json").write_text(json.dumps(design.dataflow.folding, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def to_beats(codes, io):
+    """(frames, *shape) codes → (frames · beats, lanes), channels-last order."""
+    return np.asarray(codes).reshape(len(codes), io.beats, io.lanes).reshape(-1, io.lanes)
+
+
+def from_beats(beats, io, frames):
+    return np.asarray(beats).reshape(frames, *io.shape)
+
+
+@dataclass
+class HardwareRun:
+    codes: np.ndarray             # output codes, (frames, *shape)
+    cycles_per_inference: float   # steady-state initiation interval
+    latency: int                  # first input beat → last output beat of the first frame
+    in_cycles: list
+    out_cycles: list
+
+
+def run_hardware(design, input_codes, *, simulator="verilator", gap=0.0, stall=0.0, seed=0, verilog_path=None):
+    d = design.dataflow
+    frames = len(input_codes)
+    with tempfile.TemporaryDirectory(prefix="qloom-v-") as tmp:
+        path = verilog_path or Path(tmp) / "top.v"
+        if verilog_path is None:
+            path.write_text(design.verilog)
+        trace = simulate.run(path, lower.TOP_NAME, to_beats(input_codes, d.input), bits_in=d.input.bits,
+                             lanes_out=d.output.lanes, bits_out=d.output.bits, signed_out=d.output.signed,
+                             n_out=frames * d.output.beats, simulator=simulator, gap=gap, stall=stall, seed=seed)
+    ends = trace.out_cycles[d.output.beats - 1::d.output.beats]
+    ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
+    latency = trace.out_cycles[d.output.beats - 1] - trace.in_cycles[0] + 1
+    return HardwareRun(from_beats(trace.beats, d.output, frames), ii, latency, trace.in_cycles, trace.out_cycles)
