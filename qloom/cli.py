@@ -61,6 +61,65 @@ def cmd_check(args):
     return 0 if result.mismatches == 0 else 1
 
 
+def _design(args):
+    from . import compile as qc
+    return qc.compile_model(args.model, fold=args.fold, max_multipliers=args.max_multipliers)
+
+
+def cmd_compile(args):
+    from . import compile as qc
+    from .mapper import summary
+    console = _console()
+    design = _design(args)
+    summary.render(design.dataflow, console, f"qloom compile {args.model}")
+    out = qc.write(design, args.output)
+    console.print(f"wrote {out}/top.v ({len(design.verilog):,} characters), {out}/design.json, {out}/fold.json")
+    return 0
+
+
+def cmd_simulate(args):
+    from rich.progress import Progress
+    from . import agreement, compile as qc
+    from .mapper import numeric
+    console = _console()
+    design = _design(args)
+    graph, d = design.graph, design.dataflow
+    x = load_inputs(args.input, graph)
+    codes = graph.nodes[0].reference(x)
+    values = graph.run({graph.inputs[0]: x})
+    want = values[design.last_requant.output]
+    chunks = [slice(k, min(k + args.chunk, len(x))) for k in range(0, len(x), args.chunk)]
+    runs = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{args.simulator}: {len(x)} frames", total=len(x))
+        for c in chunks:
+            if args.simulator == "amaranth":
+                runs.append(qc.run_amaranth(design, codes[c], gap=args.gap, stall=args.stall, seed=args.seed))
+            else:
+                runs.append(qc.run_hardware(design, codes[c], simulator=args.simulator, gap=args.gap,
+                                            stall=args.stall, seed=args.seed))
+            progress.advance(task, c.stop - c.start)
+    got = np.concatenate([r.codes for r in runs]).reshape(want.shape)
+    out_node = graph.producer(graph.outputs[0])
+    floats = numeric.dequantize_linear(got, out_node.scale, out_node.zero_point) if hasattr(out_node, "scale") else got
+    ort_out = agreement.ort_check.run(args.model, x)[0].reshape(floats.shape)
+    bad_ref, bad_ort = int(np.sum(got != want)), int(np.sum(floats != ort_out))
+    console.print(f"{args.model} on {args.simulator}: {len(x)} frames, {got.size} outputs")
+    console.print(f"  mismatches vs qloom reference: {bad_ref}")
+    console.print(f"  mismatches vs onnxruntime:     {bad_ort}")
+    run0 = runs[0]
+    console.print(f"  initiation interval: {run0.cycles_per_inference:g} cycles per inference "
+                  f"(model {d.cycles_per_frame}) · latency {run0.latency} cycles (model {d.latency})")
+    if args.labels:
+        labels = np.load(args.labels).reshape(-1)
+        console.print(f"  accuracy: hardware {float((floats.argmax(-1) == labels).mean()):.4f}, "
+                      f"onnxruntime {float((ort_out.argmax(-1) == labels).mean()):.4f}")
+    if args.output:
+        np.save(args.output, floats)
+        console.print(f"  wrote {args.output}")
+    return 0 if bad_ref == 0 and bad_ort == 0 else 1
+
+
 def cmd_demo(args):
     console = _console()
     status = 0
@@ -86,6 +145,27 @@ def parser():
     s.add_argument("--labels", help=".npy file of class labels, to print accuracy")
     s.add_argument("--count", type=int, default=1000, help="random frames when no --input (default 1000)")
     s.set_defaults(func=cmd_check)
+    def design_options(s):
+        s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
+        s.add_argument("--max-multipliers", type=int, default=32,
+                       help="multiplier budget for the default folding (default 32)")
+    s = sub.add_parser("compile", help="emit the streaming circuit as Verilog with its design description")
+    s.add_argument("model")
+    s.add_argument("-o", "--output", required=True, help="output directory (top.v, design.json, fold.json)")
+    design_options(s)
+    s.set_defaults(func=cmd_compile)
+    s = sub.add_parser("simulate", help="run frames through the emitted Verilog and compare bit for bit")
+    s.add_argument("model")
+    s.add_argument("--input", required=True, help=".npy file of float input frames")
+    s.add_argument("--simulator", choices=["verilator", "icarus", "amaranth"], default="verilator")
+    s.add_argument("--output", help="write the dequantized outputs to this .npy file")
+    s.add_argument("--labels", help=".npy file of class labels, to print accuracy")
+    s.add_argument("--gap", type=float, default=0.0, help="probability of an idle input cycle (default 0)")
+    s.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure (default 0)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--chunk", type=int, default=512, help="frames per simulator run (default 512)")
+    design_options(s)
+    s.set_defaults(func=cmd_simulate)
     s = sub.add_parser("demo", help="the main job on the shipped digits models")
     s.set_defaults(func=cmd_demo)
     return p

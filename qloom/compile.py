@@ -91,3 +91,15 @@ def run_hardware(design, input_codes, *, simulator="verilator", gap=0.0, stall=0
     ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
     latency = trace.out_cycles[d.output.beats - 1] - trace.in_cycles[0] + 1
     return HardwareRun(from_beats(trace.beats, d.output, frames), ii, latency, trace.in_cycles, trace.out_cycles)
+
+
+def run_amaranth(design, input_codes, *, gap=0.0, stall=0.0, seed=0):
+    """The same run in Amaranth's own simulator (slow; for small checks without Verilator)."""
+    from . import amaranth_sim
+    d = design.dataflow
+    beats = [list(b) for b in to_beats(input_codes, d.input)]
+    out, when = amaranth_sim.run(lower.top(d), beats, len(input_codes) * d.output.beats, seed=seed, gap=gap,
+                                 stall=stall, max_cycles=50 * (len(beats) + len(input_codes) * d.output.beats) + 10_000)
+    ends = when[d.output.beats - 1::d.output.beats]
+    ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
+    return HardwareRun(from_beats(np.array(out), d.output, len(input_codes)), ii, when[d.output.beats - 1], [], when)

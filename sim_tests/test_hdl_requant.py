@@ -3,7 +3,7 @@ onnxruntime target) on every accumulator of the range, under gaps and stalls."""
 import numpy as np
 import pytest
 
-import streams
+from qloom import amaranth_sim as streams
 from qloom.lower import requant_unit
 from qloom.mapper import requant as rq
 from qloom.mapper.numeric import F32

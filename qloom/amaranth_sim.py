@@ -1,4 +1,4 @@
-"""Tier-1 stream bench for amaranth.sim: a driver with random idle cycles, a monitor
+"""Streams through a component in amaranth.sim: a driver with random idle cycles, a monitor
 with random backpressure, both seeded; the caller supplies the model and checks."""
 import random
 

@@ -1,0 +1,32 @@
+"""The Dataflow graph as a table: folding, cycles, latency, estimates, the bottleneck."""
+from . import dataflow as df
+
+
+def render(dataflow, console, title):
+    from rich.table import Table
+    table = Table(title=title)
+    for col, justify in (("kernel", "left"), ("layer", "left"), ("ONNX node", "left"), ("pe×simd", "right"),
+                         ("detail", "left"), ("cycles/frame", "right"), ("latency", "right"),
+                         ("est. LUT", "right"), ("est. FF", "right"), ("est. RAM bits", "right")):
+        table.add_column(col, justify=justify)
+    bottleneck = dataflow.bottleneck
+    for k in dataflow.kernels:
+        r = k.resources()
+        layer, node, fold, detail = "", "", "", ""
+        if isinstance(k, df.MVUKernel):
+            layer, node, fold = k.dense.name, k.dense.onnx_node, f"{k.pe}×{k.simd}"
+            detail = f"{k.dense.in_features}→{k.dense.out_features}, w{k.weight_bits} acc{k.acc_bits}"
+        elif isinstance(k, df.RequantKernel):
+            layer, node, fold, detail = k.node.name, k.node.onnx_node, f"{k.pe}", k.plan.kind
+        elif isinstance(k, df.WidthConverterKernel):
+            detail = f"{k.lanes_in}→{k.lanes_out} lanes"
+        elif isinstance(k, df.FifoKernel):
+            detail = f"depth {k.depth}"
+        name = f"[bold red]{k.name}[/]" if k is bottleneck else k.name
+        table.add_row(name, layer, node, fold, detail, str(k.cycles_per_frame), str(k.latency),
+                      f"{r['lut']:,}", f"{r['ff']:,}", f"{r['bram_bits']:,}")
+    est = dataflow.estimate()
+    table.caption = (f"{dataflow.cycles_per_frame} cycles per frame (bottleneck {bottleneck.name}) · latency "
+                     f"{dataflow.latency} cycles · {dataflow.multipliers} multipliers · estimated {est['lut']:,} LUT, "
+                     f"{est['ff']:,} FF, {est['bram_bits']:,} RAM bits")
+    console.print(table)
