@@ -27,6 +27,18 @@ def rne_shift(m, x, k, max_k):
     return q + up
 
 
+def rne_add(m, x, k):
+    """``x + 2**(k-1) - 1 + x[k]`` (k > 0), or x (k = 0): shifted right by k, the sum is
+    ``RNE(x / 2**k)`` (ties to even); the shift is left to the next stage."""
+    width = len(x) + 1
+    one = Const(1, width)
+    bump = Signal(width)
+    m.d.comb += bump.eq(Mux(k == 0, 0, ((one << k) >> 1) - 1 + x.as_unsigned().bit_select(k, 1)))
+    total = Signal(width)
+    m.d.comb += total.eq(x.as_unsigned() + bump)
+    return total
+
+
 def bit_length(m, x):
     n = Signal(range(len(x) + 1))
     for i in range(len(x)):
@@ -87,7 +99,7 @@ class Requant(wiring.Component):
 
     @property
     def latency(self):
-        return 1 + {"shift": 1, "mul-add-shift": 2, "thresholds": 1, "float-emulation": 4}[self.kind] + len(self.tables)
+        return 1 + {"shift": 1, "mul-add-shift": 2, "thresholds": 1, "float-emulation": 8}[self.kind] + len(self.tables)
 
     def _field_shape(self, name):
         values = self.params[name]
@@ -195,7 +207,11 @@ class Requant(wiring.Component):
         return [stage]
 
     def _stages_float_emulation(self):
-        acc_width = self.acc_shape.width
+        """``RNE(f32(f32(acc) · m)) + zp`` in integers, pipelined so that no stage holds more
+        than one wide operation: |acc| → two half products → their sum → leading one →
+        rounding add → shift (f32 rounding) → rounding add → shift, sign, zero point, clamp."""
+        pe, acc_width = self.pe, self.acc_shape.width
+        half = 12
 
         def magnitude(m, vals):          # f32(acc): exact below 2**24, else rounded to 24 bits
             mags, exps = [], []
@@ -210,33 +226,65 @@ class Requant(wiring.Component):
                     mags.append(a)
                     exps.append(e)
             return {"sign": [acc < 0 for acc in vals["acc"]], "mag": mags, "ea": exps,
-                    "mantissa": [vals["params"][p].mantissa for p in range(self.pe)],
-                    "exponent": [vals["params"][p].exponent for p in range(self.pe)]}
+                    "mant": [vals["params"][p].mantissa for p in range(pe)],
+                    "exponent": [vals["params"][p].exponent for p in range(pe)]}
 
-        def product(m, vals):             # exact product of the 24-bit significands
-            return {"sign": vals["sign"], "ea": vals["ea"], "exponent": vals["exponent"],
-                    "prod": [a * mant for a, mant in zip(vals["mag"], vals["mantissa"])]}
+        def half_products(m, vals):      # the 24-bit significand product, in two halves
+            return {"sign": vals["sign"], "e0": [vals["ea"][p] + vals["exponent"][p] for p in range(pe)],
+                    "lo": [vals["mag"][p] * vals["mant"][p][:half] for p in range(pe)],
+                    "hi": [vals["mag"][p] * vals["mant"][p][half:] for p in range(pe)]}
 
-        def normalize(m, vals):           # f32(product): round to 24 significant bits
+        def product(m, vals):
+            return {"sign": vals["sign"], "e0": vals["e0"],
+                    "prod": [vals["lo"][p] + (vals["hi"][p] << half) for p in range(pe)]}
+
+        def leading_one(m, vals):
+            return {"sign": vals["sign"], "e0": vals["e0"], "prod": vals["prod"],
+                    "n": [bit_length(m, x) for x in vals["prod"]]}
+
+        def round24_add(m, vals):        # f32(product): RNE at bit n - 24
+            shifts, sums = [], []
+            for p in range(pe):
+                x, n = vals["prod"][p], vals["n"][p]
+                sh = Signal(range(max(len(x) - 23, 2)))
+                m.d.comb += sh.eq(Mux(n > 24, n - 24, 0))
+                shifts.append(sh)
+                sums.append(rne_add(m, x, sh))
+            return {"sign": vals["sign"], "e0": vals["e0"], "sh": shifts, "sum": sums}
+
+        def round24_shift(m, vals):
             qs, es = [], []
-            for p in range(self.pe):
-                q, sh = self._round_significant(m, vals["prod"][p])
-                qs.append(q)
-                es.append(vals["ea"][p] + sh + vals["exponent"][p])
+            for p in range(pe):
+                q = Signal(25)
+                m.d.comb += q.eq(vals["sum"][p] >> vals["sh"][p])
+                carry = q[24]
+                qs.append(Mux(carry, q >> 1, q)[:24])
+                es.append(vals["e0"][p] + vals["sh"][p] + carry)
             return {"sign": vals["sign"], "q": qs, "e": es}
 
-        def to_integer(m, vals):          # RNE to an integer, sign, zero point, clamp
-            codes = []
-            for p in range(self.pe):
+        def integer_add(m, vals):        # RNE to an integer: add at bit -e, or a left shift
+            out = {"sign": vals["sign"], "neg": [], "left": [], "right": [], "sum": []}
+            for p in range(pe):
                 q, e = vals["q"][p], vals["e"][p]
                 left, right = Signal(range(17)), Signal(range(27))
                 m.d.comb += [left.eq(Mux(e >= 16, 16, Mux(e >= 0, e, 0))),
                              right.eq(Mux(e <= -26, 26, Mux(e < 0, -e, 0)))]
+                out["left"].append(left)
+                out["right"].append(right)
+                out["neg"].append(e < 0)
+                out["sum"].append(Mux(e < 0, rne_add(m, q, right), q))
+            return out
+
+        def integer_shift(m, vals):      # sign, zero point, clamp
+            codes = []
+            for p in range(pe):
                 v = Signal(signed(24 + 16 + 2))
-                m.d.comb += v.eq(Mux(e >= 0, q << left, rne_shift(m, q, right, 26)))
+                x = vals["sum"][p]
+                m.d.comb += v.eq(Mux(vals["neg"][p], x >> vals["right"][p], x << vals["left"][p]))
                 codes.append(self._clamped(Mux(vals["sign"][p], -v, v) + self.zero_point))
             return {"code": codes}
-        return [magnitude, product, normalize, to_integer]
+        return [magnitude, half_products, product, leading_one, round24_add, round24_shift,
+                integer_add, integer_shift]
 
     def _round_significant(self, m, x):
         """(q, sh): x ≈ q · 2**sh with q of at most 24 significant bits, RNE."""

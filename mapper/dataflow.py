@@ -13,7 +13,12 @@ from .errors import UnsupportedError
 from .requant import signed_bits
 
 MVU_LATENCY = 4
-REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 3, "thresholds": 2, "float-emulation": 5}
+REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 3, "thresholds": 2, "float-emulation": 9}
+
+
+def dsp_slices(a_bits, b_bits, slice_bits=16):
+    """Hard multipliers (16×16 on iCE40; 18×18 counted the same) one a×b product needs."""
+    return -(-a_bits // slice_bits) * -(-b_bits // slice_bits)
 
 
 def fifo_depth(pe, simd, in_features, out_features):
@@ -88,7 +93,7 @@ class MVUKernel:
         rom_bits = self.dense.weight.size * self.weight_bits if self.cycles_per_frame > 1 else 0
         return {"lut": mults * (self.weight_bits * self.in_code.bits + prod) + self.pe * self.acc_bits + 40,
                 "ff": mults * prod + self.pe * self.acc_bits * 3 + self.simd * self.in_code.bits + 40,
-                "dsp": 0, "bram_bits": rom_bits + (self.dense.in_features * self.in_code.bits if self.out_fold > 1 else 0)}
+                "dsp": mults * dsp_slices(self.weight_bits, self.in_code.bits), "bram_bits": rom_bits + (self.dense.in_features * self.in_code.bits if self.out_fold > 1 else 0)}
 
     def to_json(self):
         return {"kind": "MVU", "name": self.name, "layer": self.dense.name, "onnx_node": self.dense.onnx_node,
@@ -122,8 +127,11 @@ class RequantKernel:
         per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16,
                     "thresholds": self.plan.levels * self.acc_bits, "float-emulation": 400}[self.plan.kind]
         tables = len(getattr(self.plan.impl, "tables", ()))
+        dsp = {"float-emulation": dsp_slices(min(self.acc_bits, 25), 25),
+               "mul-add-shift": dsp_slices(self.acc_bits, int(max(abs(int(v)) for v in getattr(self.plan.impl, "mul", [1]))).bit_length() + 1)
+               }.get(self.plan.kind, 0)
         return {"lut": self.pe * per_lane + 20, "ff": self.pe * (self.acc_bits + 8) * 2 + 20,
-                "dsp": 0, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
+                "dsp": self.pe * dsp, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
 
     def to_json(self):
         return {"kind": "Requant", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,

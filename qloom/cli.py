@@ -120,15 +120,52 @@ def cmd_simulate(args):
     return 0 if bad_ref == 0 and bad_ort == 0 else 1
 
 
+def render_synth(results, console, title):
+    from rich.table import Table
+    from .synth import TARGETS
+    table = Table(title=title)
+    for col in ("target", "folding (pe×simd)", "LUT", "FF", "DSP", "BRAM", "Fmax (MHz)", "clock asked (MHz)"):
+        table.add_column(col, justify="left" if col in ("target", "folding (pe×simd)") else "right")
+    for r in results:
+        avail = TARGETS[r.target]["available"]
+        fold = " ".join(f"{v['pe']}×{v['simd']}" for v in (r.folding or {}).values())
+        table.add_row(r.target, fold, f"{r.lut:,} / {avail['lut']:,}", f"{r.ff:,}", f"{r.dsp} / {avail['dsp']}",
+                      f"{r.bram} / {avail['bram']}", f"{r.fmax_mhz:.1f}", f"{r.clock_mhz:g}")
+    console.print(table)
+
+
+def cmd_synth(args):
+    from . import compile as qc, synth
+    console = _console()
+    results = []
+    for target in args.target:
+        budget = args.max_multipliers or synth.TARGETS[target]["multipliers"]
+        design = qc.compile_model(args.model, fold=args.fold, max_multipliers=budget)
+        with console.status(f"Yosys + nextpnr for {target} …"):
+            results.append(synth.synthesize(design, target, clock_mhz=args.clock))
+    render_synth(results, console, f"qloom synth {args.model} (inside the byte-wide I/O shell)")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        console.print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_demo(args):
     console = _console()
     status = 0
+    inputs, labels = str(DIGITS / "test_inputs.npy"), str(DIGITS / "test_labels.npy")
     for name in ("digits_mlp_qdq.onnx", "digits_mlp_qop.onnx"):
-        model = DIGITS / name
-        console.rule(f"[bold]{model.relative_to(REPO)}")
-        cmd_inspect(argparse.Namespace(model=str(model)))
-        status |= cmd_check(argparse.Namespace(model=str(model), input=str(DIGITS / "test_inputs.npy"),
-                                               labels=str(DIGITS / "test_labels.npy"), count=0))
+        model = str(DIGITS / name)
+        design_args = dict(model=model, fold=None, max_multipliers=32)
+        console.rule(f"[bold]{Path(model).relative_to(REPO)}")
+        cmd_inspect(argparse.Namespace(model=model))
+        status |= cmd_check(argparse.Namespace(model=model, input=inputs, labels=labels, count=0))
+        cmd_compile(argparse.Namespace(output=str(REPO / "build" / Path(model).stem), **design_args))
+        status |= cmd_simulate(argparse.Namespace(input=inputs, labels=labels, simulator="verilator", output=None,
+                                                  gap=0.0, stall=0.0, seed=0, chunk=1024, **design_args))
+        if name == "digits_mlp_qdq.onnx":
+            cmd_synth(argparse.Namespace(target=["ice40-up5k", "ecp5-85k"], clock=None, json=None,
+                                         **{**design_args, "max_multipliers": None}))
     return status
 
 
@@ -166,6 +203,16 @@ def parser():
     s.add_argument("--chunk", type=int, default=512, help="frames per simulator run (default 512)")
     design_options(s)
     s.set_defaults(func=cmd_simulate)
+    s = sub.add_parser("synth", help="synthesize, place and route with Yosys and nextpnr; resources and Fmax")
+    s.add_argument("model")
+    s.add_argument("--target", action="append", choices=["ice40-up5k", "ecp5-85k"], required=True,
+                   help="FPGA to build for (repeat for several)")
+    s.add_argument("--clock", type=float, help="clock to place and route for, MHz (default 50 iCE40, 100 ECP5)")
+    s.add_argument("--json", help="also write the results to this JSON file")
+    s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
+    s.add_argument("--max-multipliers", type=int, help="multiplier budget for the default folding "
+                   "(default: the target's, 8 on iCE40 UP5K, 64 on ECP5-85F)")
+    s.set_defaults(func=cmd_synth)
     s = sub.add_parser("demo", help="the main job on the shipped digits models")
     s.set_defaults(func=cmd_demo)
     return p

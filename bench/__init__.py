@@ -1,0 +1,1 @@
+"""qloom benchmarks: long runs that print tables; never part of `make test`."""

@@ -1,0 +1,3 @@
+from .mlp_foldings import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""A narrow I/O shell: frames enter and leave a design as bytes, so that a design's resources
+and Fmax are measured through a handful of pins (the iCE40UP5K SG48 has 39 I/Os)."""
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .streams import Chain, Gather, Split, lanes_signature
+
+BYTE = unsigned(8)
+
+
+class Reinterpret(wiring.Component):
+    """Pass beats through, reading the payload bits with another layout (zero-extended or truncated)."""
+
+    def __init__(self, i_signature, o_signature):
+        super().__init__({"i": In(i_signature), "o": Out(o_signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.o.payload.as_value().eq(self.i.payload.as_value()),
+                     self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        return m
+
+
+def _byte_lanes(signature):
+    width = len(signature.create().payload.as_value())
+    return -(-width // 8)
+
+
+def narrow_shell(design):
+    """``design`` (a component with stream members i and o) behind byte streams."""
+    i_sig = design.signature.members["i"].signature.flip()
+    o_sig = design.signature.members["o"].signature
+    n_in, n_out = _byte_lanes(i_sig), _byte_lanes(o_sig)
+    return Chain([
+        Gather(shape=BYTE, lanes=1, factor=n_in),
+        Reinterpret(lanes_signature(BYTE, n_in), i_sig),
+        design,
+        Reinterpret(o_sig, lanes_signature(BYTE, n_out)),
+        Split(shape=BYTE, lanes=1, factor=n_out),
+    ])

