@@ -4,7 +4,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .util import check_positive_int, check_shape, signed_shape_for
+from .util import check_positive_int, check_shape, signed_shape_for, tree_sum
 
 KINDS = ("shift", "mul-add-shift", "thresholds", "float-emulation")
 
@@ -35,6 +35,19 @@ def leading_one_tree(x):
     low = width // 2
     hi_len, lo_len = leading_one_tree(x[low:]), leading_one_tree(x[:low])
     return Mux(x[low:].any(), hi_len + low, lo_len)
+
+
+CHUNK = 6
+
+
+def partial_products(a, b, chunk=CHUNK):
+    """``a · b`` for a non-negative ``b`` as partial products of ``chunk``-bit slices of b;
+    their shifted sum (``sum_partials``) is the product.  Splitting keeps each stage short."""
+    return [a * b[k:k + chunk] for k in range(0, len(b), chunk)]
+
+
+def sum_partials(parts, chunk=CHUNK):
+    return tree_sum([p << (k * chunk) for k, p in enumerate(parts)])
 
 
 def rne_stages(pe, carry):
@@ -112,7 +125,7 @@ class Requant(wiring.Component):
 
     @property
     def latency(self):
-        return 1 + {"shift": 1, "mul-add-shift": 2, "thresholds": 1, "float-emulation": 14}[self.kind] + len(self.tables)
+        return 1 + {"shift": 1, "mul-add-shift": 3, "thresholds": 1, "float-emulation": 14}[self.kind] + len(self.tables)
 
     def _field_shape(self, name):
         values = self.params[name]
@@ -160,21 +173,20 @@ class Requant(wiring.Component):
             new = stage(m, vals)
             new.setdefault("valid", vals["valid"])
             new.setdefault("t", vals["t"])
-            registered = {}
-            for key, value in new.items():
-                if isinstance(value, _Rom):
-                    registered[key] = value.value
-                    continue
-                items = value if isinstance(value, list) else [value]
-                regs = [Signal.like(v, name=f"s{n}_{key}{p}") if isinstance(v, Signal) else
-                        Signal(v.shape(), name=f"s{n}_{key}{p}") for p, v in enumerate(items)]
-                with m.If(en):
-                    m.d.sync += [r.eq(v) for r, v in zip(regs, items)]
-                registered[key] = regs if isinstance(value, list) else regs[0]
-            vals = registered
+            vals = {key: value.value if isinstance(value, _Rom) else self._register(m, en, value, f"s{n}_{key}")
+                    for key, value in new.items()}
         m.d.comb += self.o.valid.eq(vals["valid"])
         m.d.comb += [self.o.payload[p].eq(vals["code"][p]) for p in range(pe)]
         return m
+
+    def _register(self, m, en, value, name):
+        """A pipeline register (advancing with ``en``) for a value or a nested list of values."""
+        if isinstance(value, list):
+            return [self._register(m, en, v, f"{name}_{k}") for k, v in enumerate(value)]
+        reg = Signal.like(value, name=name) if isinstance(value, Signal) else Signal(value.shape(), name=name)
+        with m.If(en):
+            m.d.sync += reg.eq(value)
+        return reg
 
     def _field_value(self, name, channel):
         v = self.params[name][channel]
@@ -200,13 +212,17 @@ class Requant(wiring.Component):
         return [stage]
 
     def _stages_mul_add_shift(self):
-        def product(m, vals):
-            return {"prod": [acc * vals["params"][p].mul for p, acc in enumerate(vals["acc"])],
+        def partials(m, vals):
+            return {"parts": [partial_products(acc, vals["params"][p].mul.as_unsigned())
+                              for p, acc in enumerate(vals["acc"])],
                     "add": [vals["params"][p].add for p in range(self.pe)]}
 
+        def product(m, vals):
+            return {"x": [sum_partials(parts) + a for parts, a in zip(vals["parts"], vals["add"])]}
+
         def shift(m, vals):
-            return {"code": [self._clamped((x + a) >> self.shift) for x, a in zip(vals["prod"], vals["add"])]}
-        return [product, shift]
+            return {"code": [self._clamped(x >> self.shift) for x in vals["x"]]}
+        return [partials, product, shift]
 
     def _stages_thresholds(self):
         def stage(m, vals):
@@ -221,11 +237,10 @@ class Requant(wiring.Component):
 
     def _stages_float_emulation(self):
         """``RNE(f32(f32(acc) · m)) + zp`` in integers, pipelined so that each stage holds one
-        wide operation: |acc|; two half products; their sum; the leading one; the rounding
+        wide operation: |acc|; partial products; their sum; the leading one; the rounding
         increment, the add and the shift of the float32 rounding; the same three for the
         rounding to an integer; sign, zero point and clamp."""
         pe, acc_width = self.pe, self.acc_shape.width
-        half = 12
         keep = lambda vals, *names: {n: vals[n] for n in names}
 
         def magnitude(m, vals):          # f32(acc): exact below 2**24, else rounded to 24 bits
@@ -244,13 +259,12 @@ class Requant(wiring.Component):
                     "mant": [vals["params"][p].mantissa for p in range(pe)],
                     "exponent": [vals["params"][p].exponent for p in range(pe)]}
 
-        def half_products(m, vals):      # the 24-bit significand product, in two halves
+        def partials(m, vals):           # the 24-bit significand product, as partial products
             return {"sign": vals["sign"], "e0": [vals["ea"][p] + vals["exponent"][p] for p in range(pe)],
-                    "lo": [vals["mag"][p] * vals["mant"][p][:half] for p in range(pe)],
-                    "hi": [vals["mag"][p] * vals["mant"][p][half:] for p in range(pe)]}
+                    "parts": [partial_products(vals["mag"][p], vals["mant"][p]) for p in range(pe)]}
 
         def product(m, vals):
-            return {**keep(vals, "sign", "e0"), "x": [vals["lo"][p] + (vals["hi"][p] << half) for p in range(pe)]}
+            return {**keep(vals, "sign", "e0"), "x": [sum_partials(parts) for parts in vals["parts"]]}
 
         def leading_one(m, vals):        # f32 rounding position: n - 24 for an n-bit product
             shifts = []
@@ -297,7 +311,7 @@ class Requant(wiring.Component):
                              for p in range(pe)]}
 
         int_keep = ("sign", "neg", "left")
-        return [magnitude, half_products, product, leading_one,
+        return [magnitude, partials, product, leading_one,
                 *rne_stages(pe, ("sign", "e0")), renormalize, integer_position,
                 *rne_stages(pe, int_keep), integer_left, finish]
 

@@ -13,7 +13,7 @@ from .errors import UnsupportedError
 from .requant import signed_bits
 
 MVU_LATENCY = 4
-REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 3, "thresholds": 2, "float-emulation": 15}
+REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 4, "thresholds": 2, "float-emulation": 15}
 
 
 def dsp_slices(a_bits, b_bits, slice_bits=16):

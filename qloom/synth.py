@@ -55,7 +55,7 @@ def _run(cmd, cwd, what):
     cmd = [_tool(cmd[0]), *cmd[1:]]
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
-        tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
+        tail = "\n".join((r.stdout + "\n" + r.stderr).strip().splitlines()[-15:])
         raise QloomError(f"{what} failed (exit {r.returncode}):\n{tail}")
     return r
 
