@@ -25,9 +25,10 @@ class MVU(wiring.Component):
     o : Out(stream of ``pe`` accumulators); a frame is out_features / pe beats, in order
 
     Timing: one beat per cycle, in_fold · out_fold cycles per frame; the last output
-    of a frame is valid ``LATENCY`` cycles after its last step.
+    of a frame is valid ``latency`` cycles after its last step (4 + one cycle per two
+    levels of the adder tree over ``simd`` products).
     """
-    LATENCY = 4
+    LEVELS_PER_STAGE = 2
 
     def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape):
         weights = np.asarray(weights)
@@ -63,6 +64,15 @@ class MVU(wiring.Component):
     @property
     def cycles_per_frame(self):
         return self.in_fold * self.out_fold
+
+    @property
+    def tree_stages(self):
+        levels = (self.simd - 1).bit_length()
+        return max(1, -(-levels // self.LEVELS_PER_STAGE))
+
+    @property
+    def latency(self):
+        return 4 + self.tree_stages
 
     def _rom(self, m, name, words, width, addr, en):
         """Read-only memory with a registered read (like block RAM); a constant when 1 word."""
@@ -116,7 +126,15 @@ class MVU(wiring.Component):
             x = Signal.like(s1_x)
             m.d.comb += x.eq(Mux(s1["first_pass"], s1_x, rp.data))
 
-        # stage 2: products
+        # stage 2: weights and inputs registered (memory outputs are slow), then products
+        w_reg = Signal(lanes)
+        x_reg = Signal(data.ArrayLayout(self.input_shape, simd))
+        s1b = {k: Signal(name=f"s1b_{k}") for k in ("valid", "first", "last")}
+        s1b_t = Signal.like(t_cnt)
+        with m.If(en):
+            m.d.sync += [w_reg.eq(w_word), x_reg.eq(x), s1b_t.eq(s1_t)] + [s1b[k].eq(s1[k]) for k in s1b]
+        w_word, x, s1, s1_t = w_reg, x_reg, s1b, s1b_t
+
         prod_shape = signed_shape_for(*self._product_range())
         prods = [[Signal(prod_shape, name=f"p{p}_{s}") for s in range(simd)] for p in range(pe)]
         s2 = {k: Signal(name=f"s2_{k}") for k in ("valid", "first", "last")}
@@ -125,15 +143,29 @@ class MVU(wiring.Component):
             m.d.sync += [s2[k].eq(s1[k]) for k in s2] + [s2_t.eq(s1_t)]
             m.d.sync += [prods[p][s].eq(w_word[p * simd + s] * x[s]) for p in range(pe) for s in range(simd)]
 
-        # stage 3: adder trees, and the bias of this output tile
-        sums = [Signal(self.acc_shape, name=f"sum{p}") for p in range(pe)]
-        s3 = {k: Signal(name=f"s3_{k}") for k in ("valid", "first", "last")}
-        with m.If(en):
-            m.d.sync += [s3[k].eq(s2[k]) for k in s3]
-            m.d.sync += [sums[p].eq(tree_sum(prods[p])) for p in range(pe)]
+        # stages 3…: adder trees, two levels per stage; the bias of the tile is read alongside
+        group = 1 << self.LEVELS_PER_STAGE
+        sums, ctrl, ctrl_t = prods, s2, s2_t
         bias_layout = data.ArrayLayout(self.acc_shape, pe)
         bias_words = [pack(self.bias[t * pe:(t + 1) * pe], self.acc_shape.width) for t in range(out_fold)]
-        bias = bias_layout(self._rom(m, "bias", bias_words, pe * self.acc_shape.width, s2_t, en))
+        for stage in range(self.tree_stages):
+            last_stage = stage == self.tree_stages - 1
+            if last_stage:
+                bias = bias_layout(self._rom(m, "bias", bias_words, pe * self.acc_shape.width, ctrl_t, en))
+            new_sums = []
+            for p in range(pe):
+                chunks = [sums[p]] if last_stage else [sums[p][k:k + group] for k in range(0, len(sums[p]), group)]
+                regs = [Signal(self.acc_shape, name=f"sum{stage}_{p}_{k}") for k in range(len(chunks))]
+                with m.If(en):
+                    m.d.sync += [r.eq(tree_sum(c)) for r, c in zip(regs, chunks)]
+                new_sums.append(regs)
+            new_ctrl = {k: Signal(name=f"t{stage}_{k}") for k in ("valid", "first", "last")}
+            new_t = Signal.like(t_cnt, name=f"t{stage}_t")
+            with m.If(en):
+                m.d.sync += [new_ctrl[k].eq(ctrl[k]) for k in new_ctrl] + [new_t.eq(ctrl_t)]
+            sums, ctrl, ctrl_t = new_sums, new_ctrl, new_t
+        sums = [s_[0] for s_ in sums]
+        s3 = ctrl
 
         # stage 4: accumulate; the last input tile of an output tile makes an output beat
         acc = [Signal(self.acc_shape, name=f"acc{p}") for p in range(pe)]

@@ -1,6 +1,6 @@
 """Requantization unit: accumulators → output codes, by the circuit the planner proved."""
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,11 +55,13 @@ def rne_stages(pe, carry):
     the increment ``2**(k-1) - 1 + x[k]``, the add, and the shift right by k; the values named in
     ``carry`` travel along, and the result replaces "x"."""
     def increment(m, vals):
+        # 2**(k-1) - 1 + x[k] is 2**(k-1) when x[k] is set, else k-1 ones: decoded bit by bit,
+        # so this stage has no carry chain (and k = 0 gives 0)
         bumps = []
         for x, k in zip(vals["x"], vals["k"]):
-            one = Const(1, len(x) + 1)
-            bump = Signal(len(x) + 1)
-            m.d.comb += bump.eq(Mux(k == 0, 0, ((one << k) >> 1) - 1 + x.as_unsigned().bit_select(k, 1)))
+            odd = x.as_unsigned().bit_select(k, 1)
+            bump = Signal(len(x))
+            m.d.comb += bump.eq(Cat(*(Mux(odd, k == i + 1, k > i + 1) for i in range(len(x)))))
             bumps.append(bump)
         return {**{n: vals[n] for n in carry}, "x": vals["x"], "k": vals["k"], "bump": bumps}
 

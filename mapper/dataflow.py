@@ -12,7 +12,14 @@ from . import qgraph as qg
 from .errors import UnsupportedError
 from .requant import signed_bits
 
-MVU_LATENCY = 4
+MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per pipeline stage (hdl.mvu.MVU.LEVELS_PER_STAGE)
+
+
+def mvu_latency(simd):
+    """Cycles from an MVU step to its output: memory read, operand registers, products, the
+    adder tree (two levels per stage), the accumulator (mirrors hdl.mvu.MVU.latency)."""
+    levels = (simd - 1).bit_length()
+    return 4 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
 REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 4, "thresholds": 2, "float-emulation": 15}
 
 
@@ -77,7 +84,7 @@ class MVUKernel:
 
     @property
     def latency(self):
-        return MVU_LATENCY
+        return mvu_latency(self.simd)
 
     @property
     def acc_bits(self):

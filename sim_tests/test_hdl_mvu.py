@@ -48,16 +48,16 @@ def test_mvu_equals_numpy_under_gaps_and_stalls(n_in, n_out, pe, simd, x_bits, x
     np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
 
 
-@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (4, 12)])
+@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (4, 12), (1, 48)])
 def test_mvu_sustains_one_beat_per_cycle(pe, simd):
     rng = np.random.default_rng(5)
-    dut, (x_lo, x_hi) = make(rng, 12, 8, pe, simd, 8, False, 8)
+    dut, (x_lo, x_hi) = make(rng, 48, 8, pe, simd, 8, False, 8)
     frames = 5
-    x = rng.integers(x_lo, x_hi + 1, size=(frames, 12))
+    x = rng.integers(x_lo, x_hi + 1, size=(frames, 48))
     got, when = simulate(dut, x, seed=0, gap=0.0, stall=0.0)
     np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
     # no bubbles: the last output beat comes after exactly frames · cycles_per_frame steps + latency
-    assert when[-1] <= frames * dut.cycles_per_frame + MVU.LATENCY + 1
+    assert when[-1] <= frames * dut.cycles_per_frame + dut.latency + 1
     assert when[-1] >= frames * dut.cycles_per_frame
 
 
@@ -68,3 +68,11 @@ def test_mvu_parameters_are_checked():
     with pytest.raises(TypeError, match=r"^simd must be a positive integer, not 0$"):
         MVU(weights=np.zeros((6, 4), int), bias=np.zeros(6, int), pe=1, simd=0,
             input_shape=unsigned(8), acc_shape=signed(16))
+
+
+@pytest.mark.parametrize("simd", [1, 2, 4, 8, 16, 32, 64])
+def test_mvu_latency_is_what_the_dataflow_graph_models(simd):
+    from qloom.mapper.dataflow import mvu_latency
+    dut = MVU(weights=np.ones((2, 64), int), bias=np.zeros(2, int), pe=1, simd=simd,
+              input_shape=unsigned(8), acc_shape=signed(20))
+    assert dut.latency == mvu_latency(simd)
