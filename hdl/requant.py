@@ -50,29 +50,28 @@ def sum_partials(parts, chunk=CHUNK):
     return tree_sum([p << (k * chunk) for k, p in enumerate(parts)])
 
 
-def rne_stages(pe, carry):
-    """Three pipeline stages that round ``x`` (vals["x"]) at bit ``k`` (vals["k"]), ties to even:
-    the increment ``2**(k-1) - 1 + x[k]``, the add, and the shift right by k; the values named in
-    ``carry`` travel along, and the result replaces "x"."""
-    def increment(m, vals):
-        # 2**(k-1) - 1 + x[k] is 2**(k-1) when x[k] is set, else k-1 ones: decoded bit by bit,
-        # so this stage has no carry chain (and k = 0 gives 0)
-        bumps = []
+def rne_stages(pe, carry, width):
+    """Two pipeline stages that round ``x`` (vals["x"]) at bit ``k`` (vals["k"]), ties to even,
+    into ``width`` bits (the caller knows ``x >> k`` fits): first the shift with the guard bit
+    (bit k-1) and the sticky bit (any bit below it), then the increment
+    ``guard & (sticky | lsb)``.  The values named in ``carry`` travel along; the result
+    (width + 1 bits) replaces "x"."""
+    def split(m, vals):
+        out = {**{n: vals[n] for n in carry}, "x": [], "guard": [], "sticky": []}
         for x, k in zip(vals["x"], vals["k"]):
-            odd = x.as_unsigned().bit_select(k, 1)
-            bump = Signal(len(x))
-            m.d.comb += bump.eq(Cat(*(Mux(odd, k == i + 1, k > i + 1) for i in range(len(x)))))
-            bumps.append(bump)
-        return {**{n: vals[n] for n in carry}, "x": vals["x"], "k": vals["k"], "bump": bumps}
+            xu = x.as_unsigned()
+            kept = Signal(width)
+            m.d.comb += kept.eq(xu >> k)
+            below = Cat(*(k > i + 1 for i in range(len(xu))))         # bits under the guard bit
+            out["x"].append(kept)
+            out["guard"].append((k != 0) & xu.bit_select((k - 1)[:len(k)], 1))
+            out["sticky"].append((xu & below).any())
+        return out
 
-    def add(m, vals):
-        return {**{n: vals[n] for n in carry}, "k": vals["k"],
-                "x": [x.as_unsigned() + b for x, b in zip(vals["x"], vals["bump"])]}
-
-    def shift(m, vals):
-        return {**{n: vals[n] for n in carry}, "x": [x >> k for x, k in zip(vals["x"], vals["k"])],
-                "k": vals["k"]}
-    return [increment, add, shift]
+    def increment(m, vals):
+        return {**{n: vals[n] for n in carry},
+                "x": [x + (g & (st | x[0])) for x, g, st in zip(vals["x"], vals["guard"], vals["sticky"])]}
+    return [split, increment]
 
 
 def clamp(v, lo, hi):
@@ -127,7 +126,7 @@ class Requant(wiring.Component):
 
     @property
     def latency(self):
-        return 1 + {"shift": 1, "mul-add-shift": 3, "thresholds": 1, "float-emulation": 14}[self.kind] + len(self.tables)
+        return 1 + {"shift": 1, "mul-add-shift": 3, "thresholds": 1, "float-emulation": 12}[self.kind] + len(self.tables)
 
     def _field_shape(self, name):
         values = self.params[name]
@@ -312,10 +311,10 @@ class Requant(wiring.Component):
             return {"code": [self._clamped(Mux(vals["sign"][p], -vals["v"][p], vals["v"][p]) + self.zero_point)
                              for p in range(pe)]}
 
-        int_keep = ("sign", "neg", "left")
+        int_keep = ("sign", "neg", "left", "k")
         return [magnitude, partials, product, leading_one,
-                *rne_stages(pe, ("sign", "e0")), renormalize, integer_position,
-                *rne_stages(pe, int_keep), integer_left, finish]
+                *rne_stages(pe, ("sign", "e0", "k"), 24), renormalize, integer_position,
+                *rne_stages(pe, int_keep, 24), integer_left, finish]
 
     def _round_significant(self, m, x):
         """(q, sh): x ≈ q · 2**sh with q of at most 24 significant bits, RNE."""

@@ -20,7 +20,7 @@ def mvu_latency(simd):
     adder tree (two levels per stage), the accumulator (mirrors hdl.mvu.MVU.latency)."""
     levels = (simd - 1).bit_length()
     return 4 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
-REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 4, "thresholds": 2, "float-emulation": 15}
+REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 4, "thresholds": 2, "float-emulation": 13}
 
 
 def dsp_slices(a_bits, b_bits, slice_bits=16):

@@ -417,8 +417,7 @@ class Frontend:
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
         out_axis = self.gemm_axis(node)
         w_scale, w_zero = self.qparams(node, 4, 5)
-        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1 - out_axis if out_axis == 0 else 1)
-        w.axis = out_axis
+        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, out_axis)
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
         bias = None
         if len(node.input) > 6 and node.input[6]:

@@ -42,12 +42,10 @@ def rows(graph, requant_plans=None):
         if isinstance(node, qg.Dense):
             consumer = graph.consumers(node.output)[0]
             p = requant_plans[consumer.name]
-            code = graph.producer(node.inputs[0])
             wbits = signed_bits(node.weight.min(initial=0), node.weight.max(initial=0))
-            in_code = consumer.code
-            tables = f" + {len(consumer.target.tables)} table" if consumer.target.tables and p.kind != "float-emulation" else ""
+            tables = f" + {len(p.impl.tables)} table" if getattr(p.impl, "tables", ()) else ""
             out.append(LayerRow(node.name, node.onnx_node, "Dense", in_shape, (node.out_features,),
-                                f"x{_code_bits(graph, node.inputs[0])} w{wbits} → {in_code.name}",
+                                f"x{_code_bits(graph, node.inputs[0])} w{wbits} → {consumer.code.name}",
                                 f"[{int(p.acc_lo.min())}, {int(p.acc_hi.max())}]", str(p.acc_bits),
                                 p.kind + tables, node.macs))
         elif isinstance(node, qg.Quantize):
