@@ -127,8 +127,10 @@ class MVU(wiring.Component):
             m.d.comb += x.eq(Mux(s1["first_pass"], s1_x, rp.data))
 
         # stage 2: weights and inputs registered (memory outputs are slow), then products
-        w_reg = Signal(lanes)
-        x_reg = Signal(data.ArrayLayout(self.input_shape, simd))
+        # plain vectors viewed as lanes: Yosys (0.70, ECP5 flow) asserts on the per-lane
+        # names Amaranth emits for layout-typed registers here
+        w_reg = lanes(Signal(len(w_word.as_value()), name="w_reg"))
+        x_reg = data.ArrayLayout(self.input_shape, simd)(Signal(self.input_shape.width * simd, name="x_reg"))
         s1b = {k: Signal(name=f"s1b_{k}") for k in ("valid", "first", "last")}
         s1b_t = Signal.like(t_cnt)
         with m.If(en):

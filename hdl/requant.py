@@ -297,14 +297,17 @@ class Requant(wiring.Component):
                 out["neg"].append(e < 0)
             return out
 
-        def integer_left(m, vals):       # a left shift when e ≥ 0; saturate to a narrow width
+        def integer_left(m, vals):       # a left shift when e ≥ 0; saturate to 12 bits
             out = {"sign": vals["sign"], "v": []}
-            limit = (1 << 12) - 1
+            bits, limit = 12, (1 << 12) - 1
             for p in range(pe):
-                v = Signal(24 + 16 + 1)
-                x = vals["x"][p]
-                m.d.comb += v.eq(Mux(vals["neg"][p], x, x << vals["left"][p]))
-                out["v"].append(Mux(v > limit, limit, v)[:12])
+                x, left, neg = vals["x"][p], vals["left"][p], vals["neg"][p]
+                # x · 2**left ≥ 2**12 exactly when x >> (12 - left) is not zero (or left ≥ 12 and x ≠ 0)
+                over_left = Mux(left >= bits, x.any(), (x >> (bits - left)[:4]).any())
+                big = Mux(neg, x[bits:].any(), over_left)
+                narrow = Signal(bits)
+                m.d.comb += narrow.eq(Mux(neg, x[:bits], (x[:bits] << left)[:bits]))
+                out["v"].append(Mux(big, limit, narrow))
             return out
 
         def finish(m, vals):             # sign, zero point, clamp

