@@ -27,6 +27,17 @@ def rne_shift(m, x, k, max_k):
     return q + up
 
 
+def rounding_position(m, x, bits):
+    """``max(bit_length(x) - bits, 0)``, flat: bit ``bits + j`` is the leading one when it is set
+    and no bit above it is; its position is then j + 1."""
+    top = len(x) - bits
+    k = Signal(range(max(top + 1, 2)))
+    leading = [x[bits + j] & ~x[bits + j + 1:].any() if bits + j + 1 < len(x) else x[bits + j] for j in range(top)]
+    m.d.comb += k.eq(Cat(*(Cat(*(leading[j] for j in range(top) if (j + 1) >> b & 1)).any()
+                             for b in range(len(k)))))
+    return k
+
+
 def leading_one_tree(x):
     """Bit length of an unsigned value, as a balanced tree (log depth)."""
     width = len(x)
@@ -268,13 +279,7 @@ class Requant(wiring.Component):
             return {**keep(vals, "sign", "e0"), "x": [sum_partials(parts) for parts in vals["parts"]]}
 
         def leading_one(m, vals):        # f32 rounding position: n - 24 for an n-bit product
-            shifts = []
-            for x in vals["x"]:
-                n = leading_one_tree(x)
-                sh = Signal(range(max(len(x) - 23, 2)))
-                m.d.comb += sh.eq(Mux(n > 24, n - 24, 0))
-                shifts.append(sh)
-            return {**keep(vals, "sign", "e0", "x"), "k": shifts}
+            return {**keep(vals, "sign", "e0", "x"), "k": [rounding_position(m, x, 24) for x in vals["x"]]}
 
         def renormalize(m, vals):        # rounding up to 2**24 carries into the exponent
             qs, es = [], []
