@@ -38,16 +38,6 @@ def rounding_position(m, x, bits):
     return k
 
 
-def leading_one_tree(x):
-    """Bit length of an unsigned value, as a balanced tree (log depth)."""
-    width = len(x)
-    if width == 1:
-        return x[0]
-    low = width // 2
-    hi_len, lo_len = leading_one_tree(x[low:]), leading_one_tree(x[:low])
-    return Mux(x[low:].any(), hi_len + low, lo_len)
-
-
 CHUNK = 6
 
 
@@ -326,9 +316,7 @@ class Requant(wiring.Component):
 
     def _round_significant(self, m, x):
         """(q, sh): x ≈ q · 2**sh with q of at most 24 significant bits, RNE."""
-        n = leading_one_tree(x)
-        sh = Signal(range(max(len(x) - 23, 2)))
-        m.d.comb += sh.eq(Mux(n > 24, n - 24, 0))
+        sh = rounding_position(m, x, 24)
         q = Signal(25)
         m.d.comb += q.eq(rne_shift(m, x, sh, max(len(x) - 24, 1)))
         carry = q[24]
