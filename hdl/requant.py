@@ -42,13 +42,26 @@ CHUNK = 6
 
 
 def partial_products(a, b, chunk=CHUNK):
-    """``a · b`` for a non-negative ``b`` as partial products of ``chunk``-bit slices of b;
-    their shifted sum (``sum_partials``) is the product.  Splitting keeps each stage short."""
-    return [a * b[k:k + chunk] for k in range(0, len(b), chunk)]
+    """``a · b`` for a non-negative ``b`` as the shifted products of ``chunk``-bit slices of b;
+    their sum is the product.  Splitting keeps each stage short."""
+    return [(a * b[k:k + chunk]) << k for k in range(0, len(b), chunk)]
 
 
-def sum_partials(parts, chunk=CHUNK):
-    return tree_sum([p << (k * chunk) for k, p in enumerate(parts)])
+def adder_stages(operands, carry):
+    """Stages that add the per-lane operand lists vals["x"] pairwise, one adder level per
+    stage, until one value per lane is left; ``operands`` is the list length."""
+    def level(m, vals):
+        return {**{n: vals[n] for n in carry},
+                "x": [[xs[k] + xs[k + 1] if k + 1 < len(xs) else xs[k] for k in range(0, len(xs), 2)]
+                      for xs in vals["x"]]}
+
+    def unwrap(m, vals):
+        return {**{n: vals[n] for n in carry}, "x": [xs[0] for xs in vals["x"]]}
+    stages = []
+    while operands > 1:
+        stages.append(level)
+        operands = -(-operands // 2)
+    return stages, unwrap
 
 
 def rne_stages(pe, carry, width):
@@ -125,9 +138,14 @@ class Requant(wiring.Component):
     def out_fold(self):
         return self.channels // self.pe
 
+    def _stage_list(self):
+        return getattr(self, "_stages_" + self.kind.replace("-", "_"))() + \
+            [self._table_stage(k) for k in range(len(self.tables))]
+
     @property
     def latency(self):
-        return 1 + {"shift": 1, "mul-add-shift": 3, "thresholds": 1, "float-emulation": 12}[self.kind] + len(self.tables)
+        """Cycles from an accepted beat to its output: the input register and one per stage."""
+        return 1 + len(self._stage_list())
 
     def _field_shape(self, name):
         values = self.params[name]
@@ -169,9 +187,7 @@ class Requant(wiring.Component):
             m.d.sync += [vals["acc"][p].eq(self.i.payload[p]) for p in range(pe)]
         vals["params"] = params
 
-        stages = getattr(self, "_stages_" + self.kind.replace("-", "_"))()
-        stages += [self._table_stage(k) for k in range(len(self.tables))]
-        for n, stage in enumerate(stages):
+        for n, stage in enumerate(self._stage_list()):
             new = stage(m, vals)
             new.setdefault("valid", vals["valid"])
             new.setdefault("t", vals["t"])
@@ -214,17 +230,15 @@ class Requant(wiring.Component):
         return [stage]
 
     def _stages_mul_add_shift(self):
-        def partials(m, vals):
-            return {"parts": [partial_products(acc, vals["params"][p].mul.as_unsigned())
-                              for p, acc in enumerate(vals["acc"])],
-                    "add": [vals["params"][p].add for p in range(self.pe)]}
+        levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, ())
 
-        def product(m, vals):
-            return {"x": [sum_partials(parts) + a for parts, a in zip(vals["parts"], vals["add"])]}
+        def partials(m, vals):           # acc · M as partial products, and C, to be added
+            return {"x": [partial_products(acc, vals["params"][p].mul.as_unsigned()) + [vals["params"][p].add]
+                          for p, acc in enumerate(vals["acc"])]}
 
         def shift(m, vals):
-            return {"code": [self._clamped(x >> self.shift) for x in vals["x"]]}
-        return [partials, product, shift]
+            return {"code": [self._clamped(unwrap(m, vals)["x"][p] >> self.shift) for p in range(self.pe)]}
+        return [partials, *levels, shift]
 
     def _stages_thresholds(self):
         def stage(m, vals):
@@ -261,14 +275,14 @@ class Requant(wiring.Component):
                     "mant": [vals["params"][p].mantissa for p in range(pe)],
                     "exponent": [vals["params"][p].exponent for p in range(pe)]}
 
+        levels, unwrap = adder_stages(-(-25 // CHUNK), ("sign", "e0"))
+
         def partials(m, vals):           # the 24-bit significand product, as partial products
             return {"sign": vals["sign"], "e0": [vals["ea"][p] + vals["exponent"][p] for p in range(pe)],
-                    "parts": [partial_products(vals["mag"][p], vals["mant"][p]) for p in range(pe)]}
-
-        def product(m, vals):
-            return {**keep(vals, "sign", "e0"), "x": [sum_partials(parts) for parts in vals["parts"]]}
+                    "x": [partial_products(vals["mag"][p], vals["mant"][p]) for p in range(pe)]}
 
         def leading_one(m, vals):        # f32 rounding position: n - 24 for an n-bit product
+            vals = unwrap(m, vals)
             return {**keep(vals, "sign", "e0", "x"), "k": [rounding_position(m, x, 24) for x in vals["x"]]}
 
         def renormalize(m, vals):        # rounding up to 2**24 carries into the exponent
@@ -310,7 +324,7 @@ class Requant(wiring.Component):
                              for p in range(pe)]}
 
         int_keep = ("sign", "neg", "left", "k")
-        return [magnitude, partials, product, leading_one,
+        return [magnitude, partials, *levels, leading_one,
                 *rne_stages(pe, ("sign", "e0", "k"), 24), renormalize, integer_position,
                 *rne_stages(pe, int_keep, 24), integer_left, finish]
 

@@ -20,7 +20,23 @@ def mvu_latency(simd):
     adder tree (two levels per stage), the accumulator (mirrors hdl.mvu.MVU.latency)."""
     levels = (simd - 1).bit_length()
     return 4 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
-REQUANT_LATENCY = {"shift": 2, "mul-add-shift": 4, "thresholds": 2, "float-emulation": 13}
+PRODUCT_CHUNK = 6    # bits of the constant operand per partial product (hdl.requant.CHUNK)
+
+
+def adder_levels(operands):
+    levels = 0
+    while operands > 1:
+        operands, levels = -(-operands // 2), levels + 1
+    return levels
+
+
+def requant_latency(kind, mul_bits=0, tables=0):
+    """Cycles through a requantization unit (mirrors hdl.requant.Requant.latency): the input
+    register, then the stages of the circuit, then one per table ROM."""
+    stages = {"shift": 1, "thresholds": 1,
+              "mul-add-shift": 2 + adder_levels(-(-mul_bits // PRODUCT_CHUNK) + 1),
+              "float-emulation": 11 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
+    return 1 + stages + tables
 
 
 def dsp_slices(a_bits, b_bits, slice_bits=16):
@@ -128,7 +144,9 @@ class RequantKernel:
 
     @property
     def latency(self):
-        return REQUANT_LATENCY[self.plan.kind] + len(getattr(self.plan.impl, "tables", ()))
+        impl = self.plan.impl
+        mul_bits = signed_bits(0, int(max(impl.mul))) if self.plan.kind == "mul-add-shift" else 0
+        return requant_latency(self.plan.kind, mul_bits, len(getattr(impl, "tables", ())))
 
     def resources(self):
         per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16,

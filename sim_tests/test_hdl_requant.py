@@ -10,6 +10,7 @@ from qloom.mapper.numeric import F32
 from qloom.mapper.qgraph import CodeType
 from qloom.mapper.requant_targets import CodeTable, ScaleRound
 from qloom.hdl.util import signed_shape_for
+from qloom.mapper.dataflow import requant_latency
 
 
 def target_for(kind, rng, channels, code):
@@ -47,6 +48,8 @@ def test_requant_unit_equals_model_on_full_range(kind, pe, channels, signed):
         assert plan.kind == kind
     acc_shape = signed_shape_for(-1500, 1500)
     dut = requant_unit(plan, pe=pe, acc_shape=acc_shape, out_code=code, channels=channels)
+    mul_bits = signed_shape_for(0, int(max(plan.impl.mul))).width if plan.kind == "mul-add-shift" else 0
+    assert dut.latency == requant_latency(plan.kind, mul_bits, len(getattr(plan.impl, "tables", ())))
     acc = np.arange(-1500, 1501)
     frames = np.stack([np.roll(acc, 37 * c) for c in range(channels)], axis=1)     # (N, channels)
     beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(channels // pe)]
