@@ -38,7 +38,7 @@ def rounding_position(m, x, bits):
     return k
 
 
-CHUNK = 6
+CHUNK = 3
 
 
 def partial_products(a, b, chunk=CHUNK):

