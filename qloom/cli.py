@@ -23,6 +23,9 @@ def load_inputs(path, graph):
     except (OSError, ValueError) as e:
         raise QloomError(f"{path}: cannot read inputs ({e}). Give a .npy file of float32 frames.") from None
     shape = graph.nodes[0].shape
+    if x.ndim == 0 or len(x) == 0:
+        raise QloomError(f"{path}: holds no input frames; give an array of shape (frames, "
+                         f"{', '.join(map(str, shape))}).")
     if x.shape[1:] != tuple(shape):
         if x.size % int(np.prod(shape)) == 0 and x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
             x = x.reshape((len(x),) + tuple(shape))
