@@ -27,15 +27,25 @@ def rne_shift(m, x, k, max_k):
     return q + up
 
 
-def rounding_position(m, x, bits):
-    """``max(bit_length(x) - bits, 0)``, flat: bit ``bits + j`` is the leading one when it is set
-    and no bit above it is; its position is then j + 1."""
+def leading_above(x, bits):
+    """One-hot: bit j is set when bit ``bits + j`` of x is its leading one."""
     top = len(x) - bits
-    k = Signal(range(max(top + 1, 2)))
-    leading = [x[bits + j] & ~x[bits + j + 1:].any() if bits + j + 1 < len(x) else x[bits + j] for j in range(top)]
-    m.d.comb += k.eq(Cat(*(Cat(*(leading[j] for j in range(top) if (j + 1) >> b & 1)).any()
-                             for b in range(len(k)))))
+    return Cat(*(x[bits + j] & ~x[bits + j + 1:].any() if bits + j + 1 < len(x) else x[bits + j]
+                 for j in range(top)))
+
+
+def encode_position(m, leading):
+    """``j + 1`` for the set bit j of a one-hot vector, 0 when none is set."""
+    k = Signal(range(max(len(leading) + 1, 2)))
+    m.d.comb += k.eq(Cat(*(Cat(*(leading[j] for j in range(len(leading)) if (j + 1) >> b & 1)).any()
+                           for b in range(len(k)))))
     return k
+
+
+def rounding_position(m, x, bits):
+    """``max(bit_length(x) - bits, 0)``: bit ``bits + j`` is the leading one when it is set and
+    no bit above it is; its position is then j + 1."""
+    return encode_position(m, leading_above(x, bits))
 
 
 CHUNK = 3
@@ -283,7 +293,10 @@ class Requant(wiring.Component):
 
         def leading_one(m, vals):        # f32 rounding position: n - 24 for an n-bit product
             vals = unwrap(m, vals)
-            return {**keep(vals, "sign", "e0", "x"), "k": [rounding_position(m, x, 24) for x in vals["x"]]}
+            return {**keep(vals, "sign", "e0", "x"), "lead": [leading_above(x, 24) for x in vals["x"]]}
+
+        def position(m, vals):
+            return {**keep(vals, "sign", "e0", "x"), "k": [encode_position(m, h) for h in vals["lead"]]}
 
         def renormalize(m, vals):        # rounding up to 2**24 carries into the exponent
             qs, es = [], []
@@ -324,7 +337,7 @@ class Requant(wiring.Component):
                              for p in range(pe)]}
 
         int_keep = ("sign", "neg", "left", "k")
-        return [magnitude, partials, *levels, leading_one,
+        return [magnitude, partials, *levels, leading_one, position,
                 *rne_stages(pe, ("sign", "e0", "k"), 24), renormalize, integer_position,
                 *rne_stages(pe, int_keep, 24), integer_left, finish]
 

@@ -35,7 +35,7 @@ def requant_latency(kind, mul_bits=0, tables=0):
     register, then the stages of the circuit, then one per table ROM."""
     stages = {"shift": 1, "thresholds": 1,
               "mul-add-shift": 2 + adder_levels(-(-mul_bits // PRODUCT_CHUNK) + 1),
-              "float-emulation": 11 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
+              "float-emulation": 12 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
     return 1 + stages + tables
 
 
