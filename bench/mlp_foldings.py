@@ -18,7 +18,8 @@ from qloom.mapper.errors import QloomError
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "models" / "digits" / "digits_mlp_qdq.onnx"
-BUDGETS = [("fully folded", 1), ("budget 8", 8), ("budget 32 (default)", 32), ("budget 128", 128)]
+BUDGETS = [("fully folded", 1), ("budget 4 (UP5K default)", 4), ("budget 32 (compile default)", 32),
+           ("budget 128", 128)]
 
 
 def fold_with_budget(graph, budget):
@@ -73,9 +74,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="one folding, iCE40 UP5K only")
     p.add_argument("--frames", type=int, default=64)
+    p.add_argument("--budgets", type=int, nargs="*", help="only these multiplier budgets")
     args = p.parse_args(argv)
     targets = ["ice40-up5k"] if args.quick else ["ice40-up5k", "ecp5-85k"]
     budgets = BUDGETS[2:3] if args.quick else BUDGETS
+    if args.budgets:
+        budgets = [b for b in BUDGETS if b[1] in args.budgets]
     work = REPO / "build" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     rows = []
