@@ -143,18 +143,20 @@ class RequantKernel:
         return self.channels // self.pe
 
     @property
+    def mul_bits(self):
+        """Width of the multiplier constant M of a mul-add-shift circuit (0 for other kinds)."""
+        return signed_bits(0, int(max(self.plan.impl.mul))) if self.plan.kind == "mul-add-shift" else 0
+
+    @property
     def latency(self):
-        impl = self.plan.impl
-        mul_bits = signed_bits(0, int(max(impl.mul))) if self.plan.kind == "mul-add-shift" else 0
-        return requant_latency(self.plan.kind, mul_bits, len(getattr(impl, "tables", ())))
+        return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())))
 
     def resources(self):
         per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16,
                     "thresholds": self.plan.levels * self.acc_bits, "float-emulation": 400}[self.plan.kind]
         tables = len(getattr(self.plan.impl, "tables", ()))
         dsp = {"float-emulation": dsp_slices(min(self.acc_bits, 25), 25),
-               "mul-add-shift": dsp_slices(self.acc_bits, int(max(abs(int(v)) for v in getattr(self.plan.impl, "mul", [1]))).bit_length() + 1)
-               }.get(self.plan.kind, 0)
+               "mul-add-shift": dsp_slices(self.acc_bits, self.mul_bits)}.get(self.plan.kind, 0)
         return {"lut": self.pe * per_lane + 20, "ff": self.pe * (self.acc_bits + 8) * 2 + 20,
                 "dsp": self.pe * dsp, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
 
