@@ -214,7 +214,7 @@ def parser():
     s.add_argument("--json", help="also write the results to this JSON file")
     s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
     s.add_argument("--max-multipliers", type=int, help="multiplier budget for the default folding "
-                   "(default: the target's, 4 on iCE40 UP5K, 64 on ECP5-85F)")
+                   "(default: the target's, 4 on iCE40 UP5K, 32 on ECP5-85F)")
     s.set_defaults(func=cmd_synth)
     s = sub.add_parser("demo", help="the main job on the shipped digits models")
     s.set_defaults(func=cmd_demo)

@@ -28,7 +28,7 @@ TARGETS = {
                  "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                           "--lpf-allow-unconstrained"],
                  "lut": ["LUT4"], "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
-                 "available": {"lut": 83640, "dsp": 156, "bram": 208}, "default_mhz": 100, "multipliers": 64},
+                 "available": {"lut": 83640, "dsp": 156, "bram": 208}, "default_mhz": 100, "multipliers": 32},
 }
 
 
