@@ -4,6 +4,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .streams import registered_output
 from .util import check_positive_int, check_shape, pack, signed_shape_for, tree_sum
 
 
@@ -25,8 +26,8 @@ class MVU(wiring.Component):
     o : Out(stream of ``pe`` accumulators); a frame is out_features / pe beats, in order
 
     Timing: one beat per cycle, in_fold · out_fold cycles per frame; the last output
-    of a frame is valid ``latency`` cycles after its last step (4 + one cycle per two
-    levels of the adder tree over ``simd`` products).
+    of a frame is valid ``latency`` cycles after its last step (4, one cycle per two
+    levels of the adder tree over ``simd`` products, and the output's register slice).
     """
     LEVELS_PER_STAGE = 2
 
@@ -72,7 +73,7 @@ class MVU(wiring.Component):
 
     @property
     def latency(self):
-        return 4 + self.tree_stages
+        return 5 + self.tree_stages
 
     def _rom(self, m, name, words, width, addr, en):
         """Read-only memory with a registered read (like block RAM); a constant when 1 word."""
@@ -90,8 +91,9 @@ class MVU(wiring.Component):
         wbits = self.weight_shape.width
         lanes = data.ArrayLayout(self.weight_shape, pe * simd)
 
+        out = registered_output(m, self.o)
         en = Signal()                       # the whole pipeline advances together
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        m.d.comb += en.eq(~out.valid | out.ready)
         i_cnt = Signal(range(max(in_fold, 2)))
         t_cnt = Signal(range(max(out_fold, 2)))
         w_addr = Signal(range(max(in_fold * out_fold, 2)))
@@ -172,12 +174,12 @@ class MVU(wiring.Component):
         # stage 4: accumulate; the last input tile of an output tile makes an output beat
         acc = [Signal(self.acc_shape, name=f"acc{p}") for p in range(pe)]
         with m.If(en):
-            m.d.sync += self.o.valid.eq(s3["valid"] & s3["last"])
+            m.d.sync += out.valid.eq(s3["valid"] & s3["last"])
             with m.If(s3["valid"]):
                 for p in range(pe):
                     total = Mux(s3["first"], bias[p], acc[p]) + sums[p]
                     m.d.sync += acc[p].eq(total)
-                    m.d.sync += self.o.payload[p].eq(total)
+                    m.d.sync += out.payload[p].eq(total)
         return m
 
     def _product_range(self):

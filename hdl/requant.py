@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .streams import registered_output
 from .util import check_positive_int, check_shape, signed_shape_for, tree_sum
 
 KINDS = ("shift", "mul-add-shift", "thresholds", "float-emulation")
@@ -120,6 +121,7 @@ class Requant(wiring.Component):
     """
     FIELDS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add"),
               "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent")}
+    OPTIONAL = {"mul-add-shift": ("fix_acc", "fix_code")}   # (channels, k): code fix_code where acc == fix_acc
 
     def __init__(self, *, kind, params, channels, pe, acc_shape, out_shape, lo, hi, zero_point=0,
                  shift=0, tables=(), table_qmin=0):
@@ -133,7 +135,10 @@ class Requant(wiring.Component):
         if missing:
             raise ValueError(f"{kind} needs parameters {', '.join(sorted(missing))}")
         self.kind, self.channels, self.pe = kind, channels, pe
-        self.params = {k: np.asarray(params[k], dtype=object) for k in self.FIELDS[kind]}
+        self.fields = self.FIELDS[kind] + tuple(f for f in self.OPTIONAL.get(kind, ()) if f in params)
+        self.params = {k: np.asarray(params[k], dtype=object) for k in self.fields}
+        if "fix_acc" in self.params and self.params["fix_acc"].shape != self.params["fix_code"].shape:
+            raise ValueError("fix_acc and fix_code must have the same shape (channels, fixes)")
         self.acc_shape = check_shape("acc_shape", acc_shape)
         self.out_shape = check_shape("out_shape", out_shape)
         self.lo, self.hi, self.zero_point, self.shift = int(lo), int(hi), int(zero_point), int(shift)
@@ -154,13 +159,16 @@ class Requant(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from an accepted beat to its output: the input register and one per stage."""
-        return 1 + len(self._stage_list())
+        """Cycles from an accepted beat to its output: the input register, one per stage and
+        the output's register slice."""
+        return 2 + len(self._stage_list())
 
     def _field_shape(self, name):
         values = self.params[name]
-        if name == "thresholds":
+        if name in ("thresholds", "fix_acc"):
             return data.ArrayLayout(self.acc_shape, max(values.shape[1], 1))
+        if name == "fix_code":
+            return data.ArrayLayout(self.out_shape, max(values.shape[1], 1))
         if name == "mantissa":
             return unsigned(25)
         lo, hi = int(min(values.min(), 0)), int(max(values.max(), 0))
@@ -169,17 +177,18 @@ class Requant(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pe, fold = self.pe, self.out_fold
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        out = registered_output(m, self.o)
+        en = self._en = Signal()
+        m.d.comb += [en.eq(~out.valid | out.ready), self.i.ready.eq(en)]
         take = self.i.valid & self.i.ready
         t = Signal(range(max(fold, 2)))
         with m.If(take):
             m.d.sync += t.eq(Mux(t == fold - 1, 0, t + 1))
 
         # parameters of the beat's channels, read as the beat enters
-        lane = data.StructLayout({f: self._field_shape(f) for f in self.FIELDS[self.kind]})
+        lane = data.StructLayout({f: self._field_shape(f) for f in self.fields})
         word = data.ArrayLayout(lane, pe)
-        init = [[{f: self._field_value(f, tt * pe + p) for f in self.FIELDS[self.kind]} for p in range(pe)]
+        init = [[{f: self._field_value(f, tt * pe + p) for f in self.fields} for p in range(pe)]
                 for tt in range(fold)]
         if fold == 1:
             params = Signal(word, init=init[0])       # never driven: a constant
@@ -203,8 +212,8 @@ class Requant(wiring.Component):
             new.setdefault("t", vals["t"])
             vals = {key: value.value if isinstance(value, _Rom) else self._register(m, en, value, f"s{n}_{key}")
                     for key, value in new.items()}
-        m.d.comb += self.o.valid.eq(vals["valid"])
-        m.d.comb += [self.o.payload[p].eq(vals["code"][p]) for p in range(pe)]
+        m.d.comb += out.valid.eq(vals["valid"])
+        m.d.comb += [out.payload[p].eq(vals["code"][p]) for p in range(pe)]
         return m
 
     def _register(self, m, en, value, name):
@@ -218,7 +227,7 @@ class Requant(wiring.Component):
 
     def _field_value(self, name, channel):
         v = self.params[name][channel]
-        return [int(x) for x in v] if name == "thresholds" else int(v)
+        return [int(x) for x in v] if name in ("thresholds", "fix_acc", "fix_code") else int(v)
 
     def _clamped(self, v):
         return clamp(v, self.lo, self.hi)
@@ -240,14 +249,33 @@ class Requant(wiring.Component):
         return [stage]
 
     def _stages_mul_add_shift(self):
-        levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, ())
+        """``(acc · M + C) >> s`` as partial products and an adder tree; beside it, the
+        channel's fixes (an equality compare per fix) choose a listed code instead."""
+        fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
+        carry = ("hit", "fix") if fixes else ()
+        levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, carry)
 
         def partials(m, vals):           # acc · M as partial products, and C, to be added
-            return {"x": [partial_products(acc, vals["params"][p].mul.as_unsigned()) + [vals["params"][p].add]
-                          for p, acc in enumerate(vals["acc"])]}
+            out = {"x": [partial_products(acc, vals["params"][p].mul.as_unsigned()) + [vals["params"][p].add]
+                         for p, acc in enumerate(vals["acc"])]}
+            if fixes:
+                out["hit"], out["fix"] = [], []
+                for p, acc in enumerate(vals["acc"]):
+                    lane = vals["params"][p]
+                    hits = [acc == lane.fix_acc[k] for k in range(fixes)]
+                    out["hit"].append(Cat(*hits).any())
+                    fix = lane.fix_code[0]
+                    for k in range(1, fixes):
+                        fix = Mux(hits[k], lane.fix_code[k], fix)
+                    out["fix"].append(fix)
+            return out
 
         def shift(m, vals):
-            return {"code": [self._clamped(unwrap(m, vals)["x"][p] >> self.shift) for p in range(self.pe)]}
+            vals = unwrap(m, vals)
+            codes = [self._clamped(vals["x"][p] >> self.shift) for p in range(self.pe)]
+            if fixes:
+                codes = [Mux(vals["hit"][p], vals["fix"][p], codes[p]) for p in range(self.pe)]
+            return {"code": codes}
         return [partials, *levels, shift]
 
     def _stages_thresholds(self):
@@ -366,7 +394,7 @@ class Requant(wiring.Component):
                 m.submodules[f"table{index}_{p}"] = rom
                 port = rom.read_port()
                 m.d.comb += [port.addr.eq(vals["t"] * size + (vals["code"][p] - self.table_qmin)),
-                             port.en.eq(self.o.ready | ~self.o.valid)]
+                             port.en.eq(self._en)]
                 codes.append(port.data)
             return {"code": _Rom(codes), "valid": vals["valid"], "t": vals["t"]}
         return stage

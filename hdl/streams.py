@@ -76,6 +76,37 @@ class Split(wiring.Component):
         return m
 
 
+class Skid(wiring.Component):
+    """A register slice with a skid register: one beat per cycle, latency 1, and ``i.ready``
+    a register, so a unit behind it sees no combinational path from the consumer's ready
+    (its pipeline enable then comes straight from a flip-flop)."""
+
+    def __init__(self, signature):
+        super().__init__({"i": In(signature), "o": Out(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        held = Signal(self.i.payload.shape())
+        held_valid = Signal()
+        m.d.comb += self.i.ready.eq(~held_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(held_valid):
+                m.d.sync += [self.o.payload.eq(held), self.o.valid.eq(1), held_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~held_valid):
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
+        return m
+
+
+def registered_output(m, o):
+    """A Skid in front of a unit's output stream ``o``; the unit drives the returned
+    stream (valid, payload) and reads its registered ready."""
+    m.submodules.skid = skid = Skid(o.signature)
+    wiring.connect(m, skid.o, wiring.flipped(o))
+    return skid.i
+
+
 class Fifo(wiring.Component):
     """A first-in first-out queue of ``depth`` beats (amaranth.lib.fifo.SyncFIFOBuffered).
     Its ready does not depend on its output's ready, so it also cuts combinational paths."""

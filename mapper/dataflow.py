@@ -17,9 +17,11 @@ MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per pipeline stage (hdl.mvu.MV
 
 def mvu_latency(simd):
     """Cycles from an MVU step to its output: memory read, operand registers, products, the
-    adder tree (two levels per stage), the accumulator (mirrors hdl.mvu.MVU.latency)."""
+    adder tree (two levels per stage), the accumulator, the output's register slice
+    (mirrors hdl.mvu.MVU.latency)."""
     levels = (simd - 1).bit_length()
-    return 4 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
+    return 5 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
+
 PRODUCT_CHUNK = 3    # bits of the constant operand per partial product (hdl.requant.CHUNK)
 
 
@@ -32,11 +34,11 @@ def adder_levels(operands):
 
 def requant_latency(kind, mul_bits=0, tables=0):
     """Cycles through a requantization unit (mirrors hdl.requant.Requant.latency): the input
-    register, then the stages of the circuit, then one per table ROM."""
+    register, the stages of the circuit, one per table ROM, and the output's register slice."""
     stages = {"shift": 1, "thresholds": 1,
               "mul-add-shift": 2 + adder_levels(-(-mul_bits // PRODUCT_CHUNK) + 1),
               "float-emulation": 12 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
-    return 1 + stages + tables
+    return 2 + stages + tables
 
 
 def dsp_slices(a_bits, b_bits, slice_bits=16):
@@ -152,7 +154,8 @@ class RequantKernel:
         return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())))
 
     def resources(self):
-        per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16,
+        fixes = getattr(self.plan.impl, "fixes", 0)
+        per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16 + fixes * self.acc_bits,
                     "thresholds": self.plan.levels * self.acc_bits, "float-emulation": 400}[self.plan.kind]
         tables = len(getattr(self.plan.impl, "tables", ()))
         dsp = {"float-emulation": dsp_slices(min(self.acc_bits, 25), 25),

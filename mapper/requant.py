@@ -83,14 +83,33 @@ class Shift(Implementation):
 
 @dataclass(frozen=True, eq=False)
 class MulAddShift(Implementation):
-    """``(acc · mul_c + add_c) >> shift`` (floor), zero point folded into add."""
+    """``(acc · mul_c + add_c) >> shift`` (floor), zero point folded into add, then the
+    channel's fixes: ``fix_code[c, k]`` wherever ``acc == fix_acc[c, k]`` (the few
+    accumulators where float32 rounding leaves the line; unused slots repeat a correct point)."""
     mul: np.ndarray
     add: np.ndarray
     shift: int
+    fix_acc: np.ndarray = None
+    fix_code: np.ndarray = None
     kind = "mul-add-shift"
+
+    @property
+    def fixes(self):
+        """Fix slots per channel (0 for a plain line)."""
+        return 0 if self.fix_acc is None else self.fix_acc.shape[1]
 
     def unclamped(self, acc, c):
         return (acc * int(self.mul[c]) + int(self.add[c])) >> self.shift
+
+    def line(self, acc, c):
+        return super().apply(acc, c)
+
+    def apply(self, acc, c):
+        acc = np.asarray(acc, dtype=np.int64)
+        codes = self.line(acc, c)
+        for k in range(self.fixes):
+            codes = np.where(acc == self.fix_acc[c, k], self.fix_code[c, k], codes)
+        return codes
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,10 +186,35 @@ class Plan:
         return signed_bits(self.acc_lo, self.acc_hi)
 
 
+def disagreement(f, g, lo, hi, f_bps, limit):
+    """The accumulators in [lo, hi] where the monotone functions f and g differ (f's
+    breakpoints given), or None when there are more than ``limit``.  Exact: neither
+    function changes between consecutive breakpoints of the two."""
+    _, g_bps = breakpoints(g, lo, hi)
+    starts = np.unique(np.concatenate([[lo], f_bps, g_bps]).astype(np.int64))
+    ends = np.append(starts[1:] - 1, hi)
+    differ = f(starts) != g(starts)
+    if (ends[differ] - starts[differ] + 1).sum() > limit:
+        return None
+    return np.concatenate([np.arange(a, b + 1) for a, b in zip(starts[differ], ends[differ])] +
+                          [np.zeros(0, dtype=np.int64)])
+
+
 def _agrees(impl, target, lo, hi, bps):
     for c in range(target.channels):
+        f = lambda a, c=c: target.evaluate(a, c)
+        if getattr(impl, "fixes", 0):
+            # a line with fixes: the line is monotone, so it differs from the target exactly on
+            # a computable set, which the fixes must cover with the target's codes
+            wrong = disagreement(f, lambda a, c=c: impl.line(a, c), lo[c], hi[c], bps[c], impl.fixes)
+            fix_acc = impl.fix_acc[c]
+            used = (fix_acc >= lo[c]) & (fix_acc <= hi[c])
+            if wrong is None or not np.isin(wrong, fix_acc).all() or \
+                    not np.array_equal(impl.fix_code[c][used], f(fix_acc[used])):
+                return False
+            continue
         pts = proof_points(lo[c], hi[c], bps[c])
-        if not np.array_equal(impl.apply(pts, c), target.evaluate(pts, c)):
+        if not np.array_equal(impl.apply(pts, c), f(pts)):
             return False
     return True
 
@@ -188,7 +232,8 @@ def plan(target, acc_lo, acc_hi, label="layer"):
         tlo.append(int(f(acc_lo[c])))
         thi.append(int(f(acc_hi[c])))
     levels = max((len(b) for b in bps), default=0)
-    for solve in (_solve_shift, _solve_mul_add_shift, _solve_thresholds, _solve_fallback):
+    for solve in (_solve_shift, _solve_mul_add_shift, _solve_thresholds, _solve_line_with_fixes,
+                  _solve_fallback):
         impl = solve(target, acc_lo, acc_hi, bps, tlo, thi, out_lo, out_hi, levels)
         if impl is not None and _agrees(impl, target, acc_lo, acc_hi, bps):
             return Plan(impl, acc_lo, acc_hi, levels)
@@ -226,9 +271,9 @@ def _feasible_mul(lower, upper):
     return (m_lo, c_lo) if c_lo <= c_hi else None
 
 
-def _channel_mul_add(b, lo, hi, t_lo, t_hi, out_lo, out_hi, s):
+def _channel_mul_add(v, b, lo, hi, t_lo, t_hi, out_lo, out_hi, s):
+    """Smallest (M, C) with floor((acc·M + C) / 2**s) reaching level v[i] exactly at b[i]."""
     scale = 1 << s
-    v = np.arange(t_lo + 1, t_hi + 1, dtype=np.int64)
     la, lp = [b], [v * scale]
     ua, uq = [b - 1], [v * scale - 1]
     if t_lo > out_lo:
@@ -240,32 +285,109 @@ def _channel_mul_add(b, lo, hi, t_lo, t_hi, out_lo, out_hi, s):
     return _feasible_mul(lower, upper)
 
 
-def _solve_mul_add_shift(target, lo, hi, bps, tlo, thi, out_lo, out_hi, levels):
-    acc_bits = signed_bits(lo, hi)
-    max_shift = min(48, 61 - acc_bits - 8)
-    if max_shift < 0:
-        return None
+def _fit_lines(channels, max_shift):
+    """(mul, add, shift) of the narrowest lines through each channel's (v, b, ...) constraints,
+    one shift for all; None when a channel has no line."""
     shifts, muls, adds = [], [], []
-    for c in range(target.channels):
-        args = (bps[c], lo[c], hi[c], tlo[c], thi[c], out_lo, out_hi)
-        if len(bps[c]) == 0:                      # constant channel
-            shifts.append(0); muls.append(0); adds.append(tlo[c])
+    for args in channels:
+        v, b, lo, hi, t_lo = args[:5]
+        if len(b) == 0:                           # constant channel
+            shifts.append(0); muls.append(0); adds.append(t_lo)
             continue
-        if _channel_mul_add(*args, max_shift) is None:
+        a = _narrowest_shift(args, max_shift)     # feasibility is monotone in the shift
+        if a is None:
             return None
-        a, b = 0, max_shift                       # feasibility is monotone in the shift
-        while a < b:
-            mid = (a + b) // 2
-            if _channel_mul_add(*args, mid) is None:
-                a = mid + 1
-            else:
-                b = mid
         m, k = _channel_mul_add(*args, a)
         shifts.append(a); muls.append(m); adds.append(k)
     s = max(shifts)
     mul = np.array([m << (s - k) for m, k in zip(muls, shifts)], dtype=np.int64)
     add = np.array([a << (s - k) for a, k in zip(adds, shifts)], dtype=np.int64)
+    return mul, add, s
+
+
+def _max_shift(lo, hi):
+    return min(48, 61 - signed_bits(lo, hi) - 8)
+
+
+def _solve_mul_add_shift(target, lo, hi, bps, tlo, thi, out_lo, out_hi, levels):
+    if _max_shift(lo, hi) < 0:
+        return None
+    lines = _fit_lines([(np.arange(tlo[c] + 1, thi[c] + 1, dtype=np.int64), bps[c], lo[c], hi[c], tlo[c], thi[c],
+                         out_lo, out_hi) for c in range(target.channels)], _max_shift(lo, hi))
+    if lines is None:
+        return None
+    mul, add, s = lines
     return MulAddShift(out_lo, out_hi, mul=mul, add=add, shift=s)
+
+
+MAX_FIXES = 4
+
+
+def _slack(multiplier, zero_point, v, b):
+    """How far each breakpoint b of level v sits inside the exact real interval of
+    ``floor(acc · m + zp + 1/2)`` (negative where float32 rounding moved it off the line).
+    The products are exact in float64 (a 24-bit mantissa times |acc| < 2**29)."""
+    m = np.float64(multiplier)
+    threshold = v.astype(np.float64) - zero_point - 0.5
+    return np.minimum(b * m - threshold, threshold - (b - 1) * m)
+
+
+def _narrowest_shift(args, max_shift):
+    """The smallest shift at which a channel has a line, or None."""
+    if _channel_mul_add(*args, max_shift) is None:
+        return None
+    a, z = 0, max_shift
+    while a < z:
+        mid = (a + z) // 2
+        if _channel_mul_add(*args, mid) is None:
+            a = mid + 1
+        else:
+            z = mid
+    return a
+
+
+def _solve_line_with_fixes(target, lo, hi, bps, tlo, thi, out_lo, out_hi, levels):
+    """A mul-add-shift line through all but the k tightest breakpoints of each channel (those
+    float32 rounding moved, then those closest to a rounding boundary, which need the most
+    precision), and fixes for the few accumulators where the target leaves it."""
+    if not isinstance(target, ScaleRound) or target.tables or _max_shift(lo, hi) < 0:
+        return None
+    max_shift = _max_shift(lo, hi)
+    channels = []
+    for c in range(target.channels):
+        v = np.arange(tlo[c] + 1, thi[c] + 1, dtype=np.int64)
+        order = np.argsort(_slack(target.multiplier[c], target.zero_point, v, bps[c]), kind="stable")
+        best = None
+        for k in range(min(MAX_FIXES, len(v)) + 1):
+            keep = np.ones(len(v), dtype=bool)
+            keep[order[:k]] = False
+            args = (v[keep], bps[c][keep], lo[c], hi[c], tlo[c], thi[c], out_lo, out_hi)
+            shift = _narrowest_shift(args, max_shift)
+            if shift is not None and (best is None or shift + k < best[0]):
+                best = (shift + k, args)
+        if best is None:
+            return None
+        channels.append(best[1])
+    lines = _fit_lines(channels, _max_shift(lo, hi))
+    if lines is None:
+        return None
+    mul, add, s = lines
+    line = MulAddShift(out_lo, out_hi, mul=mul, add=add, shift=s)
+    fix_acc = np.zeros((target.channels, MAX_FIXES), dtype=np.int64)
+    fix_code = np.zeros((target.channels, MAX_FIXES), dtype=np.int64)
+    used = 0
+    for c in range(target.channels):
+        f = lambda a, c=c: target.evaluate(a, c)
+        wrong = disagreement(f, lambda a, c=c: line.apply(a, c), lo[c], hi[c], bps[c], MAX_FIXES)
+        if wrong is None:
+            return None
+        used = max(used, len(wrong))
+        acc = np.concatenate([wrong, np.full(MAX_FIXES - len(wrong), lo[c])]).astype(np.int64)
+        fix_acc[c], fix_code[c] = acc, f(acc)
+    if used == 0:
+        return line
+    return MulAddShift(out_lo, out_hi, mul=mul, add=add, shift=s,
+                       fix_acc=fix_acc[:, :used], fix_code=fix_code[:, :used])
 
 
 def _thresholds(bps, tlo, hi, out_lo, out_hi):

@@ -18,7 +18,9 @@ def requant_unit(plan, *, pe, acc_shape, out_code, channels):
     if isinstance(impl, rq.Shift):
         return Requant(kind="shift", params={"exponent": impl.exponent}, zero_point=impl.zero_point, **common)
     if isinstance(impl, rq.MulAddShift):
-        return Requant(kind="mul-add-shift", params={"mul": impl.mul, "add": impl.add}, shift=impl.shift, **common)
+        fixes = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
+        return Requant(kind="mul-add-shift", params={"mul": impl.mul, "add": impl.add, **fixes}, shift=impl.shift,
+                       **common)
     if isinstance(impl, rq.Thresholds):
         return Requant(kind="thresholds", params={"base": impl.base, "thresholds": impl.thresholds}, **common)
     if isinstance(impl, rq.FloatEmulation):

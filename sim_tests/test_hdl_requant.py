@@ -78,3 +78,21 @@ def test_float_emulation_unit_rounds_wide_accumulators_like_float32():
     out, _ = streams.run(dut, [list(f) for f in frames], len(frames), gap=0.1, stall=0.1, max_cycles=10 ** 6)
     np.testing.assert_array_equal(np.array(out), target.reference(frames))
     assert len(centres) == 8 and len(set(target.reference(frames)[:, 0])) >= 8
+
+
+@pytest.mark.parametrize("pe", [1, 2])
+def test_mul_add_shift_with_fixes_on_full_range(pe):
+    """The line-with-fixes circuit: every accumulator of the range, fixes included."""
+    from test_requant import line_with_fixes_target
+    target, lo, hi = line_with_fixes_target()
+    plan = rq.plan(target, lo, hi)
+    assert plan.kind == "mul-add-shift" and plan.impl.fixes >= 1
+    code = CodeType(8, False)
+    dut = requant_unit(plan, pe=pe, acc_shape=signed_shape_for(-3000, 3000), out_code=code, channels=2)
+    mul_bits = signed_shape_for(0, int(max(plan.impl.mul))).width
+    assert dut.latency == requant_latency(plan.kind, mul_bits)
+    acc = np.arange(-3000, 3001)
+    frames = np.stack([acc, np.roll(acc, 1234)], axis=1)
+    beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(2 // pe)]
+    out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 6)
+    np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))

@@ -137,16 +137,19 @@ def test_planner_skips_a_circuit_that_fails_the_proof(monkeypatch):
         impl = honest(*args)
         return None if impl is None else rq.MulAddShift(impl.lo, impl.hi, mul=impl.mul,
                                                         add=impl.add + (1 << impl.shift), shift=impl.shift)
-    monkeypatch.setattr(rq, "_solve_mul_add_shift", off_by_one)
+    offered = []
+    monkeypatch.setattr(rq, "_solve_mul_add_shift", lambda *args: offered.append(off_by_one(*args)) or offered[-1])
     plan = rq.plan(target, lo, hi)
-    assert plan.kind != "mul-add-shift"
+    assert offered and offered[0] is not None and plan.impl is not offered[0]
+    assert brute_force_equal(offered[0], target, lo, hi) is not None
     assert brute_force_equal(plan.impl, target, lo, hi) is None
 
 
 def test_planner_refuses_when_nothing_is_proven(monkeypatch):
     target = random_target(np.random.default_rng(12), "float")
     wrong = rq.Thresholds(-128, 127, base=np.full(target.channels, 5), thresholds=np.zeros((target.channels, 0), np.int64))
-    for name in ("_solve_shift", "_solve_mul_add_shift", "_solve_thresholds", "_solve_fallback"):
+    for name in ("_solve_shift", "_solve_mul_add_shift", "_solve_thresholds", "_solve_line_with_fixes",
+                 "_solve_fallback"):
         monkeypatch.setattr(rq, name, lambda *a: wrong)
     with pytest.raises(RequantError, match=r"^dense7: no requantization circuit could be proven equal to onnxruntime"):
         rq.plan(target, np.full(target.channels, -100), np.full(target.channels, 100), label="dense7")
@@ -162,3 +165,38 @@ def test_proof_detects_a_single_wrong_accumulator():
                             thresholds=(bps + (np.arange(len(bps)) == 40)).reshape(1, -1))
     assert rq._agrees(plan.impl, target, lo, hi, [bps])
     assert not rq._agrees(shifted, target, lo, hi, [bps])
+
+
+def line_with_fixes_target():
+    """A target no line reaches exactly on [-3000, 3000] (found by search): a line and two fixes do."""
+    rng = np.random.default_rng(1510)
+    m = np.exp(rng.uniform(-8, -3, size=2)).astype(F32)
+    zp = int(rng.integers(0, 256))
+    return ScaleRound(tables=(), multiplier=m, zero_point=zp, lo=0, hi=255), np.full(2, -3000), np.full(2, 3000)
+
+
+def test_line_with_fixes_covers_what_the_line_misses():
+    target, lo, hi = line_with_fixes_target()
+    args = solver_inputs(target, lo, hi)
+    assert rq._solve_mul_add_shift(*args) is None
+    plan = rq.plan(target, lo, hi)
+    assert plan.kind == "mul-add-shift" and plan.impl.fixes >= 1
+    assert brute_force_equal(plan.impl, target, lo, hi) is None
+    line = rq.MulAddShift(plan.impl.lo, plan.impl.hi, mul=plan.impl.mul, add=plan.impl.add, shift=plan.impl.shift)
+    assert brute_force_equal(line, target, lo, hi) is not None       # the fixes are needed
+
+
+def test_proof_refuses_a_wrong_or_missing_fix():
+    target, lo, hi = line_with_fixes_target()
+    args = solver_inputs(target, lo, hi)
+    impl = rq._solve_line_with_fixes(*args)
+    assert rq._agrees(impl, target, lo, hi, args[3])
+    c, k = np.argwhere(impl.fix_acc != lo[:, None])[0]
+    wrong_code, missing = impl.fix_code.copy(), impl.fix_acc.copy()
+    wrong_code[c, k] += 1
+    missing[c, k] = lo[c]
+    for fix_acc, fix_code in ((impl.fix_acc, wrong_code), (missing, impl.fix_code)):
+        bad = rq.MulAddShift(impl.lo, impl.hi, mul=impl.mul, add=impl.add, shift=impl.shift,
+                             fix_acc=fix_acc, fix_code=fix_code)
+        assert brute_force_equal(bad, target, lo, hi) is not None
+        assert not rq._agrees(bad, target, lo, hi, args[3])
