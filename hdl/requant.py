@@ -49,21 +49,35 @@ def rounding_position(m, x, bits):
     return encode_position(m, leading_above(x, bits))
 
 
-CHUNK = 3
+CHUNK = 2
 
 
 def partial_products(a, b, chunk=CHUNK):
     """``a · b`` for a non-negative ``b`` as the shifted products of ``chunk``-bit slices of b;
-    their sum is the product.  Splitting keeps each stage short."""
-    return [(a * b[k:k + chunk]) << k for k in range(0, len(b), chunk)]
+    their sum is the product.  Splitting keeps each stage short; each slice product is written
+    as selected shifted copies of ``a`` so that synthesis keeps it in logic (a multiplier
+    would be mapped onto a hard DSP block per slice)."""
+    out = []
+    for k in range(0, len(b), chunk):
+        rows = [Mux(b[i], a, 0) << i for i in range(k, min(k + chunk, len(b)))]
+        out.append(sum(rows[1:], rows[0]))
+    return out
 
 
-def adder_stages(operands, carry):
+def wrap(value, width):
+    """``value`` modulo 2**width as a signed number (None: unchanged).  A sum whose result
+    fits in ``width`` bits may wrap its operands and partial sums alike; narrower adders
+    are shorter carry chains."""
+    return value if width is None else value[:width].as_signed()
+
+
+def adder_stages(operands, carry, width=None):
     """Stages that add the per-lane operand lists vals["x"] pairwise, one adder level per
-    stage, until one value per lane is left; ``operands`` is the list length."""
+    stage, until one value per lane is left; ``operands`` is the list length.  With
+    ``width``, every sum is kept modulo 2**width (exact when the total fits)."""
     def level(m, vals):
         return {**{n: vals[n] for n in carry},
-                "x": [[xs[k] + xs[k + 1] if k + 1 < len(xs) else xs[k] for k in range(0, len(xs), 2)]
+                "x": [[wrap(xs[k] + xs[k + 1], width) if k + 1 < len(xs) else xs[k] for k in range(0, len(xs), 2)]
                       for xs in vals["x"]]}
 
     def unwrap(m, vals):
@@ -253,11 +267,15 @@ class Requant(wiring.Component):
         channel's fixes (an equality compare per fix) choose a listed code instead."""
         fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
         carry = ("hit", "fix") if fixes else ()
-        levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, carry)
+        # |acc · M + C| < 2**(acc_width - 1) · max M + max |C|: the width every partial sum may wrap to
+        bound = (1 << (self.acc_shape.width - 1)) * int(self.params["mul"].max()) + \
+            int(np.abs(self.params["add"].astype(np.int64)).max())
+        width = bound.bit_length() + 1
+        levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, carry, width)
 
         def partials(m, vals):           # acc · M as partial products, and C, to be added
-            out = {"x": [partial_products(acc, vals["params"][p].mul.as_unsigned()) + [vals["params"][p].add]
-                         for p, acc in enumerate(vals["acc"])]}
+            out = {"x": [[wrap(x, width) for x in partial_products(acc, vals["params"][p].mul.as_unsigned())] +
+                         [vals["params"][p].add] for p, acc in enumerate(vals["acc"])]}
             if fixes:
                 out["hit"], out["fix"] = [], []
                 for p, acc in enumerate(vals["acc"]):

@@ -22,7 +22,7 @@ def mvu_latency(simd):
     levels = (simd - 1).bit_length()
     return 5 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
 
-PRODUCT_CHUNK = 3    # bits of the constant operand per partial product (hdl.requant.CHUNK)
+PRODUCT_CHUNK = 2    # bits of the constant operand per partial product (hdl.requant.CHUNK)
 
 
 def adder_levels(operands):
@@ -158,10 +158,8 @@ class RequantKernel:
         per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16 + fixes * self.acc_bits,
                     "thresholds": self.plan.levels * self.acc_bits, "float-emulation": 400}[self.plan.kind]
         tables = len(getattr(self.plan.impl, "tables", ()))
-        dsp = {"float-emulation": dsp_slices(min(self.acc_bits, 25), 25),
-               "mul-add-shift": dsp_slices(self.acc_bits, self.mul_bits)}.get(self.plan.kind, 0)
         return {"lut": self.pe * per_lane + 20, "ff": self.pe * (self.acc_bits + 8) * 2 + 20,
-                "dsp": self.pe * dsp, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
+                "dsp": 0, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
 
     def to_json(self):
         return {"kind": "Requant", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
@@ -289,13 +287,13 @@ def build(graph, folding, plans, source=""):
     for node in nodes[1:]:
         if isinstance(node, qg.Dense):
             pe, simd = folding[node.name]
-            if in_format is None:
+            if in_format is None:      # the input FIFO also gives the top a registered ready
                 in_format = IOFormat(quantize.shape, simd, code.bits, code.signed, quantize.scale, quantize.zero_point)
             else:
                 add_converter(lanes, simd, node.in_features, code)
-                depth = fifo_depth(pe, simd, node.in_features, node.out_features)
-                kernels.append(FifoKernel(f"fifo{count['fifo']}", code, simd, depth, node.in_features))
-                count["fifo"] += 1
+            depth = fifo_depth(pe, simd, node.in_features, node.out_features)
+            kernels.append(FifoKernel(f"fifo{count['fifo']}", code, simd, depth, node.in_features))
+            count["fifo"] += 1
             lo, hi = graph.code_range(node.inputs[0])
             w = node.weight.astype(np.int64)
             low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + node.bias

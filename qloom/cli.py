@@ -1,4 +1,4 @@
-"""The qloom command line: inspect, check, demo (compile/simulate/synth arrive with the hardware)."""
+"""The qloom command line: inspect, check, compile, simulate, synth and demo."""
 import argparse
 import json
 import sys
