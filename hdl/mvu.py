@@ -97,7 +97,7 @@ class MVU(wiring.Component):
         i_cnt = Signal(range(max(in_fold, 2)))
         t_cnt = Signal(range(max(out_fold, 2)))
         w_addr = Signal(range(max(in_fold * out_fold, 2)))
-        first_pass = t_cnt == 0
+        first_pass = Signal(init=1)         # t_cnt == 0, as a register: it drives i.ready
         step = Signal()
         m.d.comb += [step.eq(en & (~first_pass | self.i.valid)),
                      self.i.ready.eq(en & first_pass)]
@@ -105,7 +105,8 @@ class MVU(wiring.Component):
             m.d.sync += [i_cnt.eq(Mux(i_cnt == in_fold - 1, 0, i_cnt + 1)),
                          w_addr.eq(Mux(w_addr == in_fold * out_fold - 1, 0, w_addr + 1))]
             with m.If(i_cnt == in_fold - 1):
-                m.d.sync += t_cnt.eq(Mux(t_cnt == out_fold - 1, 0, t_cnt + 1))
+                m.d.sync += [t_cnt.eq(Mux(t_cnt == out_fold - 1, 0, t_cnt + 1)),
+                             first_pass.eq(t_cnt == out_fold - 1)]
 
         words = [pack(self.weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
                  for t in range(out_fold) for i in range(in_fold)]

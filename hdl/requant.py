@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import registered_output
+from .streams import CreditQueue
 from .util import check_positive_int, check_shape, signed_shape_for, tree_sum
 
 KINDS = ("shift", "mul-add-shift", "thresholds", "float-emulation")
@@ -168,14 +168,22 @@ class Requant(wiring.Component):
         return self.channels // self.pe
 
     def _stage_list(self):
-        return getattr(self, "_stages_" + self.kind.replace("-", "_"))() + \
+        return [self._params_stage] + getattr(self, "_stages_" + self.kind.replace("-", "_"))() + \
             [self._table_stage(k) for k in range(len(self.tables))]
+
+    def _params_stage(self, m, vals):
+        """The channel parameters, read from their ROM as the beat enters, get a register of
+        their own (a wide ROM in logic is a deep mux); the accumulators wait one cycle."""
+        params = Signal(vals["params"].shape(), name="params")
+        with m.If(self._en):
+            m.d.sync += params.eq(vals["params"])
+        return {"acc": vals["acc"], "params": _Rom(params)}
 
     @property
     def latency(self):
-        """Cycles from an accepted beat to its output: the input register, one per stage and
-        the output's register slice."""
-        return 2 + len(self._stage_list())
+        """Cycles from an accepted beat to its output: the input register, the parameter
+        register, one per stage of the circuit and two through the output queue."""
+        return 3 + len(self._stage_list())
 
     def _field_shape(self, name):
         values = self.params[name]
@@ -191,10 +199,14 @@ class Requant(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pe, fold = self.pe, self.out_fold
-        out = registered_output(m, self.o)
-        en = self._en = Signal()
-        m.d.comb += [en.eq(~out.valid | out.ready), self.i.ready.eq(en)]
-        take = self.i.valid & self.i.ready
+        # the pipeline never stalls: a beat is accepted only when the output queue has its place
+        stages = self._stage_list()
+        m.submodules.queue = queue = CreditQueue(self.o.signature, len(stages) + 4)
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
+        out = queue.i
+        en = self._en = Const(1)
+        take = self.i.valid & queue.room
+        m.d.comb += [self.i.ready.eq(queue.room), queue.reserve.eq(take)]
         t = Signal(range(max(fold, 2)))
         with m.If(take):
             m.d.sync += t.eq(Mux(t == fold - 1, 0, t + 1))
@@ -220,7 +232,7 @@ class Requant(wiring.Component):
             m.d.sync += [vals["acc"][p].eq(self.i.payload[p]) for p in range(pe)]
         vals["params"] = params
 
-        for n, stage in enumerate(self._stage_list()):
+        for n, stage in enumerate(stages):
             new = stage(m, vals)
             new.setdefault("valid", vals["valid"])
             new.setdefault("t", vals["t"])
@@ -266,7 +278,7 @@ class Requant(wiring.Component):
         """``(acc · M + C) >> s`` as partial products and an adder tree; beside it, the
         channel's fixes (an equality compare per fix) choose a listed code instead."""
         fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
-        carry = ("hit", "fix") if fixes else ()
+        carry = ("hits", "fixes") if fixes else ()
         # |acc · M + C| < 2**(acc_width - 1) · max M + max |C|: the width every partial sum may wrap to
         bound = (1 << (self.acc_shape.width - 1)) * int(self.params["mul"].max()) + \
             int(np.abs(self.params["add"].astype(np.int64)).max())
@@ -276,23 +288,17 @@ class Requant(wiring.Component):
         def partials(m, vals):           # acc · M as partial products, and C, to be added
             out = {"x": [[wrap(x, width) for x in partial_products(acc, vals["params"][p].mul.as_unsigned())] +
                          [vals["params"][p].add] for p, acc in enumerate(vals["acc"])]}
-            if fixes:
-                out["hit"], out["fix"] = [], []
-                for p, acc in enumerate(vals["acc"]):
-                    lane = vals["params"][p]
-                    hits = [acc == lane.fix_acc[k] for k in range(fixes)]
-                    out["hit"].append(Cat(*hits).any())
-                    fix = lane.fix_code[0]
-                    for k in range(1, fixes):
-                        fix = Mux(hits[k], lane.fix_code[k], fix)
-                    out["fix"].append(fix)
+            if fixes:                     # compared here, chosen in the last stage
+                out["hits"] = [Cat(*(acc == vals["params"][p].fix_acc[k] for k in range(fixes)))
+                               for p, acc in enumerate(vals["acc"])]
+                out["fixes"] = [[vals["params"][p].fix_code[k] for k in range(fixes)] for p in range(self.pe)]
             return out
 
         def shift(m, vals):
             vals = unwrap(m, vals)
             codes = [self._clamped(vals["x"][p] >> self.shift) for p in range(self.pe)]
-            if fixes:
-                codes = [Mux(vals["hit"][p], vals["fix"][p], codes[p]) for p in range(self.pe)]
+            for k in range(fixes):
+                codes = [Mux(vals["hits"][p][k], vals["fixes"][p][k], codes[p]) for p in range(self.pe)]
             return {"code": codes}
         return [partials, *levels, shift]
 

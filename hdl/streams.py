@@ -107,6 +107,30 @@ def registered_output(m, o):
     return skid.i
 
 
+class CreditQueue(wiring.Component):
+    """The output queue of a free-running pipeline (no stall enable to fan out): the unit
+    ``reserve``s a place as it accepts a beat and may accept only while ``room``; the beat
+    arrives on ``i`` some cycles later and always finds its place.  ``room`` depends on
+    registers only.  A queue of ``depth`` ≥ the pipeline latency + 3 sustains one beat per
+    cycle; a beat written is readable 2 cycles later (amaranth.lib.fifo.SyncFIFOBuffered)."""
+
+    def __init__(self, signature, depth):
+        check_positive_int("depth", depth)
+        self.depth = depth
+        super().__init__({"i": In(signature), "o": Out(signature), "reserve": In(1), "room": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = len(self.i.payload.as_value())
+        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
+        count = Signal(range(self.depth + 1))      # reserved and not yet read out
+        m.d.sync += count.eq(count + self.reserve - (self.o.valid & self.o.ready))
+        m.d.comb += [self.room.eq(count < self.depth), self.i.ready.eq(1),
+                     q.w_data.eq(self.i.payload.as_value()), q.w_en.eq(self.i.valid),
+                     self.o.payload.eq(q.r_data), self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready)]
+        return m
+
+
 class Fifo(wiring.Component):
     """A first-in first-out queue of ``depth`` beats (amaranth.lib.fifo.SyncFIFOBuffered).
     Its ready does not depend on its output's ready, so it also cuts combinational paths."""

@@ -34,11 +34,12 @@ def adder_levels(operands):
 
 def requant_latency(kind, mul_bits=0, tables=0):
     """Cycles through a requantization unit (mirrors hdl.requant.Requant.latency): the input
-    register, the stages of the circuit, one per table ROM, and the output's register slice."""
+    register, the parameter register, the stages of the circuit, one per table ROM, and two
+    through the output queue."""
     stages = {"shift": 1, "thresholds": 1,
               "mul-add-shift": 2 + adder_levels(-(-mul_bits // PRODUCT_CHUNK) + 1),
               "float-emulation": 12 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
-    return 2 + stages + tables
+    return 4 + stages + tables
 
 
 def dsp_slices(a_bits, b_bits, slice_bits=16):
