@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import registered_output
-from .util import check_positive_int, check_shape, pack, signed_shape_for, tree_sum
+from .util import check_positive_int, check_shape, pack, signed_shape_for, style_attrs, tree_sum
 
 
 class MVU(wiring.Component):
@@ -19,6 +19,7 @@ class MVU(wiring.Component):
     pe, simd : divisors of out_features and in_features
     input_shape : shape of one input code
     acc_shape : signed shape that holds every partial sum
+    memory_styles : {"weights" | "buffer" | "bias": "block" | "logic"}, where each memory goes
 
     Members
     -------
@@ -31,7 +32,7 @@ class MVU(wiring.Component):
     """
     LEVELS_PER_STAGE = 2
 
-    def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape):
+    def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape, memory_styles=None):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.integer):
             raise TypeError(f"weights must be a 2-D integer array, not {weights.dtype} {weights.shape}")
@@ -46,6 +47,7 @@ class MVU(wiring.Component):
         if bias.shape != (self.out_features,):
             raise ValueError(f"bias must have shape ({self.out_features},), not {bias.shape}")
         self.weights, self.bias, self.pe, self.simd = weights, bias, pe, simd
+        self.memory_styles = dict(memory_styles or {})
         self.input_shape = check_shape("input_shape", input_shape)
         self.acc_shape = check_shape("acc_shape", acc_shape)
         self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
@@ -79,7 +81,8 @@ class MVU(wiring.Component):
         """Read-only memory with a registered read (like block RAM); a constant when 1 word."""
         if len(words) == 1:
             return Const(words[0], unsigned(width))
-        mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
+        mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words,
+                            attrs=style_attrs(self.memory_styles, name))
         m.submodules[name] = mem
         port = mem.read_port()
         m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
@@ -121,7 +124,8 @@ class MVU(wiring.Component):
                          s1["last"].eq(i_cnt == in_fold - 1), s1_t.eq(t_cnt), s1_x.eq(self.i.payload)]
         x = s1_x
         if out_fold > 1:                    # keep the vector for the other output tiles
-            buf = memory.Memory(shape=data.ArrayLayout(self.input_shape, simd), depth=in_fold, init=[])
+            buf = memory.Memory(shape=data.ArrayLayout(self.input_shape, simd), depth=in_fold, init=[],
+                                attrs=style_attrs(self.memory_styles, "buffer"))
             m.submodules.buffer = buf
             wp, rp = buf.write_port(), buf.read_port()
             m.d.comb += [wp.addr.eq(i_cnt), wp.data.eq(self.i.payload), wp.en.eq(step & first_pass),

@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import CreditQueue
-from .util import check_positive_int, check_shape, signed_shape_for, tree_sum
+from .util import check_positive_int, check_shape, signed_shape_for, style_attrs, tree_sum
 
 KINDS = ("shift", "mul-add-shift", "thresholds", "float-emulation")
 
@@ -130,6 +130,7 @@ class Requant(wiring.Component):
     lo, hi : output clamp (codes); zero_point, shift : constants of the kind
     tables : (channels, 2**bits) arrays applied after the first stage, in order, indexed
         by code - table_qmin (float-emulation only)
+    memory_styles : {"params" | "table<i>_<lane>": "block" | "logic"}, where each memory goes
 
     Members: i (In, ``pe`` accumulators), o (Out, ``pe`` codes). One beat per cycle.
     """
@@ -138,7 +139,7 @@ class Requant(wiring.Component):
     OPTIONAL = {"mul-add-shift": ("fix_acc", "fix_code")}   # (channels, k): code fix_code where acc == fix_acc
 
     def __init__(self, *, kind, params, channels, pe, acc_shape, out_shape, lo, hi, zero_point=0,
-                 shift=0, tables=(), table_qmin=0):
+                 shift=0, tables=(), table_qmin=0, memory_styles=None):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         check_positive_int("channels", channels)
@@ -158,6 +159,7 @@ class Requant(wiring.Component):
         self.lo, self.hi, self.zero_point, self.shift = int(lo), int(hi), int(zero_point), int(shift)
         self.tables = [np.asarray(t) for t in tables]
         self.table_qmin = int(table_qmin)
+        self.memory_styles = dict(memory_styles or {})
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
             "o": Out(stream.Signature(data.ArrayLayout(self.out_shape, pe))),
@@ -219,7 +221,7 @@ class Requant(wiring.Component):
         if fold == 1:
             params = Signal(word, init=init[0])       # never driven: a constant
         else:
-            rom = memory.Memory(shape=word, depth=fold, init=init)
+            rom = memory.Memory(shape=word, depth=fold, init=init, attrs=style_attrs(self.memory_styles, "params"))
             m.submodules.params = rom
             port = rom.read_port()
             m.d.comb += [port.addr.eq(t), port.en.eq(en)]
@@ -412,7 +414,8 @@ class Requant(wiring.Component):
             for p in range(self.pe):
                 words = [int(table[tt * self.pe + p, j]) & ((1 << self.out_shape.width) - 1)
                          for tt in range(self.out_fold) for j in range(size)]
-                rom = memory.Memory(shape=self.out_shape, depth=len(words), init=[
+                rom = memory.Memory(shape=self.out_shape, depth=len(words), attrs=style_attrs(
+                    self.memory_styles, f"table{index}_{p}"), init=[
                     w - (1 << self.out_shape.width) if self.out_shape.signed and w >> (self.out_shape.width - 1) else w
                     for w in words])
                 m.submodules[f"table{index}_{p}"] = rom

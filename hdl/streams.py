@@ -163,12 +163,16 @@ def width_converters(shape, lanes_in, lanes_out):
 
 
 class Chain(wiring.Component):
-    """Units joined output to input with wiring.connect; ``i`` of the first, ``o`` of the last."""
+    """Units joined output to input with wiring.connect; ``i`` of the first, ``o`` of the last.
+    ``names`` (optional) name the units' submodules (``u<k>_<name>``)."""
 
-    def __init__(self, units):
+    def __init__(self, units, names=None):
         if not units:
             raise ValueError("a chain needs at least one unit")
         self.units = list(units)
+        self.names = list(names) if names else [type(u).__name__.lower() for u in self.units]
+        if len(self.names) != len(self.units):
+            raise ValueError("names must name every unit")
         # an In member's signature is seen from inside (flipped): flip it back for In(...)
         super().__init__({"i": In(self.units[0].signature.members["i"].signature.flip()),
                           "o": Out(self.units[-1].signature.members["o"].signature)})
@@ -176,7 +180,7 @@ class Chain(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for k, unit in enumerate(self.units):
-            m.submodules[f"u{k}_{type(unit).__name__.lower()}"] = unit
+            m.submodules[f"u{k}_{self.names[k]}"] = unit
         wiring.connect(m, wiring.flipped(self.i), self.units[0].i)
         for a, b in zip(self.units, self.units[1:]):
             wiring.connect(m, a.o, b.i)

@@ -40,3 +40,10 @@ def check_shape(name, shape):
         return Shape.cast(shape)
     except TypeError:
         raise TypeError(f"{name} must be a shape, not {shape!r}") from None
+
+
+def style_attrs(styles, name):
+    """Yosys attributes that place memory ``name`` where the mapper decided ("block" RAM or
+    "logic"); none when it did not say."""
+    style = (styles or {}).get(name)
+    return {"ram_style": style} if style else None

@@ -10,17 +10,21 @@ import numpy as np
 
 from . import qgraph as qg
 from .errors import UnsupportedError
+from .resources import Memory
 from .requant import signed_bits
 
 MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per pipeline stage (hdl.mvu.MVU.LEVELS_PER_STAGE)
+
+
+def mvu_tree_stages(simd):
+    return max(1, -(-(simd - 1).bit_length() // MVU_LEVELS_PER_STAGE))
 
 
 def mvu_latency(simd):
     """Cycles from an MVU step to its output: memory read, operand registers, products, the
     adder tree (two levels per stage), the accumulator, the output's register slice
     (mirrors hdl.mvu.MVU.latency)."""
-    levels = (simd - 1).bit_length()
-    return 5 + max(1, -(-levels // MVU_LEVELS_PER_STAGE))
+    return 5 + mvu_tree_stages(simd)
 
 PRODUCT_CHUNK = 2    # bits of the constant operand per partial product (hdl.requant.CHUNK)
 
@@ -113,13 +117,35 @@ class MVUKernel:
     def weight_bits(self):
         return signed_bits(min(0, int(self.dense.weight.min())), max(0, int(self.dense.weight.max())))
 
+    def memories(self):
+        """Weights (one word per step), the kept input vector and the biases of the tiles."""
+        mems = []
+        if self.cycles_per_frame > 1:
+            mems.append(Memory("weights", self.pe * self.simd * self.weight_bits, self.cycles_per_frame))
+        if self.out_fold > 1:
+            mems += [Memory("buffer", self.simd * self.in_code.bits, self.in_fold, writable=True),
+                     Memory("bias", self.pe * self.acc_bits, self.out_fold)]
+        return mems
+
+    @property
+    def multiplier_luts(self):
+        """LUTs of the products when built in logic (none when they go to DSP blocks)."""
+        return self.pe * self.simd * (self.weight_bits * self.in_code.bits + self.weight_bits + self.in_code.bits)
+
     def resources(self):
-        mults = self.pe * self.simd
-        prod = self.weight_bits + self.in_code.bits
-        rom_bits = self.dense.weight.size * self.weight_bits if self.cycles_per_frame > 1 else 0
-        return {"lut": mults * (self.weight_bits * self.in_code.bits + prod) + self.pe * self.acc_bits + 40,
-                "ff": mults * prod + self.pe * self.acc_bits * 3 + self.simd * self.in_code.bits + 40,
-                "dsp": mults * dsp_slices(self.weight_bits, self.in_code.bits), "bram_bits": rom_bits + (self.dense.in_features * self.in_code.bits if self.out_fold > 1 else 0)}
+        """Structural count (mirrors hdl.mvu.MVU): counters; operand, product, adder-tree and
+        accumulator registers; the output register slice; adders one LUT per bit."""
+        pe, simd, acc, xb, wb = self.pe, self.simd, self.acc_bits, self.in_code.bits, self.weight_bits
+        prod = wb + xb
+        counters = 2 * (math.ceil(math.log2(max(self.cycles_per_frame, 2))) + 2)
+        tree_regs = sum(-(-simd // (4 ** (s + 1))) if s + 1 < mvu_tree_stages(simd) else 1
+                        for s in range(mvu_tree_stages(simd)))
+        ff = (counters + 2 * simd * xb + pe * simd * (wb + prod) + pe * tree_regs * acc + pe * acc
+              + 2 * pe * acc + 16)
+        lut = (self.multiplier_luts + 2 * counters + simd * xb * (self.out_fold > 1)
+               + pe * (simd - 1) * acc + 2 * pe * acc + pe * acc + 20)
+        return {"lut": lut, "ff": ff, "dsp": pe * simd * dsp_slices(wb, xb),
+                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
         return {"kind": "MVU", "name": self.name, "layer": self.dense.name, "onnx_node": self.dense.onnx_node,
@@ -154,13 +180,59 @@ class RequantKernel:
     def latency(self):
         return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())))
 
+    PARAMS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add", "fix_acc", "fix_code"),
+              "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent")}
+
+    @property
+    def param_bits(self):
+        """Bits of one lane's parameter word (mirrors hdl.requant.Requant._field_shape)."""
+        bits = 0
+        for name in self.PARAMS[self.plan.kind]:
+            v = getattr(self.plan.impl, name, None)
+            if v is None:
+                continue
+            v = np.asarray(v)
+            if name in ("thresholds", "fix_acc", "fix_code"):
+                bits += (self.acc_bits if name != "fix_code" else self.node.code.bits) * max(v.shape[1], 1)
+            else:
+                bits += 25 if name == "mantissa" else signed_bits(min(int(v.min()), 0), max(int(v.max()), 0))
+        return bits
+
+    def memories(self):
+        """Per-channel parameters, code tables, and the output queue (latency + 1 beats)."""
+        fold = self.channels // self.pe
+        mems = [Memory("params", self.pe * self.param_bits, fold)] if fold > 1 else []
+        for i, t in enumerate(getattr(self.plan.impl, "tables", ())):
+            mems += [Memory(f"table{i}_{p}", self.node.code.bits, fold * t.table.shape[1]) for p in range(self.pe)]
+        return mems + [Memory("queue", self.pe * self.node.code.bits, self.latency, fifo=True)]
+
+    def _lane(self):
+        """(LUT, FF) of one lane's circuit (mirrors hdl.requant.Requant's stages)."""
+        acc, out, kind = self.acc_bits, self.node.code.bits, self.plan.kind
+        if kind == "shift":
+            return 4 * acc, 2 * acc
+        if kind == "thresholds":
+            return self.plan.levels * (acc // 2 + 2) + 2 * out, 2 * acc
+        if kind == "mul-add-shift":
+            fixes = self.plan.impl.fixes
+            parts = -(-self.mul_bits // PRODUCT_CHUNK)
+            width = acc + self.mul_bits + 1
+            lut = parts * (acc + PRODUCT_CHUNK) + parts * width + fixes * (acc // 2 + out) + 3 * out
+            ff, operands = 2 * acc + parts * (acc + PRODUCT_CHUNK) + fixes * (out + 1), parts + 1
+            while operands > 1:
+                operands = -(-operands // 2)
+                ff += operands * width + fixes * (out + 1)
+            return lut, ff
+        # float emulation: 24×25-bit product as partial products, an adder tree, two roundings
+        parts = -(-25 // PRODUCT_CHUNK)
+        lut = acc + parts * (24 + PRODUCT_CHUNK) + parts * 49 + 49 * 3 + 2 * 25 * 5 + 4 * out
+        ff = 2 * acc + parts * (24 + PRODUCT_CHUNK) + 49 * (adder_levels(parts) + 3) + 25 * 6
+        return lut, ff
+
     def resources(self):
-        fixes = getattr(self.plan.impl, "fixes", 0)
-        per_lane = {"shift": 3 * self.acc_bits, "mul-add-shift": 2 * self.acc_bits + 16 + fixes * self.acc_bits,
-                    "thresholds": self.plan.levels * self.acc_bits, "float-emulation": 400}[self.plan.kind]
-        tables = len(getattr(self.plan.impl, "tables", ()))
-        return {"lut": self.pe * per_lane + 20, "ff": self.pe * (self.acc_bits + 8) * 2 + 20,
-                "dsp": 0, "bram_bits": tables * self.channels * 256 * self.node.code.bits}
+        lut, ff = self._lane()
+        return {"lut": self.pe * lut + 30, "ff": self.pe * ff + self.pe * self.param_bits + 20,
+                "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
         return {"kind": "Requant", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
@@ -184,6 +256,9 @@ class WidthConverterKernel:
     @property
     def latency(self):
         return 1
+
+    def memories(self):
+        return []
 
     def resources(self):
         bits = max(self.lanes_in, self.lanes_out) * self.code.bits
@@ -211,9 +286,14 @@ class FifoKernel:
     def latency(self):
         return 2
 
+    def memories(self):
+        return [Memory("storage", self.lanes * self.code.bits, self.depth - 1, fifo=True)]
+
     def resources(self):
-        bits = self.lanes * self.code.bits
-        return {"lut": bits // 2 + 10, "ff": bits * (self.depth + 1) + 8, "dsp": 0, "bram_bits": 0}
+        """Control and the output register of an amaranth.lib.fifo.SyncFIFOBuffered (the
+        storage is a memory, see memories())."""
+        bits, count = self.lanes * self.code.bits, math.ceil(math.log2(self.depth + 1))
+        return {"lut": bits + 8 * count, "ff": bits + 4 * count, "dsp": 0, "bram_bits": 0}
 
     def to_json(self):
         return {"kind": "FIFO", "name": self.name, "lanes": self.lanes, "bits": self.code.bits, "depth": self.depth,

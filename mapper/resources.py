@@ -1,0 +1,86 @@
+"""Memories and per-target resource estimates.
+
+Where each memory lives is decided here, not left to synthesis: a ROM of at least
+``BLOCK_MIN_DEPTH`` words and ``BLOCK_MIN_BITS`` bits, or a RAM of at least
+``RAM_BLOCK_MIN_BITS`` bits, goes to block RAM, anything smaller to logic, and the circuit carries that choice as a ``ram_style`` attribute that Yosys obeys.  So
+the block-RAM estimate is a count of blocks of the target's geometry, not a guess.  FIFO
+storage (amaranth.lib.fifo) carries no attribute: Yosys puts it in block RAM on iCE40, which
+has no distributed RAM, and in distributed RAM (LUTs) on ECP5."""
+from dataclasses import dataclass
+
+BLOCK_MIN_DEPTH = 64
+BLOCK_MIN_BITS = 1024
+RAM_BLOCK_MIN_BITS = 128
+
+
+@dataclass(frozen=True)
+class Memory:
+    name: str
+    width: int
+    depth: int
+    fifo: bool = False          # storage of an amaranth.lib.fifo queue (no style attribute)
+    writable: bool = False      # a RAM (else a ROM)
+
+    @property
+    def bits(self):
+        return self.width * self.depth
+
+    @property
+    def style(self):
+        if self.fifo:
+            return "auto"
+        if self.writable:       # in logic a RAM is a register per bit
+            return "block" if self.bits >= RAM_BLOCK_MIN_BITS else "logic"
+        return "block" if self.depth >= BLOCK_MIN_DEPTH and self.bits >= BLOCK_MIN_BITS else "logic"
+
+
+# block geometries (width, depth) a block RAM can be configured as; DSP use; what counts as LUT
+TARGETS = {
+    "ice40-up5k": {"bram": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "fifo_in_bram": True,
+                   "dsp_products": 8},
+    "ecp5-85k": {"bram": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
+                 "fifo_in_bram": False, "dsp_products": 0},
+}
+
+
+def blocks(width, depth, target):
+    """Block RAMs for a width × depth memory: the cheapest configuration, tiled."""
+    return min(-(-width // w) * -(-depth // d) for w, d in TARGETS[target]["bram"])
+
+
+def in_bram(mem, target):
+    return mem.style == "block" or (mem.fifo and TARGETS[target]["fifo_in_bram"])
+
+
+def logic_rom_luts(mem):
+    """A ROM in logic: about one 4-input LUT per output bit per 16 words, plus the mux tree."""
+    per_bit = -(-mem.depth // 16)
+    return mem.width * (per_bit + max(per_bit - 1, 0) // 3)
+
+
+def estimate(dataflow, target):
+    """LUT, FF, DSP and block RAMs of ``dataflow`` on ``target``."""
+    t = TARGETS[target]
+    products = dataflow.multipliers
+    use_dsp = 0 < products <= t["dsp_products"]
+    total = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+    for k in dataflow.kernels:
+        r = k.resources()
+        total["lut"] += r["lut"]
+        total["ff"] += r["ff"]
+        if use_dsp and hasattr(k, "multiplier_luts"):
+            total["lut"] -= k.multiplier_luts
+            total["dsp"] += r["dsp"]
+        for mem in k.memories():
+            if in_bram(mem, target):
+                total["bram"] += blocks(mem.width, mem.depth, target)
+            elif not mem.fifo:
+                total["lut"] += logic_rom_luts(mem)
+    return total
+
+
+def error_percent(estimated, measured):
+    """(estimated − measured) / measured in percent; None when nothing was measured."""
+    if measured == 0:
+        return None if estimated == 0 else float("inf")
+    return 100.0 * (estimated - measured) / measured
