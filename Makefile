@@ -33,7 +33,8 @@ test: venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench results
+	$(BIN)/python -m bench foldings
 
 clean:
 	rm -rf $(VENV) .cache build

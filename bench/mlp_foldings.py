@@ -1,8 +1,8 @@
 """Foldings of the digits MLP from fully folded to highly parallel: simulated cycles per
 inference against the MVU bound, and LUT/FF/DSP/BRAM/Fmax on iCE40 UP5K and ECP5-85F.
 
-    python -m bench            (or: make bench)
-    python -m bench --quick    (one folding, iCE40 only)
+    python -m bench foldings            (make bench runs it after the results)
+    python -m bench foldings --quick    (one folding, iCE40 only)
 """
 import argparse
 import json
@@ -71,7 +71,7 @@ def table(rows, targets):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench")
+    p = argparse.ArgumentParser(prog="python -m bench foldings")
     p.add_argument("--quick", action="store_true", help="one folding, iCE40 UP5K only")
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--budgets", type=int, nargs="*", help="only these multiplier budgets")

@@ -140,7 +140,7 @@ class MVUKernel:
         counters = 2 * (math.ceil(math.log2(max(self.cycles_per_frame, 2))) + 2)
         tree_regs = sum(-(-simd // (4 ** (s + 1))) if s + 1 < mvu_tree_stages(simd) else 1
                         for s in range(mvu_tree_stages(simd)))
-        ff = (counters + 2 * simd * xb + pe * simd * (wb + prod) + pe * tree_regs * acc + pe * acc
+        ff = (counters + 2 * simd * xb + pe * simd * (wb + prod + 2 * xb) + pe * tree_regs * acc + pe * acc
               + 2 * pe * acc + 16)
         lut = (self.multiplier_luts + 2 * counters + simd * xb * (self.out_fold > 1)
                + pe * (simd - 1) * acc + 2 * pe * acc + pe * acc + 20)
@@ -217,16 +217,16 @@ class RequantKernel:
             fixes = self.plan.impl.fixes
             parts = -(-self.mul_bits // PRODUCT_CHUNK)
             width = acc + self.mul_bits + 1
-            lut = parts * (acc + PRODUCT_CHUNK) + parts * width + fixes * (acc // 2 + out) + 3 * out
+            lut = parts * (acc + PRODUCT_CHUNK) + parts * width * 3 // 2 + fixes * (acc // 2 + out) + 3 * out
             ff, operands = 2 * acc + parts * (acc + PRODUCT_CHUNK) + fixes * (out + 1), parts + 1
-            while operands > 1:
+            while operands > 1:          # partial sums are narrower than the total early on
                 operands = -(-operands // 2)
-                ff += operands * width + fixes * (out + 1)
+                ff += operands * width * 3 // 4 + fixes * (out + 1)
             return lut, ff
         # float emulation: 24×25-bit product as partial products, an adder tree, two roundings
         parts = -(-25 // PRODUCT_CHUNK)
-        lut = acc + parts * (24 + PRODUCT_CHUNK) + parts * 49 + 49 * 3 + 2 * 25 * 5 + 4 * out
-        ff = 2 * acc + parts * (24 + PRODUCT_CHUNK) + 49 * (adder_levels(parts) + 3) + 25 * 6
+        lut = acc + parts * (24 + PRODUCT_CHUNK) + parts * 49 + 49 * 4 + 25 * 18 + 4 * out
+        ff = 2 * acc + parts * (24 + PRODUCT_CHUNK) + 49 * (adder_levels(parts) + 5) + 25 * 12
         return lut, ff
 
     def resources(self):

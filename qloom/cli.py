@@ -76,7 +76,8 @@ def cmd_compile(args):
     design = _design(args)
     summary.render(design.dataflow, console, f"qloom compile {args.model}")
     out = qc.write(design, args.output)
-    console.print(f"wrote {out}/top.v ({len(design.verilog):,} characters), {out}/design.json, {out}/fold.json")
+    console.print(f"wrote {out}/top.v ({len(design.verilog):,} characters), {out}/design.json, {out}/fold.json, "
+                  f"{out}/report.html, {out}/report.json")
     return 0
 
 
@@ -146,6 +147,10 @@ def cmd_synth(args):
         design = qc.compile_model(args.model, fold=args.fold, max_multipliers=budget)
         with console.status(f"Yosys + nextpnr for {target} …"):
             results.append(synth.synthesize(design, target, clock_mhz=args.clock))
+        if args.output:      # the design as compiled for this target, its report with measured figures
+            out = Path(args.output) / target if len(args.target) > 1 else Path(args.output)
+            qc.write(design, out, results[-1:])
+            console.print(f"wrote {out}/ (top.v, design.json, fold.json, report.html with measured resources)")
     render_synth(results, console, f"qloom synth {args.model} (inside the byte-wide I/O shell)")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
@@ -168,6 +173,7 @@ def cmd_demo(args):
                                                   gap=0.0, stall=0.0, seed=0, chunk=1024, **design_args))
         if name == "digits_mlp_qdq.onnx":
             cmd_synth(argparse.Namespace(target=["ice40-up5k", "ecp5-85k"], clock=None, json=None,
+                                         output=str(REPO / "build" / "digits_mlp_qdq_synth"),
                                          **{**design_args, "max_multipliers": None}))
     return status
 
@@ -212,6 +218,8 @@ def parser():
                    help="FPGA to build for (repeat for several)")
     s.add_argument("--clock", type=float, help="clock to place and route for, MHz (default 50 iCE40, 100 ECP5)")
     s.add_argument("--json", help="also write the results to this JSON file")
+    s.add_argument("-o", "--output", help="also write the compiled design and its report, with the measured "
+                   "resources beside the estimates, to this directory (one per target when several)")
     s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
     s.add_argument("--max-multipliers", type=int, help="multiplier budget for the default folding "
                    "(default: the target's, 4 on iCE40 UP5K, 32 on ECP5-85F)")

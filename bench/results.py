@@ -1,0 +1,160 @@
+"""The benchmark suite: every model compiled, simulated in Verilator and synthesized for each
+target where it fits; bench/RESULTS.md gets the table and the estimator's errors.
+
+    python -m bench results [--quick] [--frames N]      (make bench runs it)
+
+Every resource and Fmax figure is read from the tools' own reports (Yosys ``stat -json``,
+nextpnr ``--report``); cycles from the simulation.  Estimates appear only in the calibration
+table, beside what was measured.
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qloom import compile as qc, synth
+from qloom.mapper import resources
+from qloom.mapper.errors import QloomError
+
+from . import models
+
+REPO = Path(__file__).resolve().parent.parent
+DIGITS = REPO / "models" / "digits"
+WORK = REPO / "build" / "bench"
+TARGETS = ["ice40-up5k", "ecp5-85k"]
+
+
+def model_list(quick=False):
+    """(name, model path, inputs .npy) of every benchmark model."""
+    digits = [("digits MLP 64-32-10, QDQ", DIGITS / "digits_mlp_qdq.onnx", DIGITS / "test_inputs.npy")]
+    if quick:
+        return digits
+    logging.getLogger().setLevel(logging.ERROR)      # quantize_static's pre-processing advice
+    ad = models.make_ad_mlp(WORK / "models")
+    return digits + [("digits MLP 64-32-10, QOperator", DIGITS / "digits_mlp_qop.onnx", DIGITS / "test_inputs.npy"),
+                     ("AD MLP 640-128×4-8-128×4-640, QDQ", ad, ad.parent / "ad_mlp_inputs.npy")]
+
+
+def fits(estimate, target):
+    """None when the estimate fits the device, else why not."""
+    avail = synth.TARGETS[target]["available"]
+    over = [f"{estimate[k]:,} {k.upper()} of {avail[k]:,}" for k in ("lut", "bram", "dsp") if estimate[k] > avail[k]]
+    return f"does not fit (estimated {', '.join(over)})" if over else None
+
+
+def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize):
+    """One row: compile, simulate, synthesize; every figure from the tools' output."""
+    row = {"model": name, "target": target}
+    t = time.time()
+    design = qc.compile_model(model, max_multipliers=synth.TARGETS[target]["multipliers"])
+    row["compile_s"] = round(time.time() - t, 2)
+    d = design.dataflow
+    est = resources.estimate(d, target)
+    macs = sum(k.dense.macs for k in d.kernels if hasattr(k, "dense"))
+    row.update(folding=d.folding, multipliers=d.multipliers, macs=macs, estimate=est,
+               model_cycles=d.cycles_per_frame, model_latency=d.latency)
+    why = fits(est, target)
+    if why:
+        row["status"] = why
+        return row
+    x = np.load(inputs)[:frames]
+    codes = design.graph.nodes[0].reference(x)
+    want = design.graph.run({design.graph.inputs[0]: x})[design.last_requant.output]
+    t = time.time()
+    run = qc.run_hardware(design, codes, simulator="verilator")
+    row["sim_s"] = round(time.time() - t, 2)
+    row["sim_frames"] = len(x)
+    row["mismatches"] = int(np.sum(run.codes.reshape(want.shape) != want))
+    row["cycles_per_inference"] = run.cycles_per_inference
+    row["latency_cycles"] = run.latency
+    try:
+        r = synthesize(design, target, workdir=workdir)
+    except QloomError as e:
+        row["status"] = "synthesis failed: " + str(e).splitlines()[0][:100]
+        return row
+    row["status"] = "ok"
+    row["measured"] = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
+    row["fmax_mhz"] = round(r.fmax_mhz, 2)
+    row["inferences_per_s"] = round(r.fmax_mhz * 1e6 / run.cycles_per_inference, 1)
+    row["latency_us"] = round(run.latency / r.fmax_mhz, 2)
+    row["mac_utilization"] = round(macs / run.cycles_per_inference / d.multipliers, 3)
+    row["error_percent"] = {k: resources.error_percent(est[k], row["measured"][k]) for k in est}
+    return row
+
+
+def _pct(v):
+    return "—" if v is None else f"{v:+.1f} %"
+
+
+def markdown(rows, machine):
+    lines = ["# qloom benchmark results", "",
+             f"Written by `make bench` (`python -m bench`); machine: {machine}. Resources and Fmax are read "
+             "from Yosys `stat -json` and nextpnr `--report` (iCE40: SB_LUT4 cells; ECP5: nextpnr's "
+             "TRELLIS_COMB logic cells), inside qloom's byte-wide I/O shell; cycles from Verilator. "
+             "Folding: the target's default multiplier budget (4 on iCE40 UP5K, 32 on ECP5-85F).", "",
+             "| model | target | fold (pe×simd) | mult. | LUT | FF | DSP | BRAM | Fmax MHz | cycles/inf | inf/s | "
+             "latency µs | MAC util. | compile s | sim frames/s | mismatches |",
+             "|" + "---|" * 16]
+    for r in rows:
+        fold = " ".join(f"{v['pe']}×{v['simd']}" for v in r["folding"].values())
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | {r['target']} | {fold} | {r['multipliers']} | {r['status']} |"
+                         + " |" * 11)
+            continue
+        m = r["measured"]
+        lines.append(f"| {r['model']} | {r['target']} | {fold} | {r['multipliers']} | {m['lut']:,} | {m['ff']:,} | "
+                     f"{m['dsp']} | {m['bram']} | {r['fmax_mhz']:.1f} | {r['cycles_per_inference']:g} | "
+                     f"{r['inferences_per_s']:,.0f} | {r['latency_us']:.1f} | {r['mac_utilization']:.2f} | "
+                     f"{r['compile_s']:.1f} | {r['sim_frames'] / r['sim_s']:.1f} | {r['mismatches']} |")
+    lines += ["", "MAC utilization: MACs per inference / (cycles per inference × multipliers instantiated). "
+              "Simulation speed includes building the Verilator model (cached builds are reused).", "",
+              "## Estimator calibration", "",
+              "Estimated (mapper/resources.py, before any tool runs) against measured; error = (estimated − "
+              "measured) / measured. Cycles: the analytic model against the simulation.", "",
+              "| model | target | LUT est. | meas. | error | FF est. | meas. | error | DSP est. | meas. | "
+              "BRAM est. | meas. | error | cycles model | sim | latency model | sim |",
+              "|" + "---|" * 17]
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        e, m, err = r["estimate"], r["measured"], r["error_percent"]
+        lines.append(f"| {r['model']} | {r['target']} | {e['lut']:,} | {m['lut']:,} | {_pct(err['lut'])} | "
+                     f"{e['ff']:,} | {m['ff']:,} | {_pct(err['ff'])} | {e['dsp']} | {m['dsp']} | {e['bram']} | "
+                     f"{m['bram']} | {_pct(err['bram'])} | {r['model_cycles']} | {r['cycles_per_inference']:g} | "
+                     f"{r['model_latency']} | {r['latency_cycles']} |")
+    errors = [r["error_percent"] for r in rows if r["status"] == "ok"]
+    if errors:
+        worst = {k: max(abs(e[k]) for e in errors if e[k] is not None) for k in ("lut", "ff", "bram")}
+        lines += ["", f"Largest estimator error: LUT {worst['lut']:.1f} %, FF {worst['ff']:.1f} %, "
+                  f"BRAM {worst['bram']:.1f} % (target: LUT and BRAM within ±15 %)."]
+    lines += ["", "Not benchmarked yet: the DS-CNN keyword-spotting and ResNet-8 shapes need convolutions "
+              "(issue #4)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench results")
+    p.add_argument("--quick", action="store_true", help="the digits QDQ model on iCE40 UP5K only")
+    p.add_argument("--frames", type=int, default=32, help="frames simulated per model (default 32)")
+    p.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
+    args = p.parse_args(argv)
+    targets = TARGETS[:1] if args.quick else TARGETS
+    rows = []
+    for name, model, inputs in model_list(args.quick):
+        for target in targets:
+            t = time.time()
+            slug = f"{Path(model).stem}-{target}"
+            rows.append(measure(name, model, inputs, target, args.frames, WORK / "synth" / slug))
+            print(f"{name} on {target}: {rows[-1]['status']} ({time.time() - t:.0f} s)", flush=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    text = markdown(rows, machine)
+    Path(args.output).write_text(text)
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(text)
+    return 1 if any(r.get("mismatches") for r in rows) else 0
