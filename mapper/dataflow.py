@@ -344,6 +344,19 @@ class Dataflow:
                 "folding": self.folding, "kernels": [k.to_json() for k in self.kernels]}
 
 
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Requant, qg.Reshape, qg.Dequantize)
+
+
+def check_hardware(graph, source="model"):
+    """Refuse, before any folding, a graph with a node no hardware kernel exists for."""
+    for node in graph.nodes:
+        if not isinstance(node, HARDWARE_NODES):
+            raise UnsupportedError(f"{node.label} in {source}: no hardware kernel for {type(node).__name__} "
+                                   "yet; `qloom inspect` and `qloom check` work on this model.")
+    if not graph.layers(qg.Dense):
+        raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
+
+
 def chain_of(graph):
     """The QGraph as a chain (MLPs); refuse branching graphs with the node that branches."""
     for node in graph.nodes:

@@ -15,7 +15,8 @@ from .requant_targets import CodeTable, FloatChain, ScaleRound
 
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
-             "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Flatten, Reshape, Identity")
+             "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
+             "QuantizeLinear (QDQ), QLinearConv, MaxPool, Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
 
@@ -63,6 +64,21 @@ class Linear:              # x·W (+ bias) in float, waiting for QuantizeLinear
     bias: np.ndarray       # int32 codes at scale sx·sw, (out,)
     relu: bool
     node: onnx.NodeProto
+
+
+@dataclass
+class ConvLinear:          # Conv(x, W) (+ bias) in float, waiting for QuantizeLinear
+    x: Codes
+    weight: np.ndarray     # codes, (out, in/groups, kh, kw)
+    w_zero: np.ndarray
+    w_scale: np.ndarray
+    bias: np.ndarray
+    relu: bool
+    node: onnx.NodeProto
+    strides: tuple
+    pads: tuple
+    dilations: tuple
+    groups: int
 
 
 @dataclass
@@ -175,7 +191,109 @@ class Frontend:
         name = self.fresh("requant")
         r = self.emit(qg.Requant(name, onnx_node.name or onnx_node.output[0], (dense.output,), name + ".out",
                                  target=target, code=code))
-        return self.new_codes(r, (dense.out_features,), code, scale, zero_point)
+        shape = dense.out_shape if isinstance(dense, qg.Conv) else (dense.out_features,)
+        return self.new_codes(r, shape, code, scale, zero_point)
+
+    def conv(self, c):
+        """Emit the Conv of a complete ConvLinear (zero points folded into the bias)."""
+        w_eff = c.weight.astype(np.int64) - c.w_zero.astype(np.int64)[:, None, None, None]
+        bias = np.zeros(w_eff.shape[0], np.int64) if c.bias is None else c.bias.astype(np.int64)
+        bias = bias - c.x.zero_point * w_eff.reshape(w_eff.shape[0], -1).sum(axis=1)
+        if len(c.x.shape) != 3 or w_eff.shape[1] * c.groups != c.x.shape[0]:
+            self.refuse(c.node, f"expects {w_eff.shape[1] * c.groups} input channels (NCHW) but its input "
+                                f"has shape {c.x.shape}; only 2-D convolutions are supported.")
+        if c.weight.dtype == np.int8 and np.abs(c.weight.astype(np.int64)).max(initial=0) > 64:
+            self.notes.append(f"{onnx_node_label(c.node)}: int8 weights exceed ±64 (see the MatMul note); "
+                              "quantize with reduce_range=True to make every CPU agree.")
+        name = self.fresh("conv")
+        conv = self.emit(qg.Conv(name, c.node.name or c.node.output[0], (c.x.tensor,), name + ".acc",
+                                 weight=w_eff, bias=bias, strides=c.strides, pads=c.pads, dilations=c.dilations,
+                                 groups=c.groups, zero_point=c.x.zero_point, in_shape=tuple(c.x.shape)))
+        self.shapes[conv.output] = conv.out_shape
+        return conv
+
+    def conv_attrs(self, node, kernel_shape):
+        a = self.attrs(node)
+        if len(kernel_shape) != 2:
+            self.refuse(node, f"only 2-D convolutions are supported, not {len(kernel_shape)}-D.")
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            self.refuse(node, "auto_pad is not supported; export with explicit pads.")
+        return (tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0))),
+                tuple(a.get("dilations", (1, 1))), int(a.get("group", 1)))
+
+    def conv_weight(self, node, w):
+        if not isinstance(w, DeqConst):
+            if isinstance(w, Const):
+                raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: the weights are float; "
+                                        "quantize the model with onnxruntime.quantization.quantize_static.")
+            self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
+        if w.codes.ndim != 4:
+            self.refuse(node, f"weights of rank {w.codes.ndim}; a 2-D convolution needs 4-D weights.")
+        n_out = w.codes.shape[0]
+        if np.asarray(w.scale).size > 1 and w.axis != 0:
+            self.refuse(node, "weights are quantized along an axis other than the output channels.")
+        label = onnx_node_label(node)
+        return (w.codes, _per_channel(w.zero_point, n_out, "weight zero point", label).astype(np.int64),
+                _per_channel(w.scale, n_out, "weight scale", label).astype(F32))
+
+    def op_Conv(self, node):
+        x, w = self.value(node, 0), self.value(node, 1)
+        if isinstance(x, FloatInput) or isinstance(x, Const):
+            raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; quantize "
+                                    "the model with onnxruntime.quantization.quantize_static.")
+        if not isinstance(x, Deq):
+            self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
+        weight, w_zero, w_scale = self.conv_weight(node, w)
+        bias_codes = None
+        bias = self.value(node, 2)
+        if bias is not None:
+            if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
+                self.refuse(node, "the bias must be an int32 constant behind DequantizeLinear.")
+            bias_codes = _per_channel(bias.codes, weight.shape[0], "bias", onnx_node_label(node))
+            bscale = _per_channel(bias.scale, weight.shape[0], "bias scale", onnx_node_label(node))
+            if not np.array_equal(numeric.f32(bscale), numeric.f32(F32(x.codes.scale) * w_scale)) or \
+                    np.any(np.asarray(bias.zero_point) != 0):
+                self.refuse(node, "the bias scale is not input scale × weight scale (or its zero point is "
+                                  "not 0), so onnxruntime cannot fuse this layer to integers.")
+        return ConvLinear(x.codes, weight, w_zero, w_scale, bias_codes, False, node,
+                          *self.conv_attrs(node, weight.shape[2:]))
+
+    def op_QLinearConv(self, node):
+        x = self.qcodes(node, 0)
+        self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        w_scale, w_zero = self.qparams(node, 4, 5)
+        weight, w_zero, w_scale = self.conv_weight(node, DeqConst(self.const(node, 3, "the weight"),
+                                                                  w_scale, w_zero, 0))
+        y_scale, y_zero, code = self.out_params(node, 6, 7)
+        bias = None
+        if len(node.input) > 8 and node.input[8]:
+            bias = _per_channel(self.const(node, 8, "the bias"), weight.shape[0], "bias", onnx_node_label(node))
+        c = ConvLinear(x, weight, w_zero, w_scale, bias, False, node, *self.conv_attrs(node, weight.shape[2:]))
+        return self.requant(node, self.conv(c), self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
+                            code, y_scale, y_zero)
+
+    def op_MaxPool(self, node):
+        x = self.value(node, 0)
+        codes = x.codes if isinstance(x, Deq) else x
+        if not isinstance(codes, Codes) or len(codes.shape) != 3:
+            self.refuse(node, "MaxPool is supported on quantized NCHW activations.")
+        a = self.attrs(node)
+        if len(node.output) > 1 and node.output[1]:
+            self.refuse(node, "MaxPool with an Indices output is not supported.")
+        if a.get("ceil_mode", 0) or a.get("storage_order", 0) or \
+                a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            self.refuse(node, "only MaxPool with ceil_mode=0, storage_order=0 and explicit pads is supported.")
+        kernel = tuple(a["kernel_shape"])
+        if len(kernel) != 2:
+            self.refuse(node, "only 2-D MaxPool is supported.")
+        name = self.fresh("maxpool")
+        p = self.emit(qg.MaxPool(name, node.name or node.output[0], (codes.tensor,), name + ".out", kernel=kernel,
+                                 strides=tuple(a.get("strides", (1, 1))), pads=tuple(a.get("pads", (0, 0, 0, 0))),
+                                 dilations=tuple(a.get("dilations", (1, 1)))))
+        shape = (codes.shape[0],) + qg.windows(np.zeros((1, 1) + codes.shape[1:], np.int8), p.kernel, p.strides,
+                                               p.pads, p.dilations, 0).shape[2:4]
+        out = self.new_codes(p, shape, codes.code, codes.scale, codes.zero_point)
+        return Deq(out) if isinstance(x, Deq) else out
 
     def scale_round(self, node, x, w_scale, out_scale, zero_point, code, relu):
         m = numeric.fused_multiplier(x.scale, w_scale, out_scale)
@@ -257,6 +375,11 @@ class Frontend:
             q = self.emit(qg.Quantize(name, node.name or node.output[0], (x.name,), name + ".out",
                                       shape=x.shape, scale=scale, zero_point=zp, code=code))
             return self.new_codes(q, x.shape, code, scale, zp)
+        if isinstance(x, ConvLinear):
+            t = self.scale_round(x.node, x.x, x.w_scale, scale, zp, code, x.relu)
+            return self.requant(x.node, self.conv(x), t, code, scale, zp)
+        if isinstance(x, Deq) and (x.codes.scale, x.codes.zero_point, x.codes.code) == (scale, zp, code):
+            return x.codes          # Q(DQ(q)) with the same parameters is q (e.g. around MaxPool)
         if isinstance(x, Linear):
             d = self.dense(x.node, x.x, x.weight, x.w_zero, x.bias)
             t = self.scale_round(x.node, x.x, x.w_scale, scale, zp, code, x.relu)
@@ -338,7 +461,7 @@ class Frontend:
 
     def op_Relu(self, node):
         x = self.value(node, 0)
-        if isinstance(x, Linear) and not x.relu:
+        if isinstance(x, (Linear, ConvLinear)) and not x.relu:
             return replace(x, relu=True)
         if isinstance(x, Acc) and x.is_float:
             return replace(x, relu=True)

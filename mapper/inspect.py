@@ -39,12 +39,16 @@ def rows(graph, requant_plans=None):
     for node in graph.nodes:
         in_shape = graph.shapes.get(node.inputs[0], ()) if node.inputs else ()
         out_shape = graph.shapes.get(node.output, ())
-        if isinstance(node, qg.Dense):
+        if isinstance(node, (qg.Dense, qg.Conv)):
             consumer = graph.consumers(node.output)[0]
             p = requant_plans[consumer.name]
             wbits = signed_bits(node.weight.min(initial=0), node.weight.max(initial=0))
             tables = f" + {len(p.impl.tables)} table" if getattr(p.impl, "tables", ()) else ""
-            out.append(LayerRow(node.name, node.onnx_node, "Dense", in_shape, (node.out_features,),
+            op = "Dense" if isinstance(node, qg.Dense) else (
+                f"Conv {'×'.join(map(str, node.kernel))}/{node.strides[0]}" +
+                (" depthwise" if node.groups > 1 and node.groups == node.in_shape[0] else
+                 f" g{node.groups}" if node.groups > 1 else ""))
+            out.append(LayerRow(node.name, node.onnx_node, op, in_shape, out_shape,
                                 f"x{_code_bits(graph, node.inputs[0])} w{wbits} → {consumer.code.name}",
                                 f"[{int(p.acc_lo.min())}, {int(p.acc_hi.max())}]", str(p.acc_bits),
                                 p.kind + tables, node.macs))
@@ -56,6 +60,9 @@ def rows(graph, requant_plans=None):
                                 "→ f32", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
         elif isinstance(node, qg.Reshape):
             out.append(LayerRow(node.name, node.onnx_node, "Reshape", in_shape, node.shape, "", "", "", "", 0))
+        elif isinstance(node, qg.MaxPool):
+            out.append(LayerRow(node.name, node.onnx_node, f"MaxPool {'×'.join(map(str, node.kernel))}", in_shape,
+                                out_shape, "", "", "", "", 0))
     return out
 
 
@@ -75,12 +82,12 @@ def render(graph, title, console):
     for r in layer_rows:
         table.add_row(r.layer, r.onnx_node, r.op, "×".join(map(str, r.in_shape)), "×".join(map(str, r.out_shape)),
                       r.bits, r.acc_range, r.acc_bits, r.requant, f"{r.macs:,}" if r.macs else "")
-    dense = [r for r in layer_rows if r.op == "Dense"]
+    dense = [r for r in layer_rows if r.op == "Dense" or r.op.startswith("Conv")]
     kinds = {}
     for r in dense:
         kinds[r.requant] = kinds.get(r.requant, 0) + 1
-    weights = sum(n.weight.size for n in graph.layers(qg.Dense))
-    table.caption = (f"{len(dense)} dense layers · {sum(r.macs for r in dense):,} MACs per frame · "
+    weights = sum(n.weight.size for n in graph.layers(qg.Dense) + graph.layers(qg.Conv))
+    table.caption = (f"{len(dense)} dense/conv layers · {sum(r.macs for r in dense):,} MACs per frame · "
                      f"{weights:,} weights · requant: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
     console.print(table)
     for note in graph.notes:

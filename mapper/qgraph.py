@@ -107,6 +107,106 @@ class Dense(Node):
         return x.astype(np.int64) @ self.weight.T.astype(np.int64) + self.bias
 
 
+def _pads(pads, kernel):
+    """ONNX pads (begin…, end…) as [(begin, end)] per spatial axis."""
+    n = len(kernel)
+    pads = tuple(pads) if pads else (0,) * (2 * n)
+    return [(pads[i], pads[i + n]) for i in range(n)]
+
+
+def windows(x, kernel, strides, pads, dilations, fill):
+    """Sliding windows of a (N, C, H, W) array padded with ``fill``: (N, C, OH, OW, kh, kw).
+    Output sizes as onnxruntime computes them, ``(in + pads - extent) / stride + 1`` with C
+    division (toward zero): a last window reaching past the input is padded too."""
+    (pt, pb), (pl, pr) = _pads(pads, kernel)
+    kh, kw = kernel
+    dh, dw = dilations
+    sh, sw = strides
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    oh = int((x.shape[2] + pt + pb - eh) / sh) + 1
+    ow = int((x.shape[3] + pl + pr - ew) / sw) + 1
+    pb += max(0, (oh - 1) * sh + eh - (x.shape[2] + pt + pb))
+    pr += max(0, (ow - 1) * sw + ew - (x.shape[3] + pl + pr))
+    x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
+    idx_h = (np.arange(oh) * sh)[:, None] + np.arange(kh) * dh          # (oh, kh)
+    idx_w = (np.arange(ow) * sw)[:, None] + np.arange(kw) * dw          # (ow, kw)
+    return x[:, :, idx_h[:, None, :, None], idx_w[None, :, None, :]]    # (N, C, oh, ow, kh, kw)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv(Node):
+    """2-D convolution on raw input codes, NCHW: ``acc = Σ weight · x + bias``, the input padded
+    with its zero point (so padding adds nothing once ``-zx · Σ weight`` is in the bias).
+
+    ``weight`` (out, in/groups, kh, kw) has the weight zero point subtracted."""
+    weight: np.ndarray
+    bias: np.ndarray
+    strides: tuple
+    pads: tuple
+    dilations: tuple
+    groups: int
+    zero_point: int
+    in_shape: tuple           # (C, H, W)
+
+    def __post_init__(self):
+        o, cg = self.weight.shape[:2]
+        if self.weight.ndim != 4 or self.bias.shape != (o,) or cg * self.groups != self.in_shape[0] \
+                or o % self.groups:
+            raise ValueError(f"{self.label}: inconsistent weight {self.weight.shape}, bias {self.bias.shape}, "
+                             f"groups {self.groups} for input {self.in_shape}")
+        for a in (self.weight, self.bias):
+            a.setflags(write=False)
+
+    @property
+    def kernel(self):
+        return tuple(self.weight.shape[2:])
+
+    @property
+    def out_shape(self):
+        probe = windows(np.zeros((1, 1) + tuple(self.in_shape[1:]), np.int8), self.kernel, self.strides,
+                        self.pads, self.dilations, 0)
+        return (self.weight.shape[0],) + probe.shape[2:4]
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+    @property
+    def macs(self):
+        return int(np.prod(self.out_shape)) * int(np.prod(self.weight.shape[1:]))
+
+    def acc_range(self, lo, hi):
+        """Exact per-channel bounds for input codes in [lo, hi] (padding holds the zero point)."""
+        lo, hi = min(lo, self.zero_point), max(hi, self.zero_point)
+        w = self.weight.astype(np.int64).reshape(self.out_channels, -1)
+        return (np.minimum(w * lo, w * hi).sum(axis=1) + self.bias,
+                np.maximum(w * lo, w * hi).sum(axis=1) + self.bias)
+
+    def reference(self, x):
+        win = windows(x.astype(np.int64), self.kernel, self.strides, self.pads, self.dilations,
+                      self.zero_point)                                   # (N, C, oh, ow, kh, kw)
+        n, c, oh, ow = win.shape[:4]
+        g, o = self.groups, self.out_channels
+        win = win.reshape(n, g, c // g, oh, ow, -1)
+        w = self.weight.astype(np.int64).reshape(g, o // g, c // g, -1)
+        acc = np.einsum("ngcyxk,gock->ngoyx", win, w).reshape(n, o, oh, ow)
+        return acc + self.bias[None, :, None, None]
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Node):
+    """Maximum over windows of codes (padding never wins); the codes keep their meaning."""
+    kernel: tuple
+    strides: tuple
+    pads: tuple
+    dilations: tuple
+
+    def reference(self, x):
+        win = windows(x.astype(np.int64), self.kernel, self.strides, self.pads, self.dilations,
+                      np.iinfo(np.int64).min)
+        return win.max(axis=(4, 5))
+
+
 @dataclass(frozen=True, eq=False)
 class Requant(Node):
     """Accumulator → output codes through a monotone per-channel target function."""
@@ -122,7 +222,11 @@ class Requant(Node):
         return self.target.output_range()
 
     def reference(self, acc):
-        return self.target.reference(acc)
+        if acc.ndim <= 2:
+            return self.target.reference(acc)
+        moved = np.moveaxis(acc, 1, -1)                     # channels of NCHW last
+        out = self.target.reference(moved.reshape(-1, moved.shape[-1]))
+        return np.moveaxis(out.reshape(moved.shape), -1, 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,7 +288,7 @@ class QGraph:
     def code_range(self, tensor):
         """Range of the codes a tensor can hold, following reshapes back to the producer."""
         node = self.producer(tensor)
-        while isinstance(node, Reshape):
+        while isinstance(node, (Reshape, MaxPool)):
             node = self.producer(node.inputs[0])
         return node.code_range
 

@@ -35,6 +35,7 @@ class Design:
 def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     graph = frontend.load_qgraph(model)
     plans = inspect.plans(graph)
+    df.check_hardware(graph, str(model))
     folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
     return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model)))
 

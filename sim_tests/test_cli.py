@@ -16,7 +16,7 @@ def test_inspect_prints_the_layer_table(digits):
     assert len(rows) == 2
     assert "fc1" in rows[0] and "64" in rows[0] and "32" in rows[0] and "2,048" in rows[0]
     assert "fc2" in rows[1] and "320" in rows[1]
-    assert "2 dense layers · 2,368 MACs per frame" in r.stdout
+    assert "2 dense/conv layers · 2,368 MACs per frame" in r.stdout
 
 
 def test_check_reports_zero_mismatches_and_equal_accuracy(digits):

@@ -1,0 +1,74 @@
+"""Random float CNNs (Conv with any kernel/stride/pad/dilation, groups 1 or depthwise, Relu,
+MaxPool, Flatten + Gemm), quantized by onnxruntime.quantize_static."""
+import logging
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+logging.getLogger().setLevel(logging.ERROR)     # quantize_static's pre-processing advice
+
+
+class _Calibration(CalibrationDataReader):
+    def __init__(self, x):
+        self.rows = iter([{"x": x[i:i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self.rows, None)
+
+
+def _conv(rng, nodes, inits, x, shape, k, name):
+    """A random Conv (+ Relu, + MaxPool) on ``x`` of ``shape`` (C, H, W); returns (y, shape, info)."""
+    c, h, w = shape
+    depthwise = c > 1 and rng.random() < 0.35
+    s, p, d = int(rng.integers(1, 3)), int(rng.integers(0, 3)), int(rng.integers(1, 3))
+    k = max(1, min(k, (h + 2 * p - 1) // d + 1, (w + 2 * p - 1) // d + 1))
+    groups = c if depthwise else 1
+    out = c * int(rng.integers(1, 3)) if depthwise else int(rng.integers(1, 9))
+    weight = (rng.normal(size=(out, c // groups, k, k)) / np.sqrt(k * k * c / groups)).astype(np.float32)
+    bias = (rng.normal(size=out) * 0.2).astype(np.float32)
+    inits += [numpy_helper.from_array(weight, f"{name}.w"), numpy_helper.from_array(bias, f"{name}.b")]
+    nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [name], name=name, kernel_shape=[k, k],
+                                  strides=[s, s], pads=[p, p, p, p], dilations=[d, d], group=groups))
+    oh, ow = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
+    y, shape = name, (out, oh, ow)
+    if rng.random() < 0.7:
+        nodes.append(helper.make_node("Relu", [y], [name + ".relu"], name=name + ".relu"))
+        y = name + ".relu"
+    if rng.random() < 0.4 and oh >= 2 and ow >= 2:
+        nodes.append(helper.make_node("MaxPool", [y], [name + ".pool"], name=name + ".pool", kernel_shape=[2, 2],
+                                      strides=[2, 2]))
+        y, shape = name + ".pool", (out, oh // 2, ow // 2)
+    return y, shape, dict(k=k, stride=s, pad=p, dilation=d, depthwise=depthwise)
+
+
+def random_cnn(rng, convs=1, dense=False):
+    """A float model: ``convs`` conv layers, then Flatten + Gemm when ``dense``."""
+    shape = (int(rng.integers(1, 6)), int(rng.integers(5, 13)), int(rng.integers(5, 13)))
+    nodes, inits, infos, x, s = [], [], [], "x", shape
+    for i in range(convs):
+        x, s, info = _conv(rng, nodes, inits, x, s, int(rng.integers(1, 6)), f"conv{i}")
+        infos.append(info)
+    if dense:
+        n = int(np.prod(s))
+        nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten"))
+        w = (rng.normal(size=(n, 10)) / np.sqrt(n)).astype(np.float32)
+        inits += [numpy_helper.from_array(w, "fc.w"), numpy_helper.from_array(np.zeros(10, np.float32), "fc.b")]
+        nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
+        x = "logits"
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *shape])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, shape, infos
+
+
+def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
+    tmp = str(path) + ".fp32.onnx"
+    onnx.save(float_model, tmp)
+    quantize_static(tmp, str(path), _Calibration(x), quant_format=QuantFormat.QDQ if fmt == "QDQ" else
+                    QuantFormat.QOperator, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    return path

@@ -1,0 +1,51 @@
+"""Convolutions (any kernel, stride, padding with the zero point, dilation, groups incl.
+depthwise), MaxPool and conv→dense networks: qloom's integer reference equals onnxruntime,
+0 mismatches, on models quantized by onnxruntime itself (QDQ and QOperator)."""
+import numpy as np
+import pytest
+
+from conv_factory import quantize, random_cnn
+from qloom.mapper import frontend, ort_check, qgraph as qg
+from test_compile_cli import qloom
+
+CASES = [(seed, fmt, act, convs, dense) for seed in range(12) for fmt, act in
+         (("QDQ", "uint8"), ("QOperator", "int8"))
+         for convs, dense in ((1, False), (2, seed % 2 == 0))]
+
+
+@pytest.mark.parametrize("seed,fmt,act,convs,dense", CASES)
+def test_random_cnn_equals_onnxruntime(tmp_path, seed, fmt, act, convs, dense):
+    rng = np.random.default_rng(1000 + seed * 7 + convs)
+    model, shape, infos = random_cnn(rng, convs, dense)
+    x = rng.normal(size=(48, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x[:24], fmt, act)
+    assert ort_check.float_products_left(path) == []          # ORT runs it on its integer path
+    graph = frontend.load_qgraph(path)
+    assert len(graph.layers(qg.Conv)) == convs
+    got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
+    want = ort_check.run(path, x)[0]
+    assert got.shape == want.shape
+    assert int(np.sum(got != want)) == 0
+
+
+def test_the_random_layers_cover_the_space():
+    seen = {"k": set(), "stride": set(), "pad": set(), "dilation": set(), "depthwise": set()}
+    for seed, _, _, convs, dense in CASES:
+        for info in random_cnn(np.random.default_rng(1000 + seed * 7 + convs), convs, dense)[2]:
+            for key in seen:
+                seen[key].add(info[key])
+    assert seen == {"k": {1, 2, 3, 4, 5}, "stride": {1, 2}, "pad": {0, 1, 2}, "dilation": {1, 2},
+                    "depthwise": {False, True}}
+
+
+def test_compile_refuses_conv_hardware_by_node(tmp_path):
+    rng = np.random.default_rng(5)
+    model, shape, _ = random_cnn(rng, 1, True)
+    path = quantize(model, tmp_path / "q.onnx", rng.normal(size=(8, *shape)).astype(np.float32))
+    out = tmp_path / "out"
+    r = qloom("compile", str(path), "-o", str(out))
+    assert r.returncode == 2 and not out.exists()
+    assert r.stderr.startswith("qloom: error: Conv 'conv0' (ONNX node 'conv0') in ")
+    assert "no hardware kernel for Conv yet" in r.stderr
+    r = qloom("check", str(path), "--count", "50")
+    assert r.returncode == 0 and "0 mismatches" in r.stdout
