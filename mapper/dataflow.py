@@ -51,6 +51,31 @@ def dsp_slices(a_bits, b_bits, slice_bits=16):
     return -(-a_bits // slice_bits) * -(-b_bits // slice_bits)
 
 
+def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"):
+    """The beats a window generator sends for a channels-last (H, W, C) frame stored as beats
+    of ``lanes`` channels: per output pixel, the taps (ky, kx) × channel groups ("taps": the
+    conv vector order, tap-major) or channel groups × taps ("channels": runs of taps for a
+    pool).  Each entry is a stored beat index, or None for padding.  Output sizes as
+    onnxruntime computes them (qgraph.windows)."""
+    c, h, w = shape
+    groups = c // lanes
+    (pt, _), (pl, _) = qg._pads(pads, kernel)
+    oh, ow = qg.windows(np.zeros((1, 1, h, w), np.int8), kernel, strides, pads, dilations, 0).shape[2:4]
+    kh, kw = kernel
+    out = []
+    for oy in range(oh):
+        for ox in range(ow):
+            def beat(ky, kx, g):
+                iy, ix = oy * strides[0] + ky * dilations[0] - pt, ox * strides[1] + kx * dilations[1] - pl
+                return (iy * w + ix) * groups + g if 0 <= iy < h and 0 <= ix < w else None
+            taps = [(ky, kx) for ky in range(kh) for kx in range(kw)]
+            if order == "taps":
+                out += [beat(ky, kx, g) for ky, kx in taps for g in range(groups)]
+            else:
+                out += [beat(ky, kx, g) for g in range(groups) for ky, kx in taps]
+    return out
+
+
 def fifo_depth(pe, simd, in_features, out_features):
     """Beats the FIFO in front of an MVU must hold so that its producer never waits.
 

@@ -1,0 +1,64 @@
+"""Tier 1: the window generator and the max-pool unit in amaranth.sim, across shapes, kernels,
+strides, padding and dilation, under random gaps and stalls, against NumPy windows."""
+import numpy as np
+import pytest
+from amaranth.hdl import signed, unsigned
+
+from qloom import amaranth_sim as streams
+from qloom.hdl.window import MaxPoolUnit, WindowGen
+from qloom.mapper import qgraph as qg
+from qloom.mapper.dataflow import window_schedule
+
+CASES = [((3, 5, 6), 1, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), ((4, 7, 5), 2, (2, 3), (2, 1), (0, 2, 1, 0), (1, 2)),
+         ((2, 6, 6), 2, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1)), ((6, 4, 9), 3, (1, 1), (1, 2), (0, 0, 0, 0), (1, 1)),
+         ((1, 9, 9), 1, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2))]
+
+
+def frames_of(rng, shape, signed_codes, n):
+    lo, hi = (-128, 128) if signed_codes else (0, 256)
+    return rng.integers(lo, hi, size=(n, *shape))
+
+
+def beats_of(x_chw, lanes):
+    hwc = np.moveaxis(x_chw, 0, -1).reshape(-1)
+    return [list(hwc[k:k + lanes]) for k in range(0, len(hwc), lanes)]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_window_generator_sends_the_conv_windows(case):
+    shape, lanes, kernel, strides, pads, dilations = CASES[case]
+    rng = np.random.default_rng(case)
+    signed_codes = bool(case % 2)
+    pad = -3 if signed_codes else 7
+    x = frames_of(rng, shape, signed_codes, 3)
+    schedule = window_schedule(shape, lanes, kernel, strides, pads, dilations)
+    dut = WindowGen(shape=signed(8) if signed_codes else unsigned(8), lanes=lanes,
+                    in_beats=int(np.prod(shape)) // lanes, schedule=schedule, pad=pad)
+    beats = [b for f in x for b in beats_of(f, lanes)]
+    out, when = streams.run(dut, beats, 3 * len(schedule), seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
+    # expected: per output pixel, taps (ky, kx) then channels, the input padded with ``pad``
+    win = qg.windows(x, kernel, strides, pads, dilations, pad)            # (N, C, oh, ow, kh, kw)
+    want = np.moveaxis(win, 1, -1).reshape(-1)                           # N, oh, ow, kh, kw, C
+    np.testing.assert_array_equal(np.array(out).reshape(-1), want)
+    # without stalls: one frame per in_beats + len(schedule) + 1 cycles
+    _, when = streams.run(dut, beats, 3 * len(schedule))
+    per_frame = len(schedule)
+    assert when[2 * per_frame - 1] - when[per_frame - 1] == dut.cycles_per_frame
+
+
+@pytest.mark.parametrize("case", [0, 1, 4])
+def test_window_generator_and_max_pool_compute_maxpool(case):
+    shape, lanes, kernel, strides, pads, dilations = CASES[case]
+    rng = np.random.default_rng(10 + case)
+    x = frames_of(rng, shape, True, 2)
+    schedule = window_schedule(shape, lanes, kernel, strides, pads, dilations, order="channels")
+    from qloom.hdl.streams import Chain
+    taps = kernel[0] * kernel[1]
+    dut = Chain([WindowGen(shape=signed(8), lanes=lanes, in_beats=int(np.prod(shape)) // lanes,
+                           schedule=schedule, pad=-128),
+                 MaxPoolUnit(shape=signed(8), lanes=lanes, taps=taps)])
+    beats = [b for f in x for b in beats_of(f, lanes)]
+    out, _ = streams.run(dut, beats, 2 * len(schedule) // taps, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
+    pool = qg.MaxPool("p", "p", ("x",), "y", kernel=kernel, strides=strides, pads=pads, dilations=dilations)
+    want = np.moveaxis(pool.reference(x), 1, -1).reshape(-1)             # N, oh, ow, C
+    np.testing.assert_array_equal(np.array(out).reshape(-1), want)
