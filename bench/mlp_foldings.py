@@ -24,7 +24,7 @@ BUDGETS = [("fully folded", 1), ("budget 4 (UP5K default)", 4), ("budget 32 (com
 
 def fold_with_budget(graph, budget):
     if budget == 1:
-        return {d.name: (1, 1) for d in graph.layers(qg.Dense)}
+        return {d.name: (1, 1) for d in fl.matrix_layers(graph)}
     return fl.balanced(graph, budget)
 
 

@@ -4,7 +4,7 @@ Kernels carry their folding, widths, cycles per frame, latency and estimated
 resources; width converters and FIFOs are explicit kernels.  The lowering only
 connects what this graph says."""
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def fifo_depth(pe, simd, in_features, out_features):
     producing at most one frame, so one frame of beats (+2 for the stage registers) is
     enough, and anything less can stall the producer."""
     in_fold = in_features // simd
-    return in_fold + 2 if out_features // pe > 1 else 2
+    return in_fold + 2 if out_features // pe > 1 else 3     # a SyncFIFOBuffered of 2 runs at half rate
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ class MVUKernel:
     in_code: qg.CodeType
     acc_lo: int
     acc_hi: int
+    vectors: int = 1          # matrix-vector products per frame (output pixels of a conv)
 
     @property
     def in_fold(self):
@@ -128,7 +129,11 @@ class MVUKernel:
 
     @property
     def cycles_per_frame(self):
-        return self.in_fold * self.out_fold
+        return self.vectors * self.in_fold * self.out_fold
+
+    @property
+    def macs(self):
+        return self.vectors * self.dense.macs
 
     @property
     def latency(self):
@@ -145,8 +150,8 @@ class MVUKernel:
     def memories(self):
         """Weights (one word per step), the kept input vector and the biases of the tiles."""
         mems = []
-        if self.cycles_per_frame > 1:
-            mems.append(Memory("weights", self.pe * self.simd * self.weight_bits, self.cycles_per_frame))
+        if self.in_fold * self.out_fold > 1:
+            mems.append(Memory("weights", self.pe * self.simd * self.weight_bits, self.in_fold * self.out_fold))
         if self.out_fold > 1:
             mems += [Memory("buffer", self.simd * self.in_code.bits, self.in_fold, writable=True),
                      Memory("bias", self.pe * self.acc_bits, self.out_fold)]
@@ -162,7 +167,7 @@ class MVUKernel:
         accumulator registers; the output register slice; adders one LUT per bit."""
         pe, simd, acc, xb, wb = self.pe, self.simd, self.acc_bits, self.in_code.bits, self.weight_bits
         prod = wb + xb
-        counters = 2 * (math.ceil(math.log2(max(self.cycles_per_frame, 2))) + 2)
+        counters = 2 * (math.ceil(math.log2(max(self.in_fold * self.out_fold, 2))) + 2)
         tree_regs = sum(-(-simd // (4 ** (s + 1))) if s + 1 < mvu_tree_stages(simd) else 1
                         for s in range(mvu_tree_stages(simd)))
         ff = (counters + 2 * simd * xb + pe * simd * (wb + prod + 2 * xb) + pe * tree_regs * acc + pe * acc
@@ -177,7 +182,7 @@ class MVUKernel:
                 "in_features": self.dense.in_features, "out_features": self.dense.out_features,
                 "pe": self.pe, "simd": self.simd, "input_bits": self.in_code.bits, "input_signed": self.in_code.signed,
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits, "cycles_per_frame": self.cycles_per_frame,
-                "latency": self.latency, "macs": self.dense.macs, "estimate": self.resources()}
+                "vectors": self.vectors, "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,6 +192,7 @@ class RequantKernel:
     plan: object
     pe: int
     acc_bits: int
+    vectors: int = 1
 
     @property
     def channels(self):
@@ -194,7 +200,7 @@ class RequantKernel:
 
     @property
     def cycles_per_frame(self):
-        return self.channels // self.pe
+        return self.vectors * self.channels // self.pe
 
     @property
     def mul_bits(self):
@@ -296,6 +302,74 @@ class WidthConverterKernel:
 
 
 @dataclass(frozen=True, eq=False)
+class WindowKernel:
+    """Stores a channels-last frame and sends its windows (hdl.window.WindowGen)."""
+    name: str
+    code: qg.CodeType
+    shape: tuple              # (C, H, W)
+    lanes: int
+    schedule: tuple
+    pad: int
+    what: str                 # "conv" or "pool"
+
+    @property
+    def in_beats(self):
+        return math.prod(self.shape) // self.lanes
+
+    @property
+    def cycles_per_frame(self):
+        return self.in_beats + len(self.schedule) + 1
+
+    @property
+    def latency(self):
+        return 3
+
+    def memories(self):
+        addr_bits = max(self.in_beats - 1, 1).bit_length() + 1
+        return [Memory("frame", self.lanes * self.code.bits, self.in_beats, writable=True),
+                Memory("schedule", addr_bits, len(self.schedule))]
+
+    def resources(self):
+        bits = self.lanes * self.code.bits
+        return {"lut": bits + 40, "ff": 2 * bits + 40, "dsp": 0,
+                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+
+    def to_json(self):
+        return {"kind": "Window", "name": self.name, "for": self.what, "shape": list(self.shape),
+                "lanes": self.lanes, "beats_out": len(self.schedule), "cycles_per_frame": self.cycles_per_frame,
+                "latency": self.latency, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
+class PoolKernel:
+    """Maximum over runs of ``taps`` beats (hdl.window.MaxPoolUnit)."""
+    name: str
+    code: qg.CodeType
+    lanes: int
+    taps: int
+    beats_in: int
+
+    @property
+    def cycles_per_frame(self):
+        return self.beats_in
+
+    @property
+    def latency(self):
+        return 1
+
+    def memories(self):
+        return []
+
+    def resources(self):
+        bits = self.lanes * self.code.bits
+        return {"lut": 2 * bits + 10, "ff": 2 * bits + 10, "dsp": 0, "bram_bits": 0}
+
+    def to_json(self):
+        return {"kind": "MaxPool", "name": self.name, "lanes": self.lanes, "taps": self.taps,
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
 class FifoKernel:
     name: str
     code: qg.CodeType
@@ -346,9 +420,16 @@ class Dataflow:
         """Cycles from the first input beat of a frame to its last output beat, without stalls:
         the pipeline latencies, the first MVU's whole frame, and for every later MVU the
         output tiles it still computes after its last input beat arrives."""
+        if not self.latency_exact:    # windows: a bound, every kernel's whole frame in turn
+            return sum(k.latency + k.cycles_per_frame for k in self.kernels)
         mvus = [k for k in self.kernels if isinstance(k, MVUKernel)]
         return (sum(k.latency for k in self.kernels) + mvus[0].cycles_per_frame
                 + sum(k.in_fold * (k.out_fold - 1) for k in mvus[1:]))
+
+    @property
+    def latency_exact(self):
+        """The latency model is exact for chains of dense layers; with windows it is a bound."""
+        return not any(isinstance(k, WindowKernel) for k in self.kernels)
 
     @property
     def multipliers(self):
@@ -364,12 +445,13 @@ class Dataflow:
     def to_json(self):
         return {"source": self.source, "cycles_per_frame": self.cycles_per_frame,
                 "bottleneck": self.bottleneck.name, "latency_cycles": self.latency,
+                "latency_exact": self.latency_exact,
                 "multipliers": self.multipliers, "estimate": self.estimate(),
                 "input": self.input.to_json(), "output": self.output.to_json(),
                 "folding": self.folding, "kernels": [k.to_json() for k in self.kernels]}
 
 
-HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Requant, qg.Reshape, qg.Dequantize)
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.Requant, qg.Reshape, qg.Dequantize)
 
 
 def check_hardware(graph, source="model"):
@@ -378,7 +460,7 @@ def check_hardware(graph, source="model"):
         if not isinstance(node, HARDWARE_NODES):
             raise UnsupportedError(f"{node.label} in {source}: no hardware kernel for {type(node).__name__} "
                                    "yet; `qloom inspect` and `qloom check` work on this model.")
-    if not graph.layers(qg.Dense):
+    if not graph.layers(qg.Dense) and not graph.layers(qg.Conv):
         raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
 
 
@@ -391,40 +473,106 @@ def chain_of(graph):
     return list(graph.nodes)
 
 
+def conv_matrix(conv):
+    """A Conv as the matrix an MVU multiplies each window by: (out, kh·kw·C) in the window's
+    order (tap-major, channels last); groups become a block-diagonal matrix."""
+    o, cg, kh, kw = conv.weight.shape
+    c, g = conv.in_shape[0], conv.groups
+    full = np.zeros((o, kh, kw, c), np.int64)
+    for k in range(g):
+        rows = slice(k * (o // g), (k + 1) * (o // g))
+        full[rows, :, :, k * cg:(k + 1) * cg] = np.transpose(conv.weight[rows], (0, 2, 3, 1))
+    return qg.Dense(conv.name, conv.onnx_node, conv.inputs, conv.output, weight=full.reshape(o, -1),
+                    bias=np.asarray(conv.bias, np.int64))
+
+
+def channels_last_order(shape):
+    """For a flattened (C, H, W) tensor: the ONNX (C-major) index of each channels-last position."""
+    c, h, w = shape
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
 def build(graph, folding, plans, source=""):
-    """Lower the QGraph to a Dataflow graph with the given folding {dense name: (pe, simd)}."""
+    """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
+    Streams are channels-last; a conv is a window generator feeding an MVU."""
     nodes = chain_of(graph)
     quantize = nodes[0]
     kernels, lanes, code, count = [], None, quantize.code, {"fifo": 0, "width": 0}
-    in_format = None
+    in_format, order = None, None          # order: a flatten's column permutation for the next Dense
 
     def add_converter(lanes_in, lanes_out, length, code):
         if lanes_in != lanes_out:
             kernels.append(WidthConverterKernel(f"width{count['width']}", code, lanes_in, lanes_out, length))
             count["width"] += 1
 
+    def add_fifo(lanes, depth, length):
+        kernels.append(FifoKernel(f"fifo{count['fifo']}", code, lanes, depth, length))
+        count["fifo"] += 1
+
+    def feed(simd, length):
+        """Bring the stream to ``simd`` lanes (the input format for the first layer)."""
+        nonlocal in_format
+        if in_format is None:
+            in_format = IOFormat(quantize.shape, simd, code.bits, code.signed, quantize.scale, quantize.zero_point)
+        else:
+            add_converter(lanes, simd, length, code)
+
+    def add_mvu(node, dense, pe, simd, vectors, lo, hi):
+        w = dense.weight.astype(np.int64)
+        low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + dense.bias
+        high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + dense.bias
+        kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, graph_code(graph, node.inputs[0]),
+                                 int(min(low.min(), dense.bias.min())), int(max(high.max(), dense.bias.max())),
+                                 vectors))
+
     for node in nodes[1:]:
         if isinstance(node, qg.Dense):
             pe, simd = folding[node.name]
-            if in_format is None:      # the input FIFO also gives the top a registered ready
-                in_format = IOFormat(quantize.shape, simd, code.bits, code.signed, quantize.scale, quantize.zero_point)
+            dense = node if order is None else replace(node, weight=node.weight[:, order])
+            order = None
+            feed(simd, node.in_features)
+            add_fifo(simd, fifo_depth(pe, simd, node.in_features, node.out_features), node.in_features)
+            add_mvu(node, dense, pe, simd, 1, *graph.code_range(node.inputs[0]))
+        elif isinstance(node, qg.Conv):
+            pe, simd = folding[node.name]
+            shape = tuple(node.in_shape)
+            beats = math.prod(shape)
+            if in_format is not None:       # the whole frame buffered, so the producer never waits
+                feed(simd, beats)
+                add_fifo(simd, beats // simd + 2, beats)
             else:
-                add_converter(lanes, simd, node.in_features, code)
-            depth = fifo_depth(pe, simd, node.in_features, node.out_features)
-            kernels.append(FifoKernel(f"fifo{count['fifo']}", code, simd, depth, node.in_features))
-            count["fifo"] += 1
+                feed(simd, beats)
+            schedule = window_schedule(shape, simd, node.kernel, node.strides, node.pads, node.dilations)
+            kernels.append(WindowKernel(f"window_{node.name}", code, shape, simd, tuple(schedule),
+                                        node.zero_point, "conv"))
+            dense = conv_matrix(node)
+            add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), len(schedule) * simd)
             lo, hi = graph.code_range(node.inputs[0])
-            w = node.weight.astype(np.int64)
-            low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + node.bias
-            high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + node.bias
-            mvu = MVUKernel(f"mvu_{node.name}", node, pe, simd, graph_code(graph, node.inputs[0]),
-                            int(min(low.min(), node.bias.min())), int(max(high.max(), node.bias.max())))
-            kernels.append(mvu)
+            add_mvu(node, dense, pe, simd, math.prod(node.out_shape[1:]), min(lo, node.zero_point),
+                    max(hi, node.zero_point))
+        elif isinstance(node, qg.MaxPool):
+            shape = graph.shapes[node.inputs[0]]
+            beats = math.prod(shape)
+            add_fifo(lanes, beats // lanes + 2, beats)
+            schedule = window_schedule(shape, lanes, node.kernel, node.strides, node.pads, node.dilations,
+                                       order="channels")
+            kernels.append(WindowKernel(f"window_{node.name}", code, shape, lanes, tuple(schedule), code.qmin,
+                                        "pool"))
+            taps = math.prod(node.kernel)
+            kernels.append(PoolKernel(f"pool_{node.name}", code, lanes, taps, len(schedule)))
         elif isinstance(node, qg.Requant):
             mvu = kernels[-1]
-            kernels.append(RequantKernel(f"requant_{node.name}", node, plans[node.name], mvu.pe, mvu.acc_bits))
+            kernels.append(RequantKernel(f"requant_{node.name}", node, plans[node.name], mvu.pe, mvu.acc_bits,
+                                         mvu.vectors))
             lanes, code = mvu.pe, node.code
-        elif isinstance(node, (qg.Reshape, qg.Dequantize)):
+        elif isinstance(node, qg.Reshape):
+            before = graph.shapes.get(node.inputs[0], ())
+            if len(before) == 3 and len(node.shape) == 1:
+                order = channels_last_order(before)
+            elif tuple(before) != tuple(node.shape) and len(node.shape) != 1 and node is not nodes[-1]:
+                raise UnsupportedError(f"{node.label}: only flattening (C, H, W) activations is supported "
+                                       "in hardware.")
+        elif isinstance(node, qg.Dequantize):
             continue
         else:
             raise UnsupportedError(f"{node.label}: no hardware kernel for {type(node).__name__} yet.")
@@ -440,6 +588,6 @@ def build(graph, folding, plans, source=""):
 
 def graph_code(graph, tensor):
     node = graph.producer(tensor)
-    while isinstance(node, qg.Reshape):
+    while isinstance(node, (qg.Reshape, qg.MaxPool)):
         node = graph.producer(node.inputs[0])
     return node.code

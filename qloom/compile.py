@@ -64,11 +64,18 @@ def write(design, out_dir, synth_results=()):
 
 
 def to_beats(codes, io):
-    """(frames, *shape) codes → (frames · beats, lanes), channels-last order."""
-    return np.asarray(codes).reshape(len(codes), io.beats, io.lanes).reshape(-1, io.lanes)
+    """(frames, *shape) codes → (frames · beats, lanes), channels-last order (an NCHW frame is
+    sent pixel by pixel, its channels together)."""
+    codes = np.asarray(codes)
+    if codes.ndim == 4:
+        codes = codes.transpose(0, 2, 3, 1)
+    return codes.reshape(len(codes), io.beats, io.lanes).reshape(-1, io.lanes)
 
 
 def from_beats(beats, io, frames):
+    if len(io.shape) == 3:
+        c, h, w = io.shape
+        return np.asarray(beats).reshape(frames, h, w, c).transpose(0, 3, 1, 2)
     return np.asarray(beats).reshape(frames, *io.shape)
 
 

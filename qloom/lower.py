@@ -41,6 +41,7 @@ def units(dataflow):
     order, as (kernel name, component) pairs."""
     from .hdl.mvu import MVU
     from .hdl.streams import Fifo, width_converters
+    from .hdl.window import MaxPoolUnit, WindowGen
     from .mapper import dataflow as df
     out = []
     for k in dataflow.kernels:
@@ -53,6 +54,11 @@ def units(dataflow):
                                              channels=k.channels, memory_styles=styles(k))))
         elif isinstance(k, df.WidthConverterKernel):
             out.extend((k.name, u) for u in width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
+        elif isinstance(k, df.WindowKernel):
+            out.append((k.name, WindowGen(shape=code_shape(k.code), lanes=k.lanes, in_beats=k.in_beats,
+                                          schedule=list(k.schedule), pad=k.pad, memory_styles=styles(k))))
+        elif isinstance(k, df.PoolKernel):
+            out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))
         elif isinstance(k, df.FifoKernel):
             out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
         else:
