@@ -5,7 +5,7 @@
 The MLPerf Tiny anomaly-detection autoencoder shape, 640-128-128-128-128-8-128-128-128-128-640
 (ReLU after every layer but the last), as Gemm layers; uint8 activations and per-channel int8
 weights with reduce_range, calibrated on random inputs.  The DS-CNN and ResNet-8 shapes need
-convolutions (issue #4) and are not generated yet.
+global average pooling and residual adds (issue #4) and are not generated yet.
 """
 import sys
 from pathlib import Path

@@ -37,6 +37,8 @@ def model_list(quick=False):
     logging.getLogger().setLevel(logging.ERROR)      # quantize_static's pre-processing advice
     ad = models.make_ad_mlp(WORK / "models")
     return digits + [("digits MLP 64-32-10, QOperator", DIGITS / "digits_mlp_qop.onnx", DIGITS / "test_inputs.npy"),
+                     ("digits CNN conv8-pool-conv16-fc10, QDQ", DIGITS / "digits_cnn_qdq.onnx",
+                      DIGITS / "test_inputs.npy"),
                      ("AD MLP 640-128×4-8-128×4-640, QDQ", ad, ad.parent / "ad_mlp_inputs.npy")]
 
 
@@ -55,7 +57,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
     row["compile_s"] = round(time.time() - t, 2)
     d = design.dataflow
     est = resources.estimate(d, target)
-    macs = sum(k.dense.macs for k in d.kernels if hasattr(k, "dense"))
+    macs = sum(k.macs for k in d.kernels if hasattr(k, "macs"))
     row.update(folding=d.folding, multipliers=d.multipliers, macs=macs, estimate=est,
                model_cycles=d.cycles_per_frame, model_latency=d.latency)
     why = fits(est, target)
@@ -63,6 +65,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
         row["status"] = why
         return row
     x = np.load(inputs)[:frames]
+    x = x.reshape((len(x),) + tuple(design.graph.nodes[0].shape)).astype(np.float32)
     codes = design.graph.nodes[0].reference(x)
     want = design.graph.run({design.graph.inputs[0]: x})[design.last_requant.output]
     t = time.time()
@@ -132,8 +135,8 @@ def markdown(rows, machine):
         worst = {k: max(abs(e[k]) for e in errors if e[k] is not None) for k in ("lut", "ff", "bram")}
         lines += ["", f"Largest estimator error: LUT {worst['lut']:.1f} %, FF {worst['ff']:.1f} %, "
                   f"BRAM {worst['bram']:.1f} % (target: LUT and BRAM within ±15 %)."]
-    lines += ["", "Not benchmarked yet: the DS-CNN keyword-spotting and ResNet-8 shapes need convolutions "
-              "(issue #4)."]
+    lines += ["", "Not benchmarked yet: the DS-CNN keyword-spotting and ResNet-8 shapes need global average "
+              "pooling and residual adds in hardware (issue #4)."]
     return "\n".join(lines) + "\n"
 
 
@@ -142,15 +145,24 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="the digits QDQ model on iCE40 UP5K only")
     p.add_argument("--frames", type=int, default=32, help="frames simulated per model (default 32)")
     p.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
+    p.add_argument("--only", help="only the models whose name contains this; the other rows are kept "
+                   "from the last run (build/bench/results.json)")
     args = p.parse_args(argv)
     targets = TARGETS[:1] if args.quick else TARGETS
+    previous = WORK / "results.json"
+    kept = json.loads(previous.read_text()) if args.only and previous.exists() else []
+    chosen = [m for m in model_list(args.quick) if not args.only or args.only in m[0]]
+    names = [m[0] for m in model_list(args.quick)]
     rows = []
-    for name, model, inputs in model_list(args.quick):
+    for name, model, inputs in chosen:
         for target in targets:
             t = time.time()
             slug = f"{Path(model).stem}-{target}"
             rows.append(measure(name, model, inputs, target, args.frames, WORK / "synth" / slug))
             print(f"{name} on {target}: {rows[-1]['status']} ({time.time() - t:.0f} s)", flush=True)
+    fresh = {(r["model"], r["target"]) for r in rows}
+    rows = sorted(rows + [r for r in kept if (r["model"], r["target"]) not in fresh and r["model"] in names],
+                  key=lambda r: (names.index(r["model"]), TARGETS.index(r["target"])))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     text = markdown(rows, machine)
     Path(args.output).write_text(text)

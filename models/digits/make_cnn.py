@@ -1,0 +1,100 @@
+"""Make the shipped digits CNN, deterministically.
+
+    python models/digits/make_cnn.py
+
+conv(1→8, 3×3, pad 1) → ReLU → MaxPool 2×2 → conv(8→16, 3×3, pad 1) → ReLU → Flatten →
+Gemm(256→10) on scikit-learn's 8×8 digits (inputs 1×8×8, the same split as the MLPs).
+No deep-learning framework is needed: the two convolutions are fixed random filters (seeded,
+a random-feature network) and only the last layer is trained, by scikit-learn's logistic
+regression on the float features.  Exported to ONNX and quantized with
+onnxruntime.quantize_static: QDQ, uint8 activations, per-channel int8 weights (reduce_range).
+
+Writes beside this file: digits_cnn_fp32.onnx, digits_cnn_qdq.onnx, and the CNN accuracies
+in accuracy_cnn.json.  The inputs are test_inputs.npy reshaped to (N, 1, 8, 8).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from sklearn.linear_model import LogisticRegression
+
+from make_models import SEED, data
+
+HERE = Path(__file__).resolve().parent
+
+
+def conv_part(rng):
+    w1 = (rng.normal(size=(8, 1, 3, 3)) / 3.0).astype(np.float32)
+    b1 = (rng.normal(size=8) * 0.05).astype(np.float32)
+    w2 = (rng.normal(size=(16, 8, 3, 3)) / np.sqrt(72)).astype(np.float32)
+    b2 = (rng.normal(size=16) * 0.05).astype(np.float32)
+    return w1, b1, w2, b2
+
+
+def model(w1, b1, w2, b2, wf=None, bf=None):
+    """The float network; without wf it ends at the flattened features."""
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "conv1.weight"), (b1, "conv1.bias"),
+                                                         (w2, "conv2.weight"), (b2, "conv2.bias"))]
+    nodes = [helper.make_node("Conv", ["pixels", "conv1.weight", "conv1.bias"], ["conv1"], name="conv1",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv1"], ["relu1"], name="relu1"),
+             helper.make_node("MaxPool", ["relu1"], ["pool1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["pool1", "conv2.weight", "conv2.bias"], ["conv2"], name="conv2",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv2"], ["relu2"], name="relu2"),
+             helper.make_node("Flatten", ["relu2"], ["features"], name="flatten")]
+    out, width = "features", 256
+    if wf is not None:
+        inits += [numpy_helper.from_array(wf, "fc.weight"), numpy_helper.from_array(bf, "fc.bias")]
+        nodes.append(helper.make_node("Gemm", ["features", "fc.weight", "fc.bias"], ["logits"], name="fc",
+                                      transB=1))
+        out, width = "logits", 10
+    graph = helper.make_graph(nodes, "digits_cnn",
+                              [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", width])], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                          producer_name="qloom/models/digits/make_cnn.py")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+class Calibration(CalibrationDataReader):
+    def __init__(self, x):
+        self.rows = iter([{"pixels": x[i:i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self.rows, None)
+
+
+def run(m, x):
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"pixels": x})[0]
+
+
+def main():
+    x_train, x_test, y_train, y_test = data()
+    x_train, x_test = x_train.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
+    convs = conv_part(np.random.default_rng(SEED))
+    features = model(*convs)
+    clf = LogisticRegression(max_iter=2000, C=1.0, random_state=SEED)
+    clf.fit(run(features, x_train), y_train)
+    fp32 = model(*convs, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
+    onnx.save(fp32, HERE / "digits_cnn_fp32.onnx")
+    out = HERE / "digits_cnn_qdq.onnx"
+    quantize_static(str(HERE / "digits_cnn_fp32.onnx"), str(out), Calibration(x_train[:300]),
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantized = onnx.load(out)
+    results = {"fp32_onnx": float((run(fp32, x_test).argmax(1) == y_test).mean()),
+               "quantized_qdq": float((run(quantized, x_test).argmax(1) == y_test).mean())}
+    (HERE / "accuracy_cnn.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

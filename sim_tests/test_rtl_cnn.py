@@ -1,0 +1,39 @@
+"""Tier 2: CNNs (window generators, MVUs, max pooling) as emitted Verilog in cocotb on
+Verilator and Icarus, under random idle cycles and backpressure, bit-exact against the
+reference and onnxruntime; and the conv MVU kept busy."""
+import numpy as np
+import pytest
+
+from conv_factory import quantize, random_cnn
+from test_rtl_mlp import check, need
+
+SIMULATORS = ["verilator", "icarus"]
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_shipped_digits_cnn_in_rtl(digits, simulator):
+    need(simulator)
+    x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)].reshape(-1, 1, 8, 8)
+    check(digits / "digits_cnn_qdq.onnx", x, simulator)
+
+
+@pytest.mark.parametrize("seed,fmt,act,simulator", [(1, "QDQ", "uint8", "verilator"), (2, "QOperator", "int8", "verilator"),
+                                                    (3, "QDQ", "int8", "icarus"), (4, "QDQ", "uint8", "verilator")])
+def test_random_cnn_in_rtl(tmp_path, seed, fmt, act, simulator):
+    need(simulator)
+    rng = np.random.default_rng(seed)
+    model, shape, _ = random_cnn(rng, 2, seed % 2 == 0)
+    x = rng.normal(size=(5, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x, fmt, act)
+    check(path, x, simulator)
+
+
+def test_conv_mvu_busy_at_95_percent(digits):
+    """Without stalls a frame takes at most 5 % more than the busiest MVU needs."""
+    need("verilator")
+    x = np.load(digits / "test_inputs.npy")[:8].reshape(-1, 1, 8, 8)
+    design, run = check(digits / "digits_cnn_qdq.onnx", x, "verilator", gap=0, stall=0)
+    d = design.dataflow
+    assert d.bottleneck.name.startswith("mvu_conv")
+    assert d.cycles_per_frame <= run.cycles_per_inference <= d.cycles_per_frame / 0.95
+    assert run.latency <= d.latency                      # the latency model is a bound with windows
