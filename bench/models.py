@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+from qloom.mapper.ort_check import calibration_frames
 
 AD_MLP = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640]
 
@@ -39,14 +41,6 @@ def mlp(widths, name, seed):
     return model
 
 
-class _Calibration(CalibrationDataReader):
-    def __init__(self, x):
-        self.rows = iter([{"input": x[i:i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self.rows, None)
-
-
 def inputs(width, count, seed):
     """Non-negative inputs (like log-mel energies), fixed seed."""
     return np.abs(np.random.default_rng(seed).normal(size=(count, width))).astype(np.float32)
@@ -58,8 +52,8 @@ def make_ad_mlp(out_dir, seed=0):
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32, path = out_dir / "ad_mlp_fp32.onnx", out_dir / "ad_mlp_qdq.onnx"
     onnx.save(mlp(AD_MLP, "ad_mlp", seed), fp32)
-    quantize_static(str(fp32), str(path), _Calibration(inputs(AD_MLP[0], 64, seed + 1)), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+    quantize_static(str(fp32), str(path), calibration_frames("input", inputs(AD_MLP[0], 64, seed + 1)),
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
     np.save(out_dir / "ad_mlp_inputs.npy", inputs(AD_MLP[0], 64, seed + 2))
     return path

@@ -46,3 +46,16 @@ def run(model_path, x, sess=None):
         outs = [sess.run(None, {inp.name: x[i:i + 1]}) for i in range(len(x))]
         return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
     return sess.run(None, {inp.name: x})
+
+
+def calibration_frames(input_name, x):
+    """An onnxruntime.quantization CalibrationDataReader giving the frames of ``x`` one by one."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter([{input_name: x[i:i + 1]} for i in range(len(x))])
+
+        def get_next(self):
+            return next(self.rows, None)
+    return Frames()

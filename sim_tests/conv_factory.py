@@ -5,17 +5,11 @@ import logging
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+from qloom.mapper.ort_check import calibration_frames
 
 logging.getLogger().setLevel(logging.ERROR)     # quantize_static's pre-processing advice
-
-
-class _Calibration(CalibrationDataReader):
-    def __init__(self, x):
-        self.rows = iter([{"x": x[i:i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self.rows, None)
 
 
 def _conv(rng, nodes, inits, x, shape, k, name):
@@ -67,8 +61,8 @@ def random_cnn(rng, convs=1, dense=False):
 def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
     tmp = str(path) + ".fp32.onnx"
     onnx.save(float_model, tmp)
-    quantize_static(tmp, str(path), _Calibration(x), quant_format=QuantFormat.QDQ if fmt == "QDQ" else
-                    QuantFormat.QOperator, per_channel=True, reduce_range=True,
+    quantize_static(tmp, str(path), calibration_frames("x", x),
+                    quant_format=QuantFormat.QDQ if fmt == "QDQ" else QuantFormat.QOperator, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
                     weight_type=QuantType.QInt8)
     return path

@@ -19,10 +19,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from sklearn.linear_model import LogisticRegression
 
 from make_models import SEED, data
+from qloom.mapper.ort_check import calibration_frames
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,14 +64,6 @@ def model(w1, b1, w2, b2, wf=None, bf=None):
     return m
 
 
-class Calibration(CalibrationDataReader):
-    def __init__(self, x):
-        self.rows = iter([{"pixels": x[i:i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self.rows, None)
-
-
 def run(m, x):
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {"pixels": x})[0]
@@ -86,7 +79,7 @@ def main():
     fp32 = model(*convs, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
     onnx.save(fp32, HERE / "digits_cnn_fp32.onnx")
     out = HERE / "digits_cnn_qdq.onnx"
-    quantize_static(str(HERE / "digits_cnn_fp32.onnx"), str(out), Calibration(x_train[:300]),
+    quantize_static(str(HERE / "digits_cnn_fp32.onnx"), str(out), calibration_frames("pixels", x_train[:300]),
                     quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     quantized = onnx.load(out)

@@ -18,10 +18,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
+
+from qloom.mapper.ort_check import calibration_frames
 
 HERE = Path(__file__).resolve().parent
 SEED = 0
@@ -59,14 +61,6 @@ def export(clf, gemm):
     return model
 
 
-class Calibration(CalibrationDataReader):
-    def __init__(self, x):
-        self.rows = iter([{"pixels": x[i:i + 1]} for i in range(len(x))])
-
-    def get_next(self):
-        return next(self.rows, None)
-
-
 def accuracy(path, x, y):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return float((sess.run(None, {"pixels": x})[0].argmax(axis=1) == y).mean())
@@ -81,7 +75,8 @@ def main():
         fp32 = HERE / f"digits_mlp_fp32{'' if gemm else '_matmul'}.onnx"
         onnx.save(export(clf, gemm), fp32)
         out = HERE / f"digits_mlp_{name}.onnx"
-        quantize_static(str(fp32), str(out), Calibration(x_train[:300]), quant_format=fmt, per_channel=True,
+        quantize_static(str(fp32), str(out), calibration_frames("pixels", x_train[:300]), quant_format=fmt,
+                        per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         results[f"fp32_onnx{'' if gemm else '_matmul'}"] = accuracy(fp32, x_test, y_test)
         results[f"quantized_{name}"] = accuracy(out, x_test, y_test)
