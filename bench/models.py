@@ -53,8 +53,8 @@ def make_ad_mlp(out_dir, seed=0):
     fp32, path = out_dir / "ad_mlp_fp32.onnx", out_dir / "ad_mlp_qdq.onnx"
     onnx.save(mlp(AD_MLP, "ad_mlp", seed), fp32)
     quantize_static(str(fp32), str(path), calibration_frames("input", inputs(AD_MLP[0], 64, seed + 1)),
-                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     np.save(out_dir / "ad_mlp_inputs.npy", inputs(AD_MLP[0], 64, seed + 2))
     return path
 

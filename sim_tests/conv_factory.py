@@ -62,7 +62,7 @@ def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
     tmp = str(path) + ".fp32.onnx"
     onnx.save(float_model, tmp)
     quantize_static(tmp, str(path), calibration_frames("x", x),
-                    quant_format=QuantFormat.QDQ if fmt == "QDQ" else QuantFormat.QOperator, per_channel=True, reduce_range=True,
-                    activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
+                    quant_format=QuantFormat.QDQ if fmt == "QDQ" else QuantFormat.QOperator,
+                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
                     weight_type=QuantType.QInt8)
     return path

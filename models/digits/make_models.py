@@ -76,8 +76,8 @@ def main():
         onnx.save(export(clf, gemm), fp32)
         out = HERE / f"digits_mlp_{name}.onnx"
         quantize_static(str(fp32), str(out), calibration_frames("pixels", x_train[:300]), quant_format=fmt,
-                        per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
         results[f"fp32_onnx{'' if gemm else '_matmul'}"] = accuracy(fp32, x_test, y_test)
         results[f"quantized_{name}"] = accuracy(out, x_test, y_test)
     (HERE / "digits_mlp_fp32_matmul.onnx").unlink()
