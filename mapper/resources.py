@@ -2,7 +2,8 @@
 
 Where each memory lives is decided here, not left to synthesis: a ROM of at least
 ``BLOCK_MIN_DEPTH`` words and ``BLOCK_MIN_BITS`` bits, or a RAM of at least
-``RAM_BLOCK_MIN_BITS`` bits, goes to block RAM, anything smaller to logic, and the circuit carries that choice as a ``ram_style`` attribute that Yosys obeys.  So
+``RAM_BLOCK_MIN_BITS`` bits, goes to block RAM, anything smaller to logic, and the circuit
+carries that choice as a ``ram_style`` attribute that Yosys obeys.  So
 the block-RAM estimate is a count of blocks of the target's geometry, not a guess.  FIFO
 storage (amaranth.lib.fifo) carries no attribute: Yosys puts it in block RAM on iCE40, which
 has no distributed RAM, and in distributed RAM (LUTs) on ECP5."""

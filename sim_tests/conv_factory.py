@@ -63,6 +63,6 @@ def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
     onnx.save(float_model, tmp)
     quantize_static(tmp, str(path), calibration_frames("x", x),
                     quant_format=QuantFormat.QDQ if fmt == "QDQ" else QuantFormat.QOperator,
-                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+                    per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8)
     return path
