@@ -16,7 +16,8 @@ from .requant_targets import CodeTable, FloatChain, ScaleRound
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
              "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
-             "QuantizeLinear (QDQ), QLinearConv, MaxPool, Flatten, Reshape, Identity")
+             "QuantizeLinear (QDQ), QLinearConv, MaxPool, Add of two quantized tensors (QDQ, QLinearAdd), "
+             "Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
 
@@ -91,6 +92,14 @@ class Acc:                 # MatMulInteger output, int32; float chain once Cast
     scale: np.ndarray = None
     bias: np.ndarray = None
     relu: bool = False
+
+
+@dataclass
+class PendingSum:          # DQ(codes) + DQ(codes) (a residual add), waiting for QuantizeLinear
+    a: Codes
+    b: Codes
+    relu: bool
+    node: onnx.NodeProto
 
 
 @dataclass
@@ -392,6 +401,8 @@ class Frontend:
             return self.requant(x.node, d, t, code, scale, zp)
         if isinstance(x, PendingAdd):
             return self.add_table(x.node, x.a, x.b.codes, x.b.scale, x.b.zero_point, scale, zp, code)
+        if isinstance(x, PendingSum):
+            return self.add_codes(x.node, x.a, x.b, scale, zp, code, x.relu)
         self.refuse(node, "quantizes a value that is not the float input or the result of a supported "
                           "quantized layer (MatMul/Gemm between DequantizeLinear nodes).")
 
@@ -461,15 +472,28 @@ class Frontend:
 
     def op_Relu(self, node):
         x = self.value(node, 0)
-        if isinstance(x, (Linear, ConvLinear)) and not x.relu:
+        if isinstance(x, (Linear, ConvLinear, PendingSum)) and not x.relu:
             return replace(x, relu=True)
         if isinstance(x, Acc) and x.is_float:
             return replace(x, relu=True)
         self.refuse(node, "Relu is supported directly after a quantized MatMul/Gemm (it folds into "
                           "the output clamp).")
 
+    def add_codes(self, node, a, b, scale, zero_point, code, relu):
+        """A residual add of two code tensors of the same shape (onnxruntime's QLinearAdd)."""
+        if a.shape != b.shape:
+            self.refuse(node, f"adds tensors of shapes {a.shape} and {b.shape}; only equal shapes are supported.")
+        name = self.fresh("add")
+        lo = max(code.qmin, int(zero_point)) if relu else code.qmin
+        n = self.emit(qg.Add(name, node.name or node.output[0], (a.tensor, b.tensor), name + ".out",
+                             a_scale=a.scale, a_zero=a.zero_point, b_scale=b.scale, b_zero=b.zero_point,
+                             scale=float(F32(scale)), zero_point=int(zero_point), code=code, lo=lo, hi=code.qmax))
+        return self.new_codes(n, a.shape, code, scale, zero_point)
+
     def op_Add(self, node):
         a, b = self.value(node, 0), self.value(node, 1)
+        if isinstance(a, Deq) and isinstance(b, Deq):
+            return PendingSum(a.codes, b.codes, False, node)
         if isinstance(b, Deq) and isinstance(a, DeqConst):
             a, b = b, a
         if isinstance(a, Deq) and isinstance(b, DeqConst):
@@ -557,6 +581,11 @@ class Frontend:
         (sa, za), (sb, zb) = self.qparams(node, 1, 2), self.qparams(node, 4, 5)
         if isinstance(a, Const) and isinstance(b, Codes):
             a, b, (sa, za), (sb, zb) = b, a, (sb, zb), (sa, za)
+        if isinstance(a, Codes) and isinstance(b, Codes):
+            self.check_input_params(node, a, sa, za)
+            self.check_input_params(node, b, sb, zb)
+            c_scale, c_zero, code = self.out_params(node, 6, 7)
+            return self.add_codes(node, a, b, c_scale, c_zero, code, False)
         if not (isinstance(a, Codes) and isinstance(b, Const)):
             self.refuse(node, "only the addition of a quantized constant (a bias) is supported.")
         self.check_input_params(node, a, sa, za)

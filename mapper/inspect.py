@@ -60,6 +60,9 @@ def rows(graph, requant_plans=None):
                                 "→ f32", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
         elif isinstance(node, qg.Reshape):
             out.append(LayerRow(node.name, node.onnx_node, "Reshape", in_shape, node.shape, "", "", "", "", 0))
+        elif isinstance(node, qg.Add):
+            out.append(LayerRow(node.name, node.onnx_node, "Add (QLinearAdd)", in_shape, out_shape,
+                                f"→ {node.code.name}", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
         elif isinstance(node, qg.MaxPool):
             out.append(LayerRow(node.name, node.onnx_node, f"MaxPool {'×'.join(map(str, node.kernel))}", in_shape,
                                 out_shape, "", "", "", "", 0))

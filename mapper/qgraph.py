@@ -208,6 +208,30 @@ class MaxPool(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Add(Node):
+    """Elementwise sum of two code tensors as onnxruntime's QLinearAdd computes it
+    (numeric.qlinear_add), clamped to [lo, hi] (a following Relu raises lo)."""
+    a_scale: float
+    a_zero: int
+    b_scale: float
+    b_zero: int
+    scale: float
+    zero_point: int
+    code: CodeType
+    lo: int
+    hi: int
+
+    @property
+    def code_range(self):
+        return self.lo, self.hi
+
+    def reference(self, a, b):
+        c = numeric.qlinear_add(a, self.a_scale, self.a_zero, b, self.b_scale, self.b_zero, self.scale,
+                                self.zero_point, self.code.qmin, self.code.qmax)
+        return np.clip(c, self.lo, self.hi)
+
+
+@dataclass(frozen=True, eq=False)
 class Requant(Node):
     """Accumulator → output codes through a monotone per-channel target function."""
     target: Target

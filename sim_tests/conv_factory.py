@@ -66,3 +66,36 @@ def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
                     per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
                     activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8)
     return path
+
+
+def random_residual(rng):
+    """conv 1×1 → Relu → [skip] → conv 3×3 → Relu → conv 3×3 (depthwise sometimes) → Add(skip) →
+    Relu → Flatten → Gemm: a ResNet-style block."""
+    c_in, c = int(rng.integers(1, 4)), int(rng.integers(2, 7))
+    h, w = int(rng.integers(4, 9)), int(rng.integers(4, 9))
+    inits, nodes = [], []
+
+    def conv(x, y, cin, cout, k, groups=1):
+        weight = (rng.normal(size=(cout, cin // groups, k, k)) / np.sqrt(k * k * cin / groups)).astype(np.float32)
+        inits.extend([numpy_helper.from_array(weight, y + ".w"),
+                      numpy_helper.from_array((rng.normal(size=cout) * 0.1).astype(np.float32), y + ".b")])
+        nodes.append(helper.make_node("Conv", [x, y + ".w", y + ".b"], [y], name=y, kernel_shape=[k, k],
+                                      pads=[k // 2] * 4, group=groups))
+
+    conv("x", "stem", c_in, c, 1)
+    nodes.append(helper.make_node("Relu", ["stem"], ["skip"], name="stem.relu"))
+    conv("skip", "conv_a", c, c, 3)
+    nodes.append(helper.make_node("Relu", ["conv_a"], ["a"], name="conv_a.relu"))
+    conv("a", "conv_b", c, c, 3, groups=c if rng.random() < 0.5 else 1)
+    nodes.append(helper.make_node("Add", ["conv_b", "skip"], ["sum"], name="residual"))
+    nodes.append(helper.make_node("Relu", ["sum"], ["block"], name="block.relu"))
+    nodes.append(helper.make_node("Flatten", ["block"], ["flat"], name="flatten"))
+    n = c * h * w
+    inits += [numpy_helper.from_array((rng.normal(size=(n, 6)) / np.sqrt(n)).astype(np.float32), "fc.w"),
+              numpy_helper.from_array(np.zeros(6, np.float32), "fc.b")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
+    graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, h, w])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, (c_in, h, w)
