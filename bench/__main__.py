@@ -1,9 +1,11 @@
-"""python -m bench [results|foldings] [options]: results (default) writes bench/RESULTS.md;
-foldings prints the digits MLP folding table (see each module's docstring)."""
+"""python -m bench [results|foldings|kernels] [options]: results (default) writes bench/RESULTS.md;
+foldings prints the digits MLP folding table; kernels sets each kernel's estimate beside its own
+synthesis (see each module's docstring)."""
 import sys
 
 from . import mlp_foldings, results
 
+COMMANDS = {"results": results.main, "foldings": mlp_foldings.main, "kernels": results.kernels_main}
 args = sys.argv[1:]
-command = args.pop(0) if args and args[0] in ("results", "foldings") else "results"
-raise SystemExit((results.main if command == "results" else mlp_foldings.main)(args))
+command = args.pop(0) if args and args[0] in COMMANDS else "results"
+raise SystemExit(COMMANDS[command](args))

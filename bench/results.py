@@ -1,7 +1,8 @@
 """The benchmark suite: every model compiled, simulated in Verilator and synthesized for each
 target where it fits; bench/RESULTS.md gets the table and the estimator's errors.
 
-    python -m bench results [--quick] [--frames N]      (make bench runs it)
+    python -m bench results [--quick] [--frames N] [--only NAME]      (make bench runs it)
+    python -m bench kernels MODEL [--target T]      (per-kernel estimate against per-kernel synthesis)
 
 Every resource and Fmax figure is read from the tools' own reports (Yosys ``stat -json``,
 nextpnr ``--report``); cycles from the simulation.  Estimates appear only in the calibration
@@ -170,3 +171,24 @@ def main(argv=None):
     (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(text)
     return 1 if any(r.get("mismatches") for r in rows) else 0
+
+
+def kernels_main(argv=None):
+    """``python -m bench kernels MODEL [--target T] [--max-multipliers N]``: each kernel synthesized
+    on its own (Yosys only), its LUT/FF/DSP/BRAM beside the estimator's: where the estimate is off."""
+    p = argparse.ArgumentParser(prog="python -m bench kernels")
+    p.add_argument("model")
+    p.add_argument("--target", default="ice40-up5k", choices=TARGETS)
+    p.add_argument("--max-multipliers", type=int)
+    args = p.parse_args(argv)
+    design = qc.compile_model(args.model, max_multipliers=args.max_multipliers or
+                              synth.TARGETS[args.target]["multipliers"])
+    measured = synth.kernel_cells(design, args.target)
+    lines = ["| kernel | LUT est. | meas. | FF est. | meas. | BRAM est. | meas. |", "|" + "---|" * 7]
+    for k in design.dataflow.kernels:
+        e = resources.estimate_kernel(k, design.dataflow, args.target)
+        m = measured[k.name]
+        lines.append(f"| {k.name} | {e['lut']:,} | {m['lut']:,} | {e['ff']:,} | {m['ff']:,} | "
+                     f"{e['bram']} | {m['bram']} |")
+    print("\n".join(lines))
+    return 0

@@ -60,27 +60,32 @@ def logic_rom_luts(mem):
     return mem.width * (per_bit + max(per_bit - 1, 0) // 3)
 
 
+def estimate_kernel(k, dataflow, target):
+    """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target``."""
+    t = TARGETS[target]
+    use_dsp = 0 < dataflow.multipliers <= t["dsp_products"]
+    r = k.resources()
+    total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
+    if hasattr(k, "multiplier_luts"):
+        if use_dsp:
+            total["lut"] -= k.multiplier_luts
+            total["dsp"] += r["dsp"]
+        else:
+            total["lut"] += round(k.multiplier_luts * (t["multiplier_scale"] - 1))
+    for mem in k.memories():
+        if in_bram(mem, target):
+            total["bram"] += blocks(mem.width, mem.depth, target)
+        elif not mem.fifo:
+            total["lut"] += logic_rom_luts(mem)
+    return total
+
+
 def estimate(dataflow, target):
     """LUT, FF, DSP and block RAMs of ``dataflow`` on ``target``."""
-    t = TARGETS[target]
-    products = dataflow.multipliers
-    use_dsp = 0 < products <= t["dsp_products"]
     total = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
     for k in dataflow.kernels:
-        r = k.resources()
-        total["lut"] += r["lut"]
-        total["ff"] += r["ff"]
-        if hasattr(k, "multiplier_luts"):
-            if use_dsp:
-                total["lut"] -= k.multiplier_luts
-                total["dsp"] += r["dsp"]
-            else:
-                total["lut"] += round(k.multiplier_luts * (t["multiplier_scale"] - 1))
-        for mem in k.memories():
-            if in_bram(mem, target):
-                total["bram"] += blocks(mem.width, mem.depth, target)
-            elif not mem.fifo:
-                total["lut"] += logic_rom_luts(mem)
+        for key, v in estimate_kernel(k, dataflow, target).items():
+            total[key] += v
     return total
 
 
