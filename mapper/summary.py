@@ -25,8 +25,10 @@ def render(dataflow, console, title):
         name = f"[bold red]{k.name}[/]" if k is bottleneck else k.name
         table.add_row(name, layer, node, fold, detail, str(k.cycles_per_frame), str(k.latency),
                       f"{r['lut']:,}", f"{r['ff']:,}", f"{r['bram_bits']:,}")
-    est = dataflow.estimate()
+    from .resources import TARGETS, estimate
+    per_target = "; ".join(f"{t} {e['lut']:,} LUT, {e['ff']:,} FF, {e['dsp']} DSP, {e['bram']} BRAM"
+                           for t, e in ((t, estimate(dataflow, t)) for t in TARGETS))
     table.caption = (f"{dataflow.cycles_per_frame} cycles per frame (bottleneck {bottleneck.name}) · latency "
-                     f"{dataflow.latency} cycles · {dataflow.multipliers} multipliers · estimated {est['lut']:,} LUT, "
-                     f"{est['ff']:,} FF, {est['bram_bits']:,} RAM bits")
+                     f"{dataflow.latency} cycles{'' if dataflow.latency_exact else ' (bound)'} · "
+                     f"{dataflow.multipliers} multipliers · estimated: {per_target}")
     console.print(table)
