@@ -31,7 +31,8 @@ def unpack(word, lanes, bits, signed):
 
 @cocotb.test()
 async def stream_frames(dut):
-    cfg = json.loads(open(os.environ["QLOOM_SIM_CONFIG"]).read())
+    with open(os.environ["QLOOM_SIM_CONFIG"]) as f:
+        cfg = json.load(f)
     beats = np.load(cfg["inputs"])
     words = [pack(b, cfg["bits_in"]) for b in beats]
     rng = random.Random(cfg["seed"])

@@ -88,6 +88,14 @@ class HardwareRun:
     out_cycles: list
 
 
+def cycle_budget(dataflow, frames, gap, stall):
+    """Cycles after which a run is declared stalled: twice the modelled time, slowed by the
+    idle input and output cycles asked for, with room to spare."""
+    slow = 1.0 / max((1.0 - gap) * (1.0 - stall), 0.05)
+    beats = frames * (dataflow.input.beats + dataflow.output.beats)
+    return int(2 * slow * (frames * dataflow.cycles_per_frame + dataflow.latency)) + 50 * beats + 10_000
+
+
 def run_hardware(design, input_codes, *, simulator="verilator", gap=0.0, stall=0.0, seed=0, verilog_path=None):
     d = design.dataflow
     frames = len(input_codes)
@@ -97,7 +105,8 @@ def run_hardware(design, input_codes, *, simulator="verilator", gap=0.0, stall=0
             path.write_text(design.verilog)
         trace = simulate.run(path, lower.TOP_NAME, to_beats(input_codes, d.input), bits_in=d.input.bits,
                              lanes_out=d.output.lanes, bits_out=d.output.bits, signed_out=d.output.signed,
-                             n_out=frames * d.output.beats, simulator=simulator, gap=gap, stall=stall, seed=seed)
+                             n_out=frames * d.output.beats, simulator=simulator, gap=gap, stall=stall, seed=seed,
+                             max_cycles=cycle_budget(d, frames, gap, stall))
     ends = trace.out_cycles[d.output.beats - 1::d.output.beats]
     ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
     latency = trace.out_cycles[d.output.beats - 1] - trace.in_cycles[0] + 1
@@ -110,7 +119,7 @@ def run_amaranth(design, input_codes, *, gap=0.0, stall=0.0, seed=0):
     d = design.dataflow
     beats = [list(b) for b in to_beats(input_codes, d.input)]
     out, when = amaranth_sim.run(lower.top(d), beats, len(input_codes) * d.output.beats, seed=seed, gap=gap,
-                                 stall=stall, max_cycles=50 * (len(beats) + len(input_codes) * d.output.beats) + 10_000)
+                                 stall=stall, max_cycles=cycle_budget(d, len(input_codes), gap, stall))
     ends = when[d.output.beats - 1::d.output.beats]
     ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
     return HardwareRun(from_beats(np.array(out), d.output, len(input_codes)), ii, when[d.output.beats - 1], [], when)
