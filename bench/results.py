@@ -44,9 +44,13 @@ def model_list(quick=False):
 
 
 def fits(estimate, target):
-    """None when the estimate fits the device, else why not."""
+    """None when the estimate fits the device, else why not.  On iCE40 a logic cell holds a LUT
+    and a flip-flop, but about 40 % of the flip-flops do not pack with a LUT (measured)."""
     avail = synth.TARGETS[target]["available"]
     over = [f"{estimate[k]:,} {k.upper()} of {avail[k]:,}" for k in ("lut", "bram", "dsp") if estimate[k] > avail[k]]
+    cells = estimate["lut"] + round(0.4 * estimate["ff"])
+    if target == "ice40-up5k" and not over and cells > avail["lut"]:
+        over.append(f"{cells:,} logic cells of {avail['lut']:,}")
     return f"does not fit (estimated {', '.join(over)})" if over else None
 
 

@@ -63,8 +63,10 @@ def _run(cmd, cwd, what):
     cmd = [_tool(cmd[0]), *cmd[1:]]
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
-        tail = "\n".join((r.stdout + "\n" + r.stderr).strip().splitlines()[-15:])
-        raise QloomError(f"{what} failed (exit {r.returncode}):\n{tail}")
+        lines = (r.stdout + "\n" + r.stderr).strip().splitlines()
+        errors = [line for line in lines if line.startswith("ERROR")]
+        tail = "\n".join(errors[:3] or lines[-15:])
+        raise QloomError(f"{what} failed (exit {r.returncode}): {tail}")
     return r
 
 
