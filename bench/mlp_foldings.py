@@ -93,5 +93,9 @@ def main(argv=None):
     print(text)
     (work / "mlp_foldings.json").write_text(json.dumps(rows, indent=2))
     (work / "mlp_foldings.md").write_text(text + "\n")
+    (REPO / "bench" / "FOLDINGS.md").write_text(
+        f"# Foldings of the digits MLP\n\nWritten by `python -m bench foldings` (`make bench`): {MODEL.name}, "
+        f"{args.frames} frames in Verilator; Yosys and nextpnr (YoWASP) inside the byte-wide I/O shell; "
+        f"machine: {platform.machine()}, Python {platform.python_version()}.\n\n{text}\n")
     bad = [r for r in rows if r["mismatches"] or r["cycles_per_inference"] > r["mvu_bound"] + r["model_latency"]]
     return 1 if bad else 0
