@@ -60,7 +60,7 @@ def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"
     c, h, w = shape
     groups = c // lanes
     (pt, _), (pl, _) = qg._pads(pads, kernel)
-    oh, ow = qg.windows(np.zeros((1, 1, h, w), np.int8), kernel, strides, pads, dilations, 0).shape[2:4]
+    oh, ow = qg.window_out_size((h, w), kernel, strides, pads, dilations)
     kh, kw = kernel
     out = []
     for oy in range(oh):
@@ -537,11 +537,10 @@ def build(graph, folding, plans, source=""):
             pe, simd = folding[node.name]
             shape = tuple(node.in_shape)
             beats = math.prod(shape)
-            if in_format is not None:       # the whole frame buffered, so the producer never waits
-                feed(simd, beats)
+            first = in_format is None
+            feed(simd, beats)
+            if not first:                   # the whole frame buffered, so the producer never waits
                 add_fifo(simd, beats // simd + 2, beats)
-            else:
-                feed(simd, beats)
             schedule = window_schedule(shape, simd, node.kernel, node.strides, node.pads, node.dilations)
             kernels.append(WindowKernel(f"window_{node.name}", code, shape, simd, tuple(schedule),
                                         node.zero_point, "conv"))

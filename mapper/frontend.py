@@ -299,8 +299,7 @@ class Frontend:
         p = self.emit(qg.MaxPool(name, node.name or node.output[0], (codes.tensor,), name + ".out", kernel=kernel,
                                  strides=tuple(a.get("strides", (1, 1))), pads=tuple(a.get("pads", (0, 0, 0, 0))),
                                  dilations=tuple(a.get("dilations", (1, 1)))))
-        shape = (codes.shape[0],) + qg.windows(np.zeros((1, 1) + codes.shape[1:], np.int8), p.kernel, p.strides,
-                                               p.pads, p.dilations, 0).shape[2:4]
+        shape = (codes.shape[0],) + qg.window_out_size(codes.shape[1:], p.kernel, p.strides, p.pads, p.dilations)
         out = self.new_codes(p, shape, codes.code, codes.scale, codes.zero_point)
         return Deq(out) if isinstance(x, Deq) else out
 

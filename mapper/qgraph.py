@@ -114,17 +114,22 @@ def _pads(pads, kernel):
     return [(pads[i], pads[i + n]) for i in range(n)]
 
 
+def window_out_size(size, kernel, strides, pads, dilations):
+    """(OH, OW) of windows over an (H, W) plane, as onnxruntime computes them:
+    ``(in + pads - extent) / stride + 1`` with C division (toward zero)."""
+    return tuple(int((n + b + e - (d * (k - 1) + 1)) / s) + 1
+                 for n, k, s, (b, e), d in zip(size, kernel, strides, _pads(pads, kernel), dilations))
+
+
 def windows(x, kernel, strides, pads, dilations, fill):
-    """Sliding windows of a (N, C, H, W) array padded with ``fill``: (N, C, OH, OW, kh, kw).
-    Output sizes as onnxruntime computes them, ``(in + pads - extent) / stride + 1`` with C
-    division (toward zero): a last window reaching past the input is padded too."""
+    """Sliding windows of a (N, C, H, W) array padded with ``fill``: (N, C, OH, OW, kh, kw)
+    (sizes by window_out_size: a last window reaching past the input is padded too)."""
     (pt, pb), (pl, pr) = _pads(pads, kernel)
     kh, kw = kernel
     dh, dw = dilations
     sh, sw = strides
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    oh = int((x.shape[2] + pt + pb - eh) / sh) + 1
-    ow = int((x.shape[3] + pl + pr - ew) / sw) + 1
+    oh, ow = window_out_size(x.shape[2:4], kernel, strides, pads, dilations)
     pb += max(0, (oh - 1) * sh + eh - (x.shape[2] + pt + pb))
     pr += max(0, (ow - 1) * sw + ew - (x.shape[3] + pl + pr))
     x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
@@ -163,9 +168,8 @@ class Conv(Node):
 
     @property
     def out_shape(self):
-        probe = windows(np.zeros((1, 1) + tuple(self.in_shape[1:]), np.int8), self.kernel, self.strides,
-                        self.pads, self.dilations, 0)
-        return (self.weight.shape[0],) + probe.shape[2:4]
+        return (self.weight.shape[0],) + window_out_size(self.in_shape[1:], self.kernel, self.strides, self.pads,
+                                                          self.dilations)
 
     @property
     def out_channels(self):
