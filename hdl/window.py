@@ -105,3 +105,42 @@ class MaxPoolUnit(wiring.Component):
             with m.If(last):
                 m.d.sync += self.o.valid.eq(1)
         return m
+
+
+class SumPoolUnit(wiring.Component):
+    """Global sum per channel of a channels-last frame: ``pixels`` pixels of ``groups`` beats
+    (``lanes`` channels each) in, one beat of ``lanes`` sums per group out during the last
+    pixel.  Each sum starts at ``start`` (onnxruntime subtracts count · zero point).  The
+    partial sums of the groups circulate in a ring of registers (no memory, no multiplexer);
+    one beat per cycle, latency 1."""
+
+    def __init__(self, *, shape, lanes, groups, pixels, acc_shape, start=0):
+        for name, v in (("lanes", lanes), ("groups", groups), ("pixels", pixels)):
+            check_positive_int(name, v)
+        self.shape, self.acc_shape = check_shape("shape", shape), check_shape("acc_shape", acc_shape)
+        self.lanes, self.groups, self.pixels, self.start = lanes, groups, pixels, int(start)
+        super().__init__({"i": In(lanes_of(self.shape, lanes)), "o": Out(lanes_of(self.acc_shape, lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        word = data.ArrayLayout(self.acc_shape, self.lanes)
+        ring = [Signal(word, name=f"ring{k}") for k in range(self.groups)]
+        group = Signal(range(max(self.groups, 2)))
+        pixel = Signal(range(max(self.pixels, 2)))
+        first, last = pixel == 0, pixel == self.pixels - 1
+        total = Signal(word)
+        for k in range(self.lanes):
+            m.d.comb += total[k].eq(Mux(first, self.start, ring[0][k]) + self.i.payload[k])
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(self.groups - 1)]
+            m.d.sync += ring[-1].eq(total)
+            with m.If(group == self.groups - 1):
+                m.d.sync += [group.eq(0), pixel.eq(Mux(last, 0, pixel + 1))]
+            with m.Else():
+                m.d.sync += group.eq(group + 1)
+            with m.If(last):
+                m.d.sync += [self.o.payload.eq(total), self.o.valid.eq(1)]
+        return m

@@ -370,6 +370,49 @@ class PoolKernel:
 
 
 @dataclass(frozen=True, eq=False)
+class SumPoolKernel:
+    """Global sum per channel (hdl.window.SumPoolUnit); a Requant follows, as after an MVU."""
+    name: str
+    node: qg.SumPool
+    code: qg.CodeType
+    pe: int                   # lanes in and out
+    acc_lo: int
+    acc_hi: int
+    vectors: int = 1
+
+    @property
+    def groups(self):
+        return self.node.in_shape[0] // self.pe
+
+    @property
+    def cycles_per_frame(self):
+        return self.node.count * self.groups
+
+    @property
+    def latency(self):
+        return 1
+
+    @property
+    def acc_bits(self):
+        return signed_bits(self.acc_lo, self.acc_hi)
+
+    def memories(self):
+        return []
+
+    def resources(self):
+        """The ring of partial sums, the output register, one adder per lane, two counters."""
+        acc = self.pe * self.acc_bits
+        counters = 2 * max(self.node.count, self.groups, 2).bit_length()
+        return {"lut": acc + self.pe * self.code.bits + 2 * counters + 4, "ff": (self.groups + 1) * acc + counters + 1,
+                "dsp": 0, "bram_bits": 0}
+
+    def to_json(self):
+        return {"kind": "GlobalSum", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
+                "lanes": self.pe, "pixels": self.node.count, "acc_bits": self.acc_bits,
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
 class FifoKernel:
     name: str
     code: qg.CodeType
@@ -451,7 +494,7 @@ class Dataflow:
                 "folding": self.folding, "kernels": [k.to_json() for k in self.kernels]}
 
 
-HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.Requant, qg.Reshape, qg.Dequantize)
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Requant, qg.Reshape, qg.Dequantize)
 
 
 def check_hardware(graph, source="model"):
@@ -559,6 +602,9 @@ def build(graph, folding, plans, source=""):
                                         "pool"))
             taps = math.prod(node.kernel)
             kernels.append(PoolKernel(f"pool_{node.name}", code, lanes, taps, len(schedule)))
+        elif isinstance(node, qg.SumPool):
+            lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))
+            kernels.append(SumPoolKernel(f"sum_{node.name}", node, code, lanes, int(lo.min()), int(hi.max())))
         elif isinstance(node, qg.Requant):
             mvu = kernels[-1]
             kernels.append(RequantKernel(f"requant_{node.name}", node, plans[node.name], mvu.pe, mvu.acc_bits,

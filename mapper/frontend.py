@@ -16,7 +16,7 @@ from .requant_targets import CodeTable, FloatChain, ScaleRound
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
              "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
-             "QuantizeLinear (QDQ), QLinearConv, MaxPool, Add of two quantized tensors (QDQ, QLinearAdd), "
+             "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Add of two quantized tensors (QDQ, QLinearAdd), "
              "Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
@@ -99,6 +99,12 @@ class PendingSum:          # DQ(codes) + DQ(codes) (a residual add), waiting for
     a: Codes
     b: Codes
     relu: bool
+    node: onnx.NodeProto
+
+
+@dataclass
+class PendingMean:         # GlobalAveragePool(DQ(codes)), waiting for QuantizeLinear
+    x: Codes
     node: onnx.NodeProto
 
 
@@ -200,7 +206,7 @@ class Frontend:
         name = self.fresh("requant")
         r = self.emit(qg.Requant(name, onnx_node.name or onnx_node.output[0], (dense.output,), name + ".out",
                                  target=target, code=code))
-        shape = dense.out_shape if isinstance(dense, qg.Conv) else (dense.out_features,)
+        shape = dense.out_shape if isinstance(dense, (qg.Conv, qg.SumPool)) else (dense.out_features,)
         return self.new_codes(r, shape, code, scale, zero_point)
 
     def conv(self, c):
@@ -303,6 +309,38 @@ class Frontend:
         out = self.new_codes(p, shape, codes.code, codes.scale, codes.zero_point)
         return Deq(out) if isinstance(x, Deq) else out
 
+    def op_GlobalAveragePool(self, node):
+        x = self.value(node, 0)
+        if not isinstance(x, Deq) or len(x.codes.shape) != 3:
+            self.refuse(node, "GlobalAveragePool is supported on dequantized NCHW activations followed by "
+                              "QuantizeLinear (QDQ), or as com.microsoft.QLinearGlobalAveragePool.")
+        return PendingMean(x.codes, node)
+
+    def op_QLinearGlobalAveragePool(self, node):
+        x = self.qcodes(node, 0)
+        if self.attrs(node).get("channels_last", 0):
+            self.refuse(node, "channels_last=1 is not supported; export the model in NCHW.")
+        self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        y_scale, y_zero, code = self.out_params(node, 3, 4)
+        return self.global_mean(node, x, y_scale, y_zero, code)
+
+    def global_mean(self, node, x, scale, zero_point, code):
+        """GlobalAveragePool as onnxruntime's QLinearGlobalAveragePool computes it: the integer
+        sum minus count · zx, then ``RNE(f32(sum · f32(sx / f32(sy · count)))) + zy`` saturated."""
+        if len(x.shape) != 3:
+            self.refuse(node, f"GlobalAveragePool of a tensor of shape {x.shape}; NCHW is needed.")
+        name = self.fresh("sumpool")
+        s = self.emit(qg.SumPool(name, node.name or node.output[0], (x.tensor,), name + ".acc",
+                                 zero_point=x.zero_point, in_shape=tuple(x.shape)))
+        self.shapes[s.output] = s.out_shape
+        m = F32(F32(x.scale) / F32(F32(scale) * F32(s.count)))
+        try:
+            t = ScaleRound(tables=(), multiplier=np.full(x.shape[0], m, F32), zero_point=int(zero_point),
+                           lo=code.qmin, hi=code.qmax)
+        except ValueError as e:
+            self.refuse(node, f"{e}.")
+        return self.requant(node, s, t, code, scale, zero_point)
+
     def scale_round(self, node, x, w_scale, out_scale, zero_point, code, relu):
         m = numeric.fused_multiplier(x.scale, w_scale, out_scale)
         lo = max(code.qmin, int(zero_point)) if relu else code.qmin
@@ -402,6 +440,8 @@ class Frontend:
             return self.add_table(x.node, x.a, x.b.codes, x.b.scale, x.b.zero_point, scale, zp, code)
         if isinstance(x, PendingSum):
             return self.add_codes(x.node, x.a, x.b, scale, zp, code, x.relu)
+        if isinstance(x, PendingMean):
+            return self.global_mean(x.node, x.x, scale, zp, code)
         self.refuse(node, "quantizes a value that is not the float input or the result of a supported "
                           "quantized layer (MatMul/Gemm between DequantizeLinear nodes).")
 

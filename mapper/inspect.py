@@ -63,6 +63,12 @@ def rows(graph, requant_plans=None):
         elif isinstance(node, qg.Add):
             out.append(LayerRow(node.name, node.onnx_node, "Add (QLinearAdd)", in_shape, out_shape,
                                 f"→ {node.code.name}", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
+        elif isinstance(node, qg.SumPool):
+            consumer = graph.consumers(node.output)[0]
+            p = requant_plans[consumer.name]
+            out.append(LayerRow(node.name, node.onnx_node, "GlobalAveragePool", in_shape, out_shape,
+                                f"→ {consumer.code.name}", f"[{int(p.acc_lo.min())}, {int(p.acc_hi.max())}]",
+                                str(p.acc_bits), p.kind, 0))
         elif isinstance(node, qg.MaxPool):
             out.append(LayerRow(node.name, node.onnx_node, f"MaxPool {'×'.join(map(str, node.kernel))}", in_shape,
                                 out_shape, "", "", "", "", 0))

@@ -212,6 +212,29 @@ class MaxPool(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class SumPool(Node):
+    """Global sum per channel of an NCHW code tensor minus ``count · zero_point``: the
+    accumulator of onnxruntime's QLinearGlobalAveragePool (its Requant follows)."""
+    zero_point: int
+    in_shape: tuple           # (C, H, W)
+
+    @property
+    def count(self):
+        return int(np.prod(self.in_shape[1:]))
+
+    @property
+    def out_shape(self):
+        return (self.in_shape[0], 1, 1)
+
+    def acc_range(self, lo, hi):
+        c, n = self.in_shape[0], self.count
+        return np.full(c, n * (lo - self.zero_point), np.int64), np.full(c, n * (hi - self.zero_point), np.int64)
+
+    def reference(self, x):
+        return x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - self.count * self.zero_point
+
+
+@dataclass(frozen=True, eq=False)
 class Add(Node):
     """Elementwise sum of two code tensors as onnxruntime's QLinearAdd computes it
     (numeric.qlinear_add), clamped to [lo, hi] (a following Relu raises lo)."""

@@ -41,7 +41,7 @@ def units(dataflow):
     order, as (kernel name, component) pairs."""
     from .hdl.mvu import MVU
     from .hdl.streams import Fifo, width_converters
-    from .hdl.window import MaxPoolUnit, WindowGen
+    from .hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
     from .mapper import dataflow as df
     out = []
     for k in dataflow.kernels:
@@ -59,6 +59,10 @@ def units(dataflow):
                                           schedule=list(k.schedule), pad=k.pad, memory_styles=styles(k))))
         elif isinstance(k, df.PoolKernel):
             out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))
+        elif isinstance(k, df.SumPoolKernel):
+            out.append((k.name, SumPoolUnit(shape=code_shape(k.code), lanes=k.pe, groups=k.groups,
+                                            pixels=k.node.count, acc_shape=signed(k.acc_bits),
+                                            start=-k.node.count * k.node.zero_point)))
         elif isinstance(k, df.FifoKernel):
             out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
         else:

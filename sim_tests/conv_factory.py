@@ -37,13 +37,17 @@ def _conv(rng, nodes, inits, x, shape, k, name):
     return y, shape, dict(k=k, stride=s, pad=p, dilation=d, depthwise=depthwise)
 
 
-def random_cnn(rng, convs=1, dense=False):
-    """A float model: ``convs`` conv layers, then Flatten + Gemm when ``dense``."""
+def random_cnn(rng, convs=1, dense=False, gap=False):
+    """A float model: ``convs`` conv layers, then (``gap``) GlobalAveragePool, then Flatten +
+    Gemm when ``dense``."""
     shape = (int(rng.integers(1, 6)), int(rng.integers(5, 13)), int(rng.integers(5, 13)))
     nodes, inits, infos, x, s = [], [], [], "x", shape
     for i in range(convs):
         x, s, info = _conv(rng, nodes, inits, x, s, int(rng.integers(1, 6)), f"conv{i}")
         infos.append(info)
+    if gap:
+        nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"], name="gap"))
+        x, s = "gap", (s[0], 1, 1)
     if dense:
         n = int(np.prod(s))
         nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten"))

@@ -30,6 +30,24 @@ def test_random_cnn_equals_onnxruntime(tmp_path, seed, fmt, act, convs, dense):
     assert int(np.sum(got != want)) == 0
 
 
+@pytest.mark.parametrize("seed,fmt,act", [(s, *fa) for s in range(3) for fa in
+                                          (("QDQ", "uint8"), ("QDQ", "int8"), ("QOperator", "uint8"),
+                                           ("QOperator", "int8"))])
+def test_global_average_pool_equals_onnxruntime(tmp_path, seed, fmt, act):
+    """GlobalAveragePool (QDQ → onnxruntime's QLinearGlobalAveragePool, and the contrib op):
+    the integer sum and one ScaleRound requantization."""
+    rng = np.random.default_rng(700 + seed)
+    model, shape, _ = random_cnn(rng, 1 + seed % 2, dense=seed != 1, gap=True)
+    x = (rng.normal(size=(64, *shape)) * (1 + seed)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x[:32], fmt, act)
+    assert ort_check.float_products_left(path) == []
+    graph = frontend.load_qgraph(path)
+    assert len(graph.layers(qg.SumPool)) == 1
+    got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
+    want = ort_check.run(path, x)[0]
+    assert int(np.sum(got != want.reshape(got.shape))) == 0
+
+
 def test_the_random_layers_cover_the_space():
     seen = {"k": set(), "stride": set(), "pad": set(), "dilation": set(), "depthwise": set()}
     for seed, _, _, convs, dense in CASES:

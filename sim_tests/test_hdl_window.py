@@ -5,7 +5,7 @@ import pytest
 from amaranth.hdl import signed, unsigned
 
 from qloom import amaranth_sim as streams
-from qloom.hdl.window import MaxPoolUnit, WindowGen
+from qloom.hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
 from qloom.mapper import qgraph as qg
 from qloom.mapper.dataflow import window_schedule
 
@@ -62,3 +62,19 @@ def test_window_generator_and_max_pool_compute_maxpool(case):
     pool = qg.MaxPool("p", "p", ("x",), "y", kernel=kernel, strides=strides, pads=pads, dilations=dilations)
     want = np.moveaxis(pool.reference(x), 1, -1).reshape(-1)             # N, oh, ow, C
     np.testing.assert_array_equal(np.array(out).reshape(-1), want)
+
+
+@pytest.mark.parametrize("shape,lanes,signed_codes", [((4, 3, 5), 2, False), ((6, 2, 2), 6, True), ((3, 1, 7), 1, True)])
+def test_sum_pool_sums_each_channel(shape, lanes, signed_codes):
+    rng = np.random.default_rng(shape[0] * 10 + lanes)
+    x = frames_of(rng, shape, signed_codes, 3)
+    zp = -5 if signed_codes else 120
+    node = qg.SumPool("s", "s", ("x",), "y", zero_point=zp, in_shape=shape)
+    lo, hi = node.acc_range(-128 if signed_codes else 0, 127 if signed_codes else 255)
+    from qloom.hdl.util import signed_shape_for
+    dut = SumPoolUnit(shape=signed(8) if signed_codes else unsigned(8), lanes=lanes, groups=shape[0] // lanes,
+                      pixels=shape[1] * shape[2], acc_shape=signed_shape_for(lo.min(), hi.max()),
+                      start=-node.count * zp)
+    beats = [b for f in x for b in beats_of(f, lanes)]
+    out, when = streams.run(dut, beats, 3 * shape[0] // lanes, seed=lanes, gap=0.3, stall=0.3, max_cycles=10 ** 5)
+    np.testing.assert_array_equal(np.array(out).reshape(3, -1), node.reference(x).reshape(3, -1))

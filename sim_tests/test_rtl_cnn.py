@@ -28,6 +28,17 @@ def test_random_cnn_in_rtl(tmp_path, seed, fmt, act, simulator):
     check(path, x, simulator)
 
 
+@pytest.mark.parametrize("seed,fmt,act,simulator", [(5, "QDQ", "uint8", "verilator"), (6, "QOperator", "int8", "icarus")])
+def test_global_average_pool_cnn_in_rtl(tmp_path, seed, fmt, act, simulator):
+    need(simulator)
+    rng = np.random.default_rng(seed)
+    model, shape, _ = random_cnn(rng, 1, True, gap=True)
+    x = rng.normal(size=(5, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x, fmt, act)
+    design, _ = check(path, x, simulator)
+    assert any(k.name.startswith("sum_") for k in design.dataflow.kernels)
+
+
 def test_conv_mvu_busy_at_95_percent(digits):
     """Without stalls a frame takes at most 5 % more than the busiest MVU needs."""
     need("verilator")
