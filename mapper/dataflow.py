@@ -139,6 +139,14 @@ class MVUKernel:
     def latency(self):
         return mvu_latency(self.simd)
 
+    def needs(self, n):
+        """Input beats before the ``n``-th output beat (each vector gives out_fold beats)."""
+        return -(-n // self.out_fold) * self.in_fold
+
+    @property
+    def beats_out(self):
+        return self.vectors * self.out_fold
+
     @property
     def acc_bits(self):
         return signed_bits(self.acc_lo, self.acc_hi)
@@ -201,6 +209,13 @@ class RequantKernel:
     @property
     def cycles_per_frame(self):
         return self.vectors * self.channels // self.pe
+
+    def needs(self, n):
+        return n
+
+    @property
+    def beats_out(self):
+        return self.cycles_per_frame
 
     @property
     def mul_bits(self):
@@ -284,6 +299,13 @@ class WidthConverterKernel:
     def cycles_per_frame(self):
         return self.length // min(self.lanes_in, self.lanes_out)
 
+    def needs(self, n):
+        return -(-n * self.lanes_out // self.lanes_in)
+
+    @property
+    def beats_out(self):
+        return self.length // self.lanes_out
+
     @property
     def latency(self):
         return 1
@@ -319,6 +341,14 @@ class WindowKernel:
     @property
     def cycles_per_frame(self):
         return self.in_beats + len(self.schedule) + 1
+
+    def needs(self, n):
+        """The whole frame is stored before its first window leaves."""
+        return self.in_beats * -(-n // len(self.schedule))
+
+    @property
+    def beats_out(self):
+        return len(self.schedule)
 
     @property
     def latency(self):
@@ -357,6 +387,13 @@ class PoolKernel:
     def latency(self):
         return 1
 
+    def needs(self, n):
+        return n * self.taps
+
+    @property
+    def beats_out(self):
+        return self.beats_in // self.taps
+
     def memories(self):
         return []
 
@@ -387,6 +424,15 @@ class SumPoolKernel:
     @property
     def cycles_per_frame(self):
         return self.node.count * self.groups
+
+    def needs(self, n):
+        """Sums leave during the last pixel of the frame."""
+        frames, k = divmod(n - 1, self.groups)
+        return (frames + 1) * self.cycles_per_frame - self.groups + k + 1
+
+    @property
+    def beats_out(self):
+        return self.groups
 
     @property
     def latency(self):
@@ -428,6 +474,13 @@ class FifoKernel:
     def latency(self):
         return 2
 
+    def needs(self, n):
+        return n
+
+    @property
+    def beats_out(self):
+        return self.length // self.lanes
+
     def memories(self):
         return [Memory("storage", self.lanes * self.code.bits, self.depth - 1, fifo=True)]
 
@@ -442,6 +495,169 @@ class FifoKernel:
                 "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
 
 
+@dataclass(frozen=True, eq=False)
+class AddKernel:
+    """The join of a residual block: onnxruntime's QLinearAdd of two streams in step as a
+    proven integer line (mapper.requant.AddLine; hdl.join.AddUnit)."""
+    name: str
+    node: qg.Add
+    plan: object
+    lanes: int
+    a_code: qg.CodeType
+    b_code: qg.CodeType
+    length: int               # codes per frame
+
+    @property
+    def cycles_per_frame(self):
+        return self.length // self.lanes
+
+    @property
+    def latency(self):
+        return 5              # hdl.join.AddUnit.LATENCY
+
+    @property
+    def raw_add(self):
+        """The line's constant for raw codes (the offsets a_lo, b_lo folded in)."""
+        p = self.plan
+        return p.add - p.mul_a * p.a_lo - p.mul_b * p.b_lo
+
+    @property
+    def sum_bits(self):
+        """Width of the sum over every raw code (hdl.join.AddUnit's adders)."""
+        p, a, b = self.plan, self.a_code, self.b_code
+        return signed_bits(min(0, self.raw_add + p.mul_a * a.qmin + p.mul_b * b.qmin),
+                           max(0, self.raw_add + p.mul_a * a.qmax + p.mul_b * b.qmax))
+
+    def resources(self):
+        """Per lane: the four 16-entry digit tables (a LUT per bit each), three adders, the clamp."""
+        w, out = self.sum_bits, self.node.code.bits
+        digits = -(-self.a_code.bits // 4) + -(-self.b_code.bits // 4)
+        lut = self.lanes * (digits * w + digits * w + 2 * out + 4) + 8
+        ff = self.lanes * (self.a_code.bits + self.b_code.bits + digits * w + 2 * w + 2 * out) + 8
+        return {"lut": lut, "ff": ff, "dsp": 0, "bram_bits": 0}
+
+
+@dataclass(frozen=True, eq=False)
+class BranchKernel:
+    """A residual block: a fork (hdl.join.Fork), two paths of kernels, and the join (AddKernel).
+    Each path ends in a FIFO deep enough that the graph cannot deadlock (required_depths)."""
+    name: str
+    paths: tuple              # (kernels of path a, kernels of path b), each ending at the join's lanes
+    join: AddKernel
+    lanes: int                # of the stream into the fork
+    code: qg.CodeType
+
+    @property
+    def cycles_per_frame(self):
+        return max(self.join.cycles_per_frame, self.join.length // self.lanes)
+
+    @property
+    def latency(self):
+        return 1 + self.join.latency
+
+    def needs(self, n):
+        return max(path_needs(p, n) for p in self.paths)
+
+    def reach(self):
+        """Per path: beats into the fork before that path's first output beat."""
+        return tuple(path_needs(p, 1) for p in self.paths)
+
+    def hold(self, path):
+        """Beats into the fork that ``path`` certainly holds while its output waits: its FIFOs
+        and stored frame up to the first kernel that changes the data rate (nothing is
+        counted behind that: a lower bound)."""
+        total = 0
+        if path and isinstance(path[-1], FifoKernel) and path[-1].name.startswith("join_"):
+            path = path[:-1]              # the join FIFO being sized
+        for k in path:
+            if isinstance(k, FifoKernel):
+                total += k.depth * k.lanes // self.lanes
+            elif isinstance(k, WindowKernel):
+                return total + k.in_beats * k.lanes // self.lanes
+            elif not isinstance(k, WidthConverterKernel):
+                return total
+        return total
+
+    @property
+    def beats_out(self):
+        return self.join.length // self.join.lanes
+
+    def delay(self, path, ii):
+        """A bound on the cycles from a frame's first beat into the fork to ``path``'s first
+        output beat when every kernel streams at the design's rate (one frame per ``ii``
+        cycles): each kernel waits for the beats it needs, then adds its latency."""
+        t, beats_in = 0.0, self.join.length // self.lanes
+        for k in path:
+            t += (k.needs(1) - 1) * ii / beats_in + k.latency
+            beats_in = k.beats_out
+        return t
+
+    def full_rate_depths(self, ii):
+        """Depth of the end FIFO of each path for full rate: it holds what arrives while the
+        other path is still computing the same beats (the difference of the two delays, at
+        one frame of join beats per ``ii`` cycles), and never less than required_depths."""
+        delays = [self.delay(p, ii) for p in self.paths]
+        return tuple(max(need, -(-int(max(0.0, delays[1 - k] - delays[k]) * self.beats_out) // ii) + 2)
+                     for k, need in enumerate(self.required_depths()))
+
+    def required_depths(self):
+        """Depth of the FIFO at the end of each path (in join beats): a path must hold what the
+        other path takes before its first output, else the fork waits on a full path while
+        the join waits on the other one — a deadlock.  Minimum 3 (full rate)."""
+        reach, out = self.reach(), []
+        for k, path in enumerate(self.paths):
+            missing = reach[1 - k] - self.hold(path)
+            if missing > 0 and any(not isinstance(x, (FifoKernel, WidthConverterKernel)) for x in path):
+                raise UnsupportedError(
+                    f"{self.join.node.label}: both paths of the residual block transform the data before "
+                    f"the join and this one holds too little ({self.hold(path)} of {reach[1 - k]} beats); "
+                    "qloom cannot size its FIFO yet.")
+            out.append(max(3, -(-missing * self.lanes // self.join.lanes) + 2))
+        return tuple(out)
+
+    def resources(self):
+        fork = {"lut": 4, "ff": 2, "dsp": 0, "bram_bits": 0}
+        return {key: v + fork[key] for key, v in self.join.resources().items()}
+
+    def memories(self):
+        return []
+
+    def to_json(self):
+        return {"kind": "Add", "name": self.join.name, "layer": self.join.node.name,
+                "onnx_node": self.join.node.onnx_node, "lanes": self.join.lanes,
+                "paths": [[k.name for k in p] for p in self.paths],
+                "line": {"mul_a": self.join.plan.mul_a, "mul_b": self.join.plan.mul_b, "add": self.join.plan.add,
+                         "shift": self.join.plan.shift},
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+def path_needs(kernels, n):
+    """Beats into a chain of kernels before its ``n``-th output beat."""
+    for k in reversed(kernels):
+        n = k.needs(n)
+    return n
+
+
+def flat(kernels):
+    """Every kernel, the paths of a branch before its join, in stream order."""
+    for k in kernels:
+        if isinstance(k, BranchKernel):
+            for p in k.paths:
+                yield from flat(p)
+        yield k
+
+
+def span(kernels):
+    """A bound on first input → last output of a frame: every kernel's latency and whole frame
+    in turn, the longer path of a branch."""
+    total = 0
+    for k in kernels:
+        if isinstance(k, BranchKernel):
+            total += max(span(p) for p in k.paths)
+        total += k.latency + k.cycles_per_frame
+    return total
+
+
 @dataclass(frozen=True)
 class Dataflow:
     kernels: tuple
@@ -451,20 +667,24 @@ class Dataflow:
     folding: dict = field(default_factory=dict)
 
     @property
+    def all_kernels(self):
+        return tuple(flat(self.kernels))
+
+    @property
     def cycles_per_frame(self):
-        return max(k.cycles_per_frame for k in self.kernels)
+        return max(k.cycles_per_frame for k in self.all_kernels)
 
     @property
     def bottleneck(self):
-        return max(self.kernels, key=lambda k: k.cycles_per_frame)
+        return max(self.all_kernels, key=lambda k: k.cycles_per_frame)
 
     @property
     def latency(self):
         """Cycles from the first input beat of a frame to its last output beat, without stalls:
         the pipeline latencies, the first MVU's whole frame, and for every later MVU the
         output tiles it still computes after its last input beat arrives."""
-        if not self.latency_exact:    # windows: a bound, every kernel's whole frame in turn
-            return sum(k.latency + k.cycles_per_frame for k in self.kernels)
+        if not self.latency_exact:    # windows or branches: a bound
+            return span(self.kernels)
         mvus = [k for k in self.kernels if isinstance(k, MVUKernel)]
         return (sum(k.latency for k in self.kernels) + mvus[0].cycles_per_frame
                 + sum(k.in_fold * (k.out_fold - 1) for k in mvus[1:]))
@@ -472,15 +692,15 @@ class Dataflow:
     @property
     def latency_exact(self):
         """The latency model is exact for chains of dense layers; with windows it is a bound."""
-        return not any(isinstance(k, WindowKernel) for k in self.kernels)
+        return not any(isinstance(k, (WindowKernel, BranchKernel, SumPoolKernel)) for k in self.all_kernels)
 
     @property
     def multipliers(self):
-        return sum(k.pe * k.simd for k in self.kernels if isinstance(k, MVUKernel))
+        return sum(k.pe * k.simd for k in self.all_kernels if isinstance(k, MVUKernel))
 
     def estimate(self):
         total = {"lut": 0, "ff": 0, "dsp": 0, "bram_bits": 0}
-        for k in self.kernels:
+        for k in self.all_kernels:
             for key, v in k.resources().items():
                 total[key] += v
         return total
@@ -491,10 +711,10 @@ class Dataflow:
                 "latency_exact": self.latency_exact,
                 "multipliers": self.multipliers, "estimate": self.estimate(),
                 "input": self.input.to_json(), "output": self.output.to_json(),
-                "folding": self.folding, "kernels": [k.to_json() for k in self.kernels]}
+                "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
 
 
-HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Requant, qg.Reshape, qg.Dequantize)
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Add, qg.Requant, qg.Reshape, qg.Dequantize)
 
 
 def check_hardware(graph, source="model"):
@@ -505,15 +725,6 @@ def check_hardware(graph, source="model"):
                                    "yet; `qloom inspect` and `qloom check` work on this model.")
     if not graph.layers(qg.Dense) and not graph.layers(qg.Conv):
         raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
-
-
-def chain_of(graph):
-    """The QGraph as a chain (MLPs); refuse branching graphs with the node that branches."""
-    for node in graph.nodes:
-        if len(graph.consumers(node.output)) > 1:
-            raise UnsupportedError(f"{node.label}: its output feeds {len(graph.consumers(node.output))} layers; "
-                                   "hardware for branching graphs (residual, concat) is not supported yet.")
-    return list(graph.nodes)
 
 
 def conv_matrix(conv):
@@ -535,103 +746,209 @@ def channels_last_order(shape):
     return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
 
 
-def build(graph, folding, plans, source=""):
-    """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
-    Streams are channels-last; a conv is a window generator feeding an MVU."""
-    nodes = chain_of(graph)
-    quantize = nodes[0]
-    kernels, lanes, code, count = [], None, quantize.code, {"fifo": 0, "width": 0}
-    in_format, order = None, None          # order: a flatten's column permutation for the next Dense
+class _Chain:
+    """Builds the kernels of one chain of QGraph nodes (the model, or one path of a fork).
+    ``lanes``/``code``: the stream entering the chain (None before the first layer)."""
 
-    def add_converter(lanes_in, lanes_out, length, code):
+    def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None):
+        self.graph, self.folding, self.plans, self.fifo_depths, self.ii = graph, folding, plans, fifo_depths, ii
+        self.count, self.lanes, self.code, self.first = count, lanes, code, first
+        self.kernels, self.in_format, self.order = [], None, None   # order: a flatten's column permutation
+
+    def fresh(self, kind):
+        n = self.count.get(kind, 0)
+        self.count[kind] = n + 1
+        return f"{kind}{n}"
+
+    def add_converter(self, lanes_in, lanes_out, length):
         if lanes_in != lanes_out:
-            kernels.append(WidthConverterKernel(f"width{count['width']}", code, lanes_in, lanes_out, length))
-            count["width"] += 1
+            self.kernels.append(WidthConverterKernel(self.fresh("width"), self.code, lanes_in, lanes_out, length))
 
-    def add_fifo(lanes, depth, length):
-        kernels.append(FifoKernel(f"fifo{count['fifo']}", code, lanes, depth, length))
-        count["fifo"] += 1
+    def add_fifo(self, lanes, depth, length, name=None):
+        self.kernels.append(FifoKernel(name or self.fresh("fifo"), self.code, lanes, depth, length))
 
-    def feed(simd, length):
+    def feed(self, simd, length):
         """Bring the stream to ``simd`` lanes (the input format for the first layer)."""
-        nonlocal in_format
-        if in_format is None:
-            in_format = IOFormat(quantize.shape, simd, code.bits, code.signed, quantize.scale, quantize.zero_point)
-        else:
-            add_converter(lanes, simd, length, code)
+        if self.first is not None:
+            q = self.first
+            self.in_format = IOFormat(q.shape, simd, self.code.bits, self.code.signed, q.scale, q.zero_point)
+            self.first = None
+            return True
+        self.add_converter(self.lanes, simd, length)
+        return False
 
-    def add_mvu(node, dense, pe, simd, vectors, lo, hi):
+    def add_mvu(self, node, dense, pe, simd, vectors, lo, hi):
         w = dense.weight.astype(np.int64)
         low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + dense.bias
         high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + dense.bias
-        kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, graph_code(graph, node.inputs[0]),
-                                 int(min(low.min(), dense.bias.min())), int(max(high.max(), dense.bias.max())),
-                                 vectors))
+        self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, graph_code(self.graph, node.inputs[0]),
+                                      int(min(low.min(), dense.bias.min())), int(max(high.max(), dense.bias.max())),
+                                      vectors))
 
-    for node in nodes[1:]:
+    def node(self, node):
+        graph, kernels = self.graph, self.kernels
         if isinstance(node, qg.Dense):
-            pe, simd = folding[node.name]
-            dense = node if order is None else replace(node, weight=node.weight[:, order])
-            order = None
-            feed(simd, node.in_features)
-            add_fifo(simd, fifo_depth(pe, simd, node.in_features, node.out_features), node.in_features)
-            add_mvu(node, dense, pe, simd, 1, *graph.code_range(node.inputs[0]))
+            pe, simd = self.folding[node.name]
+            dense = node if self.order is None else replace(node, weight=node.weight[:, self.order])
+            self.order = None
+            self.feed(simd, node.in_features)
+            self.add_fifo(simd, fifo_depth(pe, simd, node.in_features, node.out_features), node.in_features)
+            self.add_mvu(node, dense, pe, simd, 1, *graph.code_range(node.inputs[0]))
         elif isinstance(node, qg.Conv):
-            pe, simd = folding[node.name]
+            pe, simd = self.folding[node.name]
             shape = tuple(node.in_shape)
             beats = math.prod(shape)
-            first = in_format is None
-            feed(simd, beats)
-            if not first:                   # the whole frame buffered, so the producer never waits
-                add_fifo(simd, beats // simd + 2, beats)
+            if not self.feed(simd, beats):       # the whole frame buffered, so the producer never waits
+                self.add_fifo(simd, beats // simd + 2, beats)
             schedule = window_schedule(shape, simd, node.kernel, node.strides, node.pads, node.dilations)
-            kernels.append(WindowKernel(f"window_{node.name}", code, shape, simd, tuple(schedule),
+            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, simd, tuple(schedule),
                                         node.zero_point, "conv"))
             dense = conv_matrix(node)
-            add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), len(schedule) * simd)
+            self.add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), len(schedule) * simd)
             lo, hi = graph.code_range(node.inputs[0])
-            add_mvu(node, dense, pe, simd, math.prod(node.out_shape[1:]), min(lo, node.zero_point),
-                    max(hi, node.zero_point))
+            self.add_mvu(node, dense, pe, simd, math.prod(node.out_shape[1:]), min(lo, node.zero_point),
+                         max(hi, node.zero_point))
         elif isinstance(node, qg.MaxPool):
             shape = graph.shapes[node.inputs[0]]
             beats = math.prod(shape)
-            add_fifo(lanes, beats // lanes + 2, beats)
-            schedule = window_schedule(shape, lanes, node.kernel, node.strides, node.pads, node.dilations,
+            self.add_fifo(self.lanes, beats // self.lanes + 2, beats)
+            schedule = window_schedule(shape, self.lanes, node.kernel, node.strides, node.pads, node.dilations,
                                        order="channels")
-            kernels.append(WindowKernel(f"window_{node.name}", code, shape, lanes, tuple(schedule), code.qmin,
-                                        "pool"))
-            taps = math.prod(node.kernel)
-            kernels.append(PoolKernel(f"pool_{node.name}", code, lanes, taps, len(schedule)))
+            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, self.lanes, tuple(schedule),
+                                        self.code.qmin, "pool"))
+            kernels.append(PoolKernel(f"pool_{node.name}", self.code, self.lanes, math.prod(node.kernel),
+                                      len(schedule)))
         elif isinstance(node, qg.SumPool):
             lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))
-            kernels.append(SumPoolKernel(f"sum_{node.name}", node, code, lanes, int(lo.min()), int(hi.max())))
+            kernels.append(SumPoolKernel(f"sum_{node.name}", node, self.code, self.lanes, int(lo.min()),
+                                         int(hi.max())))
         elif isinstance(node, qg.Requant):
             mvu = kernels[-1]
-            kernels.append(RequantKernel(f"requant_{node.name}", node, plans[node.name], mvu.pe, mvu.acc_bits,
+            kernels.append(RequantKernel(f"requant_{node.name}", node, self.plans[node.name], mvu.pe, mvu.acc_bits,
                                          mvu.vectors))
-            lanes, code = mvu.pe, node.code
+            self.lanes, self.code = mvu.pe, node.code
         elif isinstance(node, qg.Reshape):
             before = graph.shapes.get(node.inputs[0], ())
             if len(before) == 3 and len(node.shape) == 1:
-                order = channels_last_order(before)
-            elif tuple(before) != tuple(node.shape) and len(node.shape) != 1 and node is not nodes[-1]:
+                self.order = channels_last_order(before)
+            elif tuple(before) != tuple(node.shape) and len(node.shape) != 1 and graph.consumers(node.output):
                 raise UnsupportedError(f"{node.label}: only flattening (C, H, W) activations is supported "
                                        "in hardware.")
-        elif isinstance(node, qg.Dequantize):
-            continue
-        else:
+        elif not isinstance(node, qg.Dequantize):
             raise UnsupportedError(f"{node.label}: no hardware kernel for {type(node).__name__} yet.")
-    if in_format is None:
+
+    def fork(self, fork_node, paths, add):
+        """The paths from ``fork_node`` to ``add`` (one list of nodes per Add input), each built
+        as its own chain, then the join; FIFOs at the paths' ends sized so the graph cannot
+        deadlock (BranchKernel.required_depths)."""
+        if self.first is not None:
+            raise UnsupportedError(f"{fork_node.label}: the model input feeds two layers; qloom needs one "
+                                   "quantized layer before a residual branch.")
+        join_lanes, chains = None, []
+        for path in paths:
+            c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes, self.code, None,
+                       self.ii)
+            for n in path:
+                c.node(n)
+            chains.append(c)
+            join_lanes = c.lanes if join_lanes is None else max(join_lanes, c.lanes)
+        shape = self.graph.shapes[add.output]
+        length = math.prod(shape)
+        a_code, b_code = chains[0].code, chains[1].code
+        join = AddKernel(f"add_{add.name}", add, self.plans[add.name], join_lanes, a_code, b_code, length)
+        for c in chains:
+            c.add_converter(c.lanes, join_lanes, length)
+            c.lanes = join_lanes
+        branch = BranchKernel(f"branch_{add.name}", (tuple(chains[0].kernels), tuple(chains[1].kernels)),
+                              join, self.lanes, self.code)
+        depths = []
+        full = branch.full_rate_depths(self.ii) if self.ii else branch.required_depths()
+        for k, (c, need) in enumerate(zip(chains, branch.required_depths())):
+            name = f"join_{add.name}_{'ab'[k]}"
+            depth = self.fifo_depths.pop(name, full[k])
+            if depth < need:
+                raise UnsupportedError(
+                    f"{add.label}: FIFO '{name}' of depth {depth} can deadlock the residual branch: the other "
+                    f"path takes {branch.reach()[1 - k]} beats of {self.lanes} lanes before its first output, "
+                    f"so this path must hold {need} beats of {join_lanes} lanes. Use at least {need} in "
+                    "fold.json's \"fifo_depths\" (or leave it out: qloom computes it).")
+            c.add_fifo(join_lanes, depth, length, name=name)
+            depths.append(depth)
+        self.kernels.append(replace(branch, paths=(tuple(chains[0].kernels), tuple(chains[1].kernels))))
+        self.lanes, self.code = join_lanes, add.code
+
+
+def branch_paths(graph, fork_node):
+    """The two node paths from a tensor that feeds two layers to the Add where they meet, in the
+    order of the Add's inputs; refused unless the graph is a fork → two chains → Add."""
+    heads = graph.consumers(fork_node.output)
+    if len(heads) != 2:
+        raise UnsupportedError(f"{fork_node.label}: its output feeds {len(heads)} layers; qloom builds hardware "
+                               "for a tensor that feeds two paths meeting again in an Add (a residual block).")
+    found = []
+    for head in heads:
+        path, node, tensor = [], head, fork_node.output
+        while not isinstance(node, qg.Add):
+            path.append(node)
+            nxt = graph.consumers(node.output)
+            if len(nxt) != 1:
+                raise UnsupportedError(f"{node.label}: inside a residual branch from {fork_node.label}, its output "
+                                       f"feeds {len(nxt)} layers; nested branches are not supported in hardware.")
+            tensor, node = node.output, nxt[0]
+        found.append((node, tensor, path))
+    (add_a, t_a, p_a), (add_b, t_b, p_b) = found
+    if add_a is not add_b or t_a == t_b:
+        raise UnsupportedError(f"{fork_node.label}: its two paths do not meet in one Add of two different "
+                               "tensors; only residual blocks (fork → two paths → Add) are supported in hardware.")
+    return add_a, ([p_a, p_b] if add_a.inputs[0] == t_a else [p_b, p_a])
+
+
+def build(graph, folding, plans, source="", fifo_depths=None):
+    """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
+    Streams are channels-last; a conv is a window generator feeding an MVU; a residual block
+    is a BranchKernel whose join FIFOs are sized for full rate at the design's initiation
+    interval (so built twice: the interval does not depend on FIFO depths).
+    ``fifo_depths`` overrides those depths (refused when a depth could deadlock)."""
+    first = _build(graph, folding, plans, source, dict(fifo_depths or {}), None)
+    if not any(isinstance(k, BranchKernel) for k in first.kernels):
+        return first
+    return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame)
+
+
+def _build(graph, folding, plans, source, fifo_depths, ii):
+    nodes = list(graph.nodes)
+    quantize = nodes[0]
+    chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii)
+    done = set()
+    for node in nodes[1:]:
+        if node in done:
+            continue
+        chain.node(node)
+        if len(graph.consumers(node.output)) > 1:
+            add, paths = branch_paths(graph, node)
+            chain.fork(node, paths, add)
+            done.update(n for p in paths for n in p)
+            done.add(add)
+    if chain.in_format is None:
         raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
+    if fifo_depths:
+        raise UnsupportedError(f"{source}: \"fifo_depths\" names {sorted(fifo_depths)}, which are not join "
+                               "FIFOs of this design; see fold.json for their names.")
     last = nodes[-1]
     out_scale = last.scale if isinstance(last, qg.Dequantize) else 1.0
     out_zero = last.zero_point if isinstance(last, qg.Dequantize) else 0
     out_shape = graph.shapes[graph.outputs[0]]
-    output = IOFormat(tuple(out_shape), lanes, code.bits, code.signed, float(out_scale), int(out_zero))
-    return Dataflow(tuple(kernels), in_format, output, source, {k: {"pe": v[0], "simd": v[1]} for k, v in folding.items()})
+    code = chain.code
+    output = IOFormat(tuple(out_shape), chain.lanes, code.bits, code.signed, float(out_scale), int(out_zero))
+    fold = {k: {"pe": v[0], "simd": v[1]} for k, v in folding.items()}
+    joins = {k.name: k.depth for k in flat(chain.kernels) if isinstance(k, FifoKernel) and k.name.startswith("join_")}
+    if joins:
+        fold["fifo_depths"] = joins
+    return Dataflow(tuple(chain.kernels), chain.in_format, output, source, fold)
 
 
 def graph_code(graph, tensor):
+    """The code type of a tensor, following reshapes and max pools back to its producer."""
     node = graph.producer(tensor)
     while isinstance(node, (qg.Reshape, qg.MaxPool)):
         node = graph.producer(node.inputs[0])

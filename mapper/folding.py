@@ -95,10 +95,21 @@ def load(path, graph):
             raise QloomError(f"{path}: layer '{d.name}' (ONNX node '{d.onnx_node}'): simd {simd} does not divide "
                              f"its {d.simd_of} {what}; choose one of {divisors(d.simd_of)}.")
         folding[d.name] = (pe, simd)
-    extra = set(spec) - set(folding)
+    extra = set(spec) - set(folding) - {"fifo_depths"}
     if extra:
         raise QloomError(f"{path}: unknown layers {sorted(extra)}; the layers are {sorted(folding)}.")
     return folding
+
+
+def fifo_depths(path):
+    """The optional "fifo_depths" of a folding file: {join FIFO name: depth}."""
+    spec = json.loads(open(path).read())
+    depths = spec.get("fifo_depths", {})
+    if not isinstance(depths, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                               for v in depths.values()):
+        raise QloomError(f'{path}: "fifo_depths" must map FIFO names to positive integers, e.g. '
+                         '{"join_add0_b": 300}.')
+    return depths
 
 
 def to_json(folding):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import qgraph as qg
-from .requant import plan, signed_bits
+from .requant import plan, plan_add, signed_bits
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ def plans(graph):
     """The proven requantization plan of every Requant node, by name."""
     result = {}
     for node in graph.nodes:
-        if isinstance(node, qg.Requant):
+        if isinstance(node, qg.Add):
+            result[node.name] = plan_add(node, graph.code_range(node.inputs[0]), graph.code_range(node.inputs[1]))
+        elif isinstance(node, qg.Requant):
             dense = graph.producer(node.inputs[0])
             lo, hi = graph.code_range(dense.inputs[0])
             acc_lo, acc_hi = dense.acc_range(lo, hi)
@@ -61,8 +63,10 @@ def rows(graph, requant_plans=None):
         elif isinstance(node, qg.Reshape):
             out.append(LayerRow(node.name, node.onnx_node, "Reshape", in_shape, node.shape, "", "", "", "", 0))
         elif isinstance(node, qg.Add):
+            p = requant_plans[node.name]
             out.append(LayerRow(node.name, node.onnx_node, "Add (QLinearAdd)", in_shape, out_shape,
-                                f"→ {node.code.name}", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
+                                f"→ {node.code.name}", "", "",
+                                f"line (a·{p.mul_a} + b·{p.mul_b} + {p.add}) >> {p.shift}", 0))
         elif isinstance(node, qg.SumPool):
             consumer = graph.consumers(node.output)[0]
             p = requant_plans[consumer.name]

@@ -408,3 +408,60 @@ def _solve_fallback(target, lo, hi, bps, tlo, thi, out_lo, out_hi, levels):
                               exponent=(exp - 24).astype(np.int64), zero_point=target.zero_point,
                               tables=target.tables)
     return _thresholds(bps, tlo, hi, out_lo, out_hi)   # any monotone target, exact by construction
+
+
+# ---- residual add: two code inputs ------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class AddLine:
+    """``c = clamp((mul_a·(a − a_lo) + mul_b·(b − b_lo) + add) >> shift, lo, hi)`` for codes
+    a in [a_lo, a_hi] and b in [b_lo, b_hi]: onnxruntime's QLinearAdd as integers."""
+    mul_a: int
+    mul_b: int
+    add: int
+    shift: int
+    a_lo: int
+    a_hi: int
+    b_lo: int
+    b_hi: int
+    lo: int
+    hi: int
+
+    def apply(self, a, b):
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        return np.clip((self.mul_a * (a - self.a_lo) + self.mul_b * (b - self.b_lo) + self.add) >> self.shift,
+                       self.lo, self.hi)
+
+    @property
+    def sum_range(self):
+        return self.add, self.mul_a * (self.a_hi - self.a_lo) + self.mul_b * (self.b_hi - self.b_lo) + self.add
+
+
+def plan_add(node, a_range, b_range, max_shift=30):
+    """The narrowest AddLine equal to ``node.reference`` on every pair of codes in the two
+    ranges (an exhaustive proof: at most 2**16 pairs for 8-bit codes); refused otherwise.
+
+    For fixed multipliers and shift, each pair bounds ``add`` from both sides
+    (t·2**s ≤ L + add < (t+1)·2**s, one side only where t is clamped), so the feasible
+    ``add`` are an interval, computed exactly."""
+    (a_lo, a_hi), (b_lo, b_hi) = (int(v) for v in a_range), (int(v) for v in b_range)
+    a = np.arange(a_lo, a_hi + 1, dtype=np.int64)[:, None]
+    b = np.arange(b_lo, b_hi + 1, dtype=np.int64)[None, :]
+    t = np.broadcast_to(node.reference(a, b), (len(a), b.shape[1])).astype(np.int64)
+    ra, rb = float(node.a_scale) / node.scale, float(node.b_scale) / node.scale
+    lo, hi = node.lo, node.hi
+    for s in range(max_shift + 1):
+        for ma in sorted({int(np.floor(ra * 2 ** s)), int(np.ceil(ra * 2 ** s))}):
+            for mb in sorted({int(np.floor(rb * 2 ** s)), int(np.ceil(rb * 2 ** s))}):
+                line = ma * (a - a_lo) + mb * (b - b_lo)
+                above, below = t > lo, t < hi
+                k_min = int(((t << s) - line)[above].max()) if above.any() else -(1 << 62)
+                k_max = int((((t + 1) << s) - line - 1)[below].min()) if below.any() else 1 << 62
+                if k_min <= k_max:
+                    k = k_min if above.any() else min(k_max, 0)
+                    impl = AddLine(ma, mb, k, s, a_lo, a_hi, b_lo, b_hi, lo, hi)
+                    assert np.array_equal(impl.apply(a, b), t)
+                    return impl
+    raise RequantError(f"{node.label}: no integer line (a·A + b·B + K) >> s with s ≤ {max_shift} equals "
+                       "onnxruntime's QLinearAdd on every pair of input codes; requantize the two inputs "
+                       "to the same scale, or report this model.")

@@ -83,7 +83,7 @@ def estimate_kernel(k, dataflow, target):
 def estimate(dataflow, target):
     """LUT, FF, DSP and block RAMs of ``dataflow`` on ``target``."""
     total = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
-    for k in dataflow.kernels:
+    for k in dataflow.all_kernels:
         for key, v in estimate_kernel(k, dataflow, target).items():
             total[key] += v
     return total

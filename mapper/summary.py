@@ -10,7 +10,7 @@ def render(dataflow, console, title):
                          ("est. LUT", "right"), ("est. FF", "right"), ("est. RAM bits", "right")):
         table.add_column(col, justify=justify)
     bottleneck = dataflow.bottleneck
-    for k in dataflow.kernels:
+    for k in dataflow.all_kernels:
         r = k.resources()
         layer, node, fold, detail = "", "", "", ""
         if isinstance(k, df.MVUKernel):
@@ -22,6 +22,9 @@ def render(dataflow, console, title):
             detail = f"{k.lanes_in}→{k.lanes_out} lanes"
         elif isinstance(k, df.FifoKernel):
             detail = f"depth {k.depth}"
+        elif isinstance(k, df.BranchKernel):
+            layer, node, fold = k.join.node.name, k.join.node.onnx_node, f"{k.join.lanes}"
+            detail = f"fork → 2 paths → add, (a·{k.join.plan.mul_a} + b·{k.join.plan.mul_b} + K) >> {k.join.plan.shift}"
         name = f"[bold red]{k.name}[/]" if k is bottleneck else k.name
         table.add_row(name, layer, node, fold, detail, str(k.cycles_per_frame), str(k.latency),
                       f"{r['lut']:,}", f"{r['ff']:,}", f"{r['bram_bits']:,}")

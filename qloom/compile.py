@@ -37,7 +37,8 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     plans = inspect.plans(graph)
     df.check_hardware(graph, str(model))
     folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
-    return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model)))
+    depths = fl.fifo_depths(fold) if fold else {}
+    return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model), fifo_depths=depths))
 
 
 def write(design, out_dir, synth_results=()):

@@ -37,14 +37,19 @@ def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None)
 
 
 def units(dataflow):
-    """One Amaranth component per Dataflow kernel (two for some width converters), in stream
-    order, as (kernel name, component) pairs."""
+    """One Amaranth component per Dataflow kernel (two for some width converters; a residual
+    block is one component holding its paths), in stream order, as (kernel name, component)."""
+    return _units(dataflow.kernels)
+
+
+def _units(kernels):
+    from .hdl.join import AddUnit, Residual
     from .hdl.mvu import MVU
     from .hdl.streams import Fifo, width_converters
     from .hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
     from .mapper import dataflow as df
     out = []
-    for k in dataflow.kernels:
+    for k in kernels:
         if isinstance(k, df.MVUKernel):
             out.append((k.name, MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
                                     input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
@@ -65,6 +70,13 @@ def units(dataflow):
                                             start=-k.node.count * k.node.zero_point)))
         elif isinstance(k, df.FifoKernel):
             out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
+        elif isinstance(k, df.BranchKernel):
+            j = k.join
+            (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
+            add = AddUnit(a_shape=code_shape(j.a_code), b_shape=code_shape(j.b_code), out_shape=code_shape(j.node.code),
+                          lanes=j.lanes, mul_a=j.plan.mul_a, mul_b=j.plan.mul_b, add=j.raw_add, shift=j.plan.shift,
+                          lo=j.plan.lo, hi=j.plan.hi)
+            out.append((k.name, Residual(list(ua), list(na), list(ub), list(nb), add)))
         else:
             raise TypeError(f"no component for kernel {type(k).__name__}")
     return out

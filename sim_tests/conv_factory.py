@@ -72,29 +72,40 @@ def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
     return path
 
 
-def random_residual(rng):
+def random_residual(rng, downsample=False, head="flatten"):
     """conv 1×1 → Relu → [skip] → conv 3×3 → Relu → conv 3×3 (depthwise sometimes) → Add(skip) →
-    Relu → Flatten → Gemm: a ResNet-style block."""
+    Relu → Flatten → Gemm: a ResNet-style block.  ``downsample``: the first 3×3 conv has stride 2
+    and the skip path is a 1×1 conv of stride 2 (ResNet's projection shortcut).  ``head``:
+    "flatten" or "gap" (GlobalAveragePool before the Gemm)."""
     c_in, c = int(rng.integers(1, 4)), int(rng.integers(2, 7))
     h, w = int(rng.integers(4, 9)), int(rng.integers(4, 9))
     inits, nodes = [], []
 
-    def conv(x, y, cin, cout, k, groups=1):
+    def conv(x, y, cin, cout, k, groups=1, stride=1):
         weight = (rng.normal(size=(cout, cin // groups, k, k)) / np.sqrt(k * k * cin / groups)).astype(np.float32)
         inits.extend([numpy_helper.from_array(weight, y + ".w"),
                       numpy_helper.from_array((rng.normal(size=cout) * 0.1).astype(np.float32), y + ".b")])
         nodes.append(helper.make_node("Conv", [x, y + ".w", y + ".b"], [y], name=y, kernel_shape=[k, k],
-                                      pads=[k // 2] * 4, group=groups))
+                                      pads=[k // 2] * 4, group=groups, strides=[stride, stride]))
 
     conv("x", "stem", c_in, c, 1)
     nodes.append(helper.make_node("Relu", ["stem"], ["skip"], name="stem.relu"))
-    conv("skip", "conv_a", c, c, 3)
+    conv("skip", "conv_a", c, c, 3, stride=2 if downsample else 1)
     nodes.append(helper.make_node("Relu", ["conv_a"], ["a"], name="conv_a.relu"))
     conv("a", "conv_b", c, c, 3, groups=c if rng.random() < 0.5 else 1)
-    nodes.append(helper.make_node("Add", ["conv_b", "skip"], ["sum"], name="residual"))
+    shortcut, oh, ow = "skip", h, w
+    if downsample:
+        conv("skip", "proj", c, c, 1, stride=2)
+        shortcut, oh, ow = "proj", (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    nodes.append(helper.make_node("Add", ["conv_b", shortcut], ["sum"], name="residual"))
     nodes.append(helper.make_node("Relu", ["sum"], ["block"], name="block.relu"))
-    nodes.append(helper.make_node("Flatten", ["block"], ["flat"], name="flatten"))
-    n = c * h * w
+    if head == "gap":
+        nodes.append(helper.make_node("GlobalAveragePool", ["block"], ["pooled"], name="gap"))
+        nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"))
+        oh = ow = 1
+    else:
+        nodes.append(helper.make_node("Flatten", ["block"], ["flat"], name="flatten"))
+    n = c * oh * ow
     inits += [numpy_helper.from_array((rng.normal(size=(n, 6)) / np.sqrt(n)).astype(np.float32), "fc.w"),
               numpy_helper.from_array(np.zeros(6, np.float32), "fc.b")]
     nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))

@@ -1,7 +1,6 @@
 """Convolutions (any kernel, stride, padding with the zero point, dilation, groups incl.
 depthwise), MaxPool and conv→dense networks: qloom's integer reference equals onnxruntime,
 0 mismatches, on models quantized by onnxruntime itself (QDQ and QOperator)."""
-import re
 
 import numpy as np
 import pytest
@@ -88,11 +87,5 @@ def test_random_residual_block_equals_onnxruntime(tmp_path, seed):
     assert len(graph.layers(qg.Add)) == 1
     got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
     assert int(np.sum(got != ort_check.run(path, x)[0])) == 0
-    # hardware for branching graphs is refused by node, before anything is written
-    out = tmp_path / "out"
-    r = qloom("compile", str(path), "-o", str(out))
-    assert r.returncode == 2 and not out.exists()
-    assert re.match(r"qloom: error: Add 'add0' \(ONNX node 'residual(_quant)?'\) in ", r.stderr)
-    assert "no hardware kernel for Add yet" in r.stderr
     r = qloom("inspect", str(path))
-    assert r.returncode == 0 and "add0" in r.stdout
+    assert r.returncode == 0 and "add0" in r.stdout and ">> " in r.stdout
