@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import registered_output
-from .util import check_positive_int, check_shape, pack, signed_shape_for, style_attrs, tree_sum
+from .util import check_positive_int, check_shape, pack, rom, signed_shape_for, style_attrs, tree_sum
 
 
 class MVU(wiring.Component):
@@ -77,17 +77,6 @@ class MVU(wiring.Component):
     def latency(self):
         return 5 + self.tree_stages
 
-    def _rom(self, m, name, words, width, addr, en):
-        """Read-only memory with a registered read (like block RAM); a constant when 1 word."""
-        if len(words) == 1:
-            return Const(words[0], unsigned(width))
-        mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words,
-                            attrs=style_attrs(self.memory_styles, name))
-        m.submodules[name] = mem
-        port = mem.read_port()
-        m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
-        return port.data
-
     def elaborate(self, platform):
         m = Module()
         pe, simd, in_fold, out_fold = self.pe, self.simd, self.in_fold, self.out_fold
@@ -113,7 +102,7 @@ class MVU(wiring.Component):
 
         words = [pack(self.weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
                  for t in range(out_fold) for i in range(in_fold)]
-        w_word = lanes(self._rom(m, "weights", words, pe * simd * wbits, w_addr, en))
+        w_word = lanes(rom(m, "weights", words, pe * simd * wbits, w_addr, en, self.memory_styles))
 
         # stage 1: weights and input vector
         s1 = {k: Signal(name=f"s1_{k}") for k in ("valid", "first_pass", "first", "last")}
@@ -160,7 +149,8 @@ class MVU(wiring.Component):
         for stage in range(self.tree_stages):
             last_stage = stage == self.tree_stages - 1
             if last_stage:
-                bias = bias_layout(self._rom(m, "bias", bias_words, pe * self.acc_shape.width, ctrl_t, en))
+                bias = bias_layout(rom(m, "bias", bias_words, pe * self.acc_shape.width, ctrl_t, en,
+                                         self.memory_styles))
             new_sums = []
             for p in range(pe):
                 chunks = [sums[p]] if last_stage else [sums[p][k:k + group] for k in range(0, len(sums[p]), group)]
@@ -193,3 +183,76 @@ class MVU(wiring.Component):
         x_lo, x_hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
         corners = [w_lo * x_lo, w_lo * x_hi, w_hi * x_lo, w_hi * x_hi]
         return min(corners), max(corners)
+
+
+class DepthwiseUnit(wiring.Component):
+    """Depthwise convolution (one filter per channel): for each output pixel and group of
+    ``pe`` channels, the ``taps`` beats of that group's window arrive in a run (a window
+    generator in "channels" order) and lane p accumulates ``weights[c, tap] · x`` for its
+    channel c; the last tap makes an output beat of ``pe`` accumulators, bias included.
+
+    weights : (channels, taps) integers; bias : (channels,)
+    Timing: one beat per cycle, channels / pe · taps cycles per pixel; latency 4 (weight
+    read, product, accumulate, output register slice).
+    """
+
+    def __init__(self, *, weights, bias, pe, input_shape, acc_shape, memory_styles=None):
+        weights, bias = np.asarray(weights), np.asarray(bias)
+        if weights.ndim != 2 or bias.shape != (weights.shape[0],):
+            raise ValueError(f"weights must be (channels, taps) and bias (channels,), not {weights.shape}, "
+                             f"{bias.shape}")
+        check_positive_int("pe", pe)
+        self.channels, self.taps = weights.shape
+        if self.channels % pe:
+            raise ValueError(f"pe must divide the {self.channels} channels, not {pe}")
+        self.weights, self.bias, self.pe = weights, bias, pe
+        self.memory_styles = dict(memory_styles or {})
+        self.input_shape = check_shape("input_shape", input_shape)
+        self.acc_shape = check_shape("acc_shape", acc_shape)
+        self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+        super().__init__({"i": In(stream.Signature(data.ArrayLayout(self.input_shape, pe))),
+                          "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, taps, groups = self.pe, self.taps, self.channels // self.pe
+        wbits, abits = self.weight_shape.width, self.acc_shape.width
+        out = registered_output(m, self.o)
+        en = Signal()
+        m.d.comb += [en.eq(~out.valid | out.ready), self.i.ready.eq(en)]
+        step = self.i.valid & en
+        tap = Signal(range(max(taps, 2)))
+        group = Signal(range(max(groups, 2)))
+        addr = Signal(range(max(taps * groups, 2)))
+        with m.If(step):
+            m.d.sync += [tap.eq(Mux(tap == taps - 1, 0, tap + 1)),
+                         addr.eq(Mux(addr == taps * groups - 1, 0, addr + 1))]
+            with m.If(tap == taps - 1):
+                m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+        w_words = [pack(self.weights[g * pe:(g + 1) * pe, t], wbits) for g in range(groups) for t in range(taps)]
+        w = data.ArrayLayout(self.weight_shape, pe)(rom(m, "weights", w_words, pe * wbits, addr, en,
+                                                        self.memory_styles))
+        b_words = [pack(self.bias[g * pe:(g + 1) * pe], abits) for g in range(groups)]
+        bias = data.ArrayLayout(self.acc_shape, pe)(rom(m, "bias", b_words, pe * abits, group, en,
+                                                        self.memory_styles))
+        # stage 1: the input beat beside its weights (read this cycle) and the group's bias
+        x = Signal(data.ArrayLayout(self.input_shape, pe))
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [x.eq(self.i.payload), v1.eq(step), first1.eq(tap == 0), last1.eq(tap == taps - 1)]
+        # stage 2: products
+        prods = [Signal(self.acc_shape, name=f"p{k}") for k in range(pe)]
+        bias2 = Signal(data.ArrayLayout(self.acc_shape, pe))
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), bias2.eq(bias)]
+            m.d.sync += [prods[k].eq(w[k] * x[k]) for k in range(pe)]
+        # stage 3: accumulate; the last tap makes an output beat
+        acc = [Signal(self.acc_shape, name=f"acc{k}") for k in range(pe)]
+        with m.If(en):
+            m.d.sync += out.valid.eq(v2 & last2)
+            with m.If(v2):
+                for k in range(pe):
+                    total = Mux(first2, bias2[k], acc[k]) + prods[k]
+                    m.d.sync += [acc[k].eq(total), out.payload[k].eq(total)]
+        return m

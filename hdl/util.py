@@ -47,3 +47,17 @@ def style_attrs(styles, name):
     "logic"); none when it did not say."""
     style = (styles or {}).get(name)
     return {"ram_style": style} if style else None
+
+
+def rom(m, name, words, width, addr, en, styles=None):
+    """A read-only memory with a registered read (like block RAM) as submodule ``name``: the
+    word at ``addr`` one cycle after ``en``; a constant when there is one word."""
+    from amaranth.hdl import unsigned
+    from amaranth.lib import memory
+    if len(words) == 1:
+        return Const(words[0], unsigned(width))
+    mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words, attrs=style_attrs(styles, name))
+    m.submodules[name] = mem
+    port = mem.read_port()
+    m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+    return port.data

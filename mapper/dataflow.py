@@ -10,6 +10,7 @@ import numpy as np
 
 from . import qgraph as qg
 from .errors import UnsupportedError
+from .folding import is_depthwise
 from .resources import Memory
 from .requant import signed_bits
 
@@ -191,6 +192,84 @@ class MVUKernel:
                 "pe": self.pe, "simd": self.simd, "input_bits": self.in_code.bits, "input_signed": self.in_code.signed,
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits, "cycles_per_frame": self.cycles_per_frame,
                 "vectors": self.vectors, "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
+class DepthwiseKernel:
+    """A depthwise conv as a vector unit (hdl.mvu.DepthwiseUnit): ``pe`` channels per beat,
+    one tap per cycle, fed by a window generator in "channels" order."""
+    name: str
+    conv: qg.Conv
+    pe: int
+    in_code: qg.CodeType
+    acc_lo: int
+    acc_hi: int
+
+    simd = 1
+
+    @property
+    def taps(self):
+        return math.prod(self.conv.kernel)
+
+    @property
+    def vectors(self):
+        return math.prod(self.conv.out_shape[1:])
+
+    @property
+    def weights(self):
+        return self.conv.weight.reshape(self.conv.out_channels, -1)
+
+    @property
+    def cycles_per_frame(self):
+        return self.vectors * self.conv.out_channels // self.pe * self.taps
+
+    @property
+    def macs(self):
+        return self.conv.macs
+
+    @property
+    def latency(self):
+        return 4
+
+    def needs(self, n):
+        return n * self.taps
+
+    @property
+    def beats_out(self):
+        return self.vectors * self.conv.out_channels // self.pe
+
+    @property
+    def acc_bits(self):
+        return signed_bits(self.acc_lo, self.acc_hi)
+
+    @property
+    def weight_bits(self):
+        return signed_bits(min(0, int(self.weights.min())), max(0, int(self.weights.max())))
+
+    def memories(self):
+        groups = self.conv.out_channels // self.pe
+        mems = [Memory("weights", self.pe * self.weight_bits, groups * self.taps)]
+        return mems + ([Memory("bias", self.pe * self.acc_bits, groups)] if groups > 1 else [])
+
+    def resources(self):
+        """Products in logic (or DSPs), accumulators, operand and product registers, counters."""
+        pe, acc, xb, wb = self.pe, self.acc_bits, self.in_code.bits, self.weight_bits
+        counters = 3 * (max(self.taps * self.conv.out_channels // pe, 2).bit_length() + 1)
+        lut = pe * (wb * xb + wb + xb) + pe * acc + 2 * counters + 10
+        ff = pe * (xb + 3 * acc) + 2 * pe * acc + counters + 8
+        return {"lut": lut, "ff": ff, "dsp": pe * dsp_slices(wb, xb),
+                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+
+    @property
+    def multiplier_luts(self):
+        return self.pe * (self.weight_bits * self.in_code.bits + self.weight_bits + self.in_code.bits)
+
+    def to_json(self):
+        return {"kind": "Depthwise", "name": self.name, "layer": self.conv.name, "onnx_node": self.conv.onnx_node,
+                "channels": self.conv.out_channels, "taps": self.taps, "pe": self.pe, "simd": 1,
+                "input_bits": self.in_code.bits, "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
+                "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors, "latency": self.latency,
+                "macs": self.macs, "estimate": self.resources()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -696,7 +775,7 @@ class Dataflow:
 
     @property
     def multipliers(self):
-        return sum(k.pe * k.simd for k in self.all_kernels if isinstance(k, MVUKernel))
+        return sum(k.pe * k.simd for k in self.all_kernels if isinstance(k, (MVUKernel, DepthwiseKernel)))
 
     def estimate(self):
         total = {"lut": 0, "ff": 0, "dsp": 0, "bram_bits": 0}
@@ -794,15 +873,35 @@ class _Chain:
             self.feed(simd, node.in_features)
             self.add_fifo(simd, fifo_depth(pe, simd, node.in_features, node.out_features), node.in_features)
             self.add_mvu(node, dense, pe, simd, 1, *graph.code_range(node.inputs[0]))
+        elif isinstance(node, qg.Conv) and is_depthwise(node):
+            pe, _ = self.folding[node.name]
+            shape = tuple(node.in_shape)
+            beats = math.prod(shape)
+            if not self.feed(pe, beats):
+                self.add_fifo(pe, beats // pe + 2, beats)
+            schedule = window_schedule(shape, pe, node.kernel, node.strides, node.pads, node.dilations,
+                                       order="channels")
+            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, pe, tuple(schedule),
+                                        node.zero_point, "depthwise"))
+            lo, hi = graph.code_range(node.inputs[0])
+            lo, hi = min(lo, node.zero_point), max(hi, node.zero_point)
+            w = node.weight.reshape(node.out_channels, -1).astype(np.int64)     # partial sums too
+            low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + node.bias
+            high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + node.bias
+            kernels.append(DepthwiseKernel(f"dw_{node.name}", node, pe, graph_code(graph, node.inputs[0]),
+                                           int(min(low.min(), node.bias.min())), int(max(high.max(), node.bias.max()))))
         elif isinstance(node, qg.Conv):
             pe, simd = self.folding[node.name]
             shape = tuple(node.in_shape)
             beats = math.prod(shape)
-            if not self.feed(simd, beats):       # the whole frame buffered, so the producer never waits
-                self.add_fifo(simd, beats // simd + 2, beats)
             schedule = window_schedule(shape, simd, node.kernel, node.strides, node.pads, node.dilations)
-            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, simd, tuple(schedule),
-                                        node.zero_point, "conv"))
+            if schedule == list(range(beats // simd)):      # a 1×1 conv: every pixel is its own window
+                self.feed(simd, beats)
+            else:
+                if not self.feed(simd, beats):   # the whole frame buffered, so the producer never waits
+                    self.add_fifo(simd, beats // simd + 2, beats)
+                kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, simd, tuple(schedule),
+                                            node.zero_point, "conv"))
             dense = conv_matrix(node)
             self.add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), len(schedule) * simd)
             lo, hi = graph.code_range(node.inputs[0])

@@ -30,12 +30,21 @@ class MatrixLayer:
         return self.vectors * (self.out_features // pe) * (self.in_features // simd)
 
 
+def is_depthwise(conv):
+    """One filter per channel (groups = in = out channels): built as a vector unit."""
+    return conv.groups > 1 and conv.groups == conv.in_shape[0] == conv.out_channels
+
+
 def matrix_layers(graph):
     out = []
     for node in graph.nodes:
         if isinstance(node, qg.Dense):
             out.append(MatrixLayer(node.name, node.onnx_node, node.out_features, node.in_features, 1,
                                    node.in_features))
+        elif isinstance(node, qg.Conv) and is_depthwise(node):
+            # a vector unit: pe channels in parallel, one tap per cycle (simd 1)
+            out.append(MatrixLayer(node.name, node.onnx_node, node.out_channels, int(np.prod(node.kernel)),
+                                   int(np.prod(node.out_shape[1:])), 1))
         elif isinstance(node, qg.Conv):
             c = node.in_shape[0]
             out.append(MatrixLayer(node.name, node.onnx_node, node.out_channels, c * int(np.prod(node.kernel)),

@@ -16,6 +16,9 @@ def render(dataflow, console, title):
         if isinstance(k, df.MVUKernel):
             layer, node, fold = k.dense.name, k.dense.onnx_node, f"{k.pe}×{k.simd}"
             detail = f"{k.dense.in_features}→{k.dense.out_features}, w{k.weight_bits} acc{k.acc_bits}"
+        elif isinstance(k, df.DepthwiseKernel):
+            layer, node, fold = k.conv.name, k.conv.onnx_node, f"{k.pe}×1"
+            detail = f"depthwise {k.conv.out_channels} ch × {k.taps} taps, w{k.weight_bits} acc{k.acc_bits}"
         elif isinstance(k, df.RequantKernel):
             layer, node, fold, detail = k.node.name, k.node.onnx_node, f"{k.pe}", k.plan.kind
         elif isinstance(k, df.WidthConverterKernel):

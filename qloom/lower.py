@@ -44,7 +44,7 @@ def units(dataflow):
 
 def _units(kernels):
     from .hdl.join import AddUnit, Residual
-    from .hdl.mvu import MVU
+    from .hdl.mvu import MVU, DepthwiseUnit
     from .hdl.streams import Fifo, width_converters
     from .hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
     from .mapper import dataflow as df
@@ -54,6 +54,10 @@ def _units(kernels):
             out.append((k.name, MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
                                     input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
                                     memory_styles=styles(k))))
+        elif isinstance(k, df.DepthwiseKernel):
+            out.append((k.name, DepthwiseUnit(weights=k.weights, bias=k.conv.bias, pe=k.pe,
+                                              input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
+                                              memory_styles=styles(k))))
         elif isinstance(k, df.RequantKernel):
             out.append((k.name, requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
                                              channels=k.channels, memory_styles=styles(k))))

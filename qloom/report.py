@@ -20,6 +20,9 @@ def kernel_rows(design_json):
         if kind == "MVU":
             fold = f"{k['pe']}×{k['simd']}"
             detail = f"{k['in_features']}→{k['out_features']}, w{k['weight_bits']} acc{k['acc_bits']}"
+        elif kind == "Depthwise":
+            fold = f"{k['pe']}×1"
+            detail = f"depthwise {k['channels']} ch × {k['taps']} taps, w{k['weight_bits']} acc{k['acc_bits']}"
         elif kind == "Requant":
             fold, detail = str(k["pe"]), k["implementation"]
         elif kind == "WidthConverter":

@@ -78,3 +78,32 @@ def test_sum_pool_sums_each_channel(shape, lanes, signed_codes):
     beats = [b for f in x for b in beats_of(f, lanes)]
     out, when = streams.run(dut, beats, 3 * shape[0] // lanes, seed=lanes, gap=0.3, stall=0.3, max_cycles=10 ** 5)
     np.testing.assert_array_equal(np.array(out).reshape(3, -1), node.reference(x).reshape(3, -1))
+
+
+@pytest.mark.parametrize("case", [0, 1, 2, 4])
+def test_window_generator_and_depthwise_unit_compute_a_depthwise_conv(case):
+    """A depthwise conv: the window generator in "channels" order feeding the vector unit,
+    against the QGraph conv reference (padding with the zero point, bias included)."""
+    from qloom.hdl.mvu import DepthwiseUnit
+    from qloom.hdl.streams import Chain
+    from qloom.hdl.util import signed_shape_for
+    shape, lanes, kernel, strides, pads, dilations = CASES[case]
+    rng = np.random.default_rng(20 + case)
+    c = shape[0]
+    x = frames_of(rng, shape, False, 2)
+    zp = int(rng.integers(0, 256))
+    weight = rng.integers(-127, 128, size=(c, 1, *kernel))
+    bias = rng.integers(-5000, 5000, size=c)
+    conv = qg.Conv("c", "c", ("x",), "y", weight=weight, bias=bias, strides=strides, pads=pads, dilations=dilations,
+                   groups=c, zero_point=zp, in_shape=shape)
+    schedule = window_schedule(shape, lanes, kernel, strides, pads, dilations, order="channels")
+    taps = kernel[0] * kernel[1]
+    acc = signed_shape_for(-5000 - 128 * 255 * taps, 5000 + 127 * 255 * taps)
+    dut = Chain([WindowGen(shape=unsigned(8), lanes=lanes, in_beats=int(np.prod(shape)) // lanes,
+                           schedule=schedule, pad=zp),
+                 DepthwiseUnit(weights=weight.reshape(c, -1), bias=bias, pe=lanes, input_shape=unsigned(8),
+                               acc_shape=acc)])
+    beats = [b for f in x for b in beats_of(f, lanes)]
+    out, _ = streams.run(dut, beats, 2 * len(schedule) // taps, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
+    want = np.moveaxis(conv.reference(x), 1, -1).reshape(-1)             # N, oh, ow, C
+    np.testing.assert_array_equal(np.array(out).reshape(-1), want)
