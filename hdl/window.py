@@ -11,65 +11,101 @@ def lanes_of(shape, lanes):
 
 
 class WindowGen(wiring.Component):
-    """Stores a frame (``in_beats`` beats of ``lanes`` codes, in stream order) and then sends the
-    beats listed in ``schedule``: each entry is the index of a stored beat, or None for a
-    padding beat (every lane ``pad``).  The schedule is what makes it a convolution window
-    (taps × channel groups per output pixel) or a pooling window; it sits in a ROM.
+    """Stores a channels-last frame of ``frame`` = (C, H, W) codes, ``lanes`` channels per beat,
+    and then sends its windows: for each output pixel (``out_size`` = (OH, OW), as the mapper
+    computed them) the taps (ky, kx) × channel groups g — tap-major (``order`` "taps", a conv's
+    vector) or group-major ("channels", a run of taps per group, for pooling and depthwise).
+    A tap outside the frame is a padding beat (every lane ``pad``).
 
-    Timing: the frame is written in ``in_beats`` cycles (one per beat), then the schedule is
-    sent at one beat per cycle; ``cycles_per_frame = in_beats + len(schedule) + 1``.
+    The addresses come from counters, not from a table: the input row and column of a tap are
+    ``oy·sh − pt + ky·dh`` and ``ox·sw − pl + kx·dw``, kept as running sums, so the cost does
+    not grow with the frame.
+
+    Timing: the frame is written in ``in_beats`` cycles (one per beat), then the windows are
+    sent at one beat per cycle; ``cycles_per_frame = in_beats + beats_out + 1``.
     """
 
-    def __init__(self, *, shape, lanes, in_beats, schedule, pad, memory_styles=None):
+    def __init__(self, *, shape, lanes, frame, out_size, kernel, strides=(1, 1), pads=(0, 0, 0, 0),
+                 dilations=(1, 1), order="taps", pad=0, memory_styles=None):
         check_positive_int("lanes", lanes)
-        check_positive_int("in_beats", in_beats)
-        if not schedule or any(s is not None and not 0 <= s < in_beats for s in schedule):
-            raise ValueError(f"schedule must list beats in 0..{in_beats - 1} or None")
-        self.shape, self.lanes, self.in_beats = check_shape("shape", shape), lanes, in_beats
-        self.schedule, self.pad = list(schedule), int(pad)
+        c, h, w = frame
+        if c % lanes or order not in ("taps", "channels"):
+            raise ValueError(f"lanes must divide the {c} channels and order be 'taps' or 'channels'")
+        self.shape, self.lanes, self.frame = check_shape("shape", shape), lanes, tuple(frame)
+        self.out_size, self.kernel = tuple(out_size), tuple(kernel)
+        self.strides, self.pads, self.dilations = tuple(strides), tuple(pads), tuple(dilations)
+        self.order, self.pad = order, int(pad)
+        self.groups = c // lanes
+        self.in_beats = h * w * self.groups
+        self.beats_out = self.out_size[0] * self.out_size[1] * self.kernel[0] * self.kernel[1] * self.groups
         self.memory_styles = dict(memory_styles or {})
         super().__init__({"i": In(lanes_of(self.shape, lanes)), "o": Out(lanes_of(self.shape, lanes))})
 
     @property
     def cycles_per_frame(self):
-        return self.in_beats + len(self.schedule) + 1
+        return self.in_beats + self.beats_out + 1
 
     def elaborate(self, platform):
         m = Module()
+        _, h, w = self.frame
+        (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self.out_size, self.kernel, self.strides, self.dilations
+        pt, pl, g_n = self.pads[0], self.pads[1], self.groups
         word = data.ArrayLayout(self.shape, self.lanes)
-        n_out = len(self.schedule)
         m.submodules.frame = frame = memory.Memory(shape=word, depth=self.in_beats, init=[],
                                                    attrs=style_attrs(self.memory_styles, "frame"))
-        # schedule entry: stored beat index, and a padding flag in the top bit
-        addr_bits = max(self.in_beats - 1, 1).bit_length()
-        entries = [(1 << addr_bits) if s is None else s for s in self.schedule]
-        m.submodules.taps = taps = memory.Memory(shape=unsigned(addr_bits + 1), depth=n_out, init=entries,
-                                                 attrs=style_attrs(self.memory_styles, "schedule"))
-        wp, rp, tp = frame.write_port(), frame.read_port(), taps.read_port()
+        wp, rp = frame.write_port(), frame.read_port()
 
         writing = Signal(init=1)
         w_cnt = Signal(range(max(self.in_beats, 2)))
-        v1, v2, pad2 = Signal(), Signal(), Signal()
-        # a new frame is written once the last read has left the schedule stage
+        v1, v2, pad1, pad2 = Signal(), Signal(), Signal(), Signal()
+        # a new frame is written once the last read has left the address stage
         m.d.comb += [self.i.ready.eq(writing & ~v1), wp.addr.eq(w_cnt), wp.data.eq(self.i.payload),
                      wp.en.eq(self.i.valid & self.i.ready)]
-        # reading: schedule ROM (cycle 1) → frame read (cycle 2) → output
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
-        r_cnt = Signal(range(max(n_out, 2)))
         issue = ~writing & en
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += w_cnt.eq(Mux(w_cnt == self.in_beats - 1, 0, w_cnt + 1))
             with m.If(w_cnt == self.in_beats - 1):
                 m.d.sync += writing.eq(0)
-        with m.If(issue):
-            m.d.sync += r_cnt.eq(Mux(r_cnt == n_out - 1, 0, r_cnt + 1))
-            with m.If(r_cnt == n_out - 1):
-                m.d.sync += writing.eq(1)
-        m.d.comb += [tp.addr.eq(r_cnt), tp.en.eq(en)]
+
+        # the loop nest, outermost first; each loop carries the running parts of the position
+        # and of the address that it steps: (name, count, row step, column step, address step)
+        row, col = w * g_n, g_n
+        loops = {"oy": (oh, sh, 0, sh * row), "ox": (ow, 0, sw, sw * col), "ky": (kh, dh, 0, dh * row),
+                 "kx": (kw, 0, dw, dw * col), "g": (g_n, 0, 0, 1)}
+        nest = ["oy", "ox", "ky", "kx", "g"] if self.order == "taps" else ["oy", "ox", "g", "ky", "kx"]
+        start = {"oy": (-pt, 0, -pt * row), "ox": (0, -pl, -pl * col)}
+        span = max(h, w, self.in_beats) * max(oh, ow, kh, kw, 2) * max(sh, sw, dh, dw, 1) * 4
+        parts = {}
+        for name in nest:
+            y0, x0, a0 = start.get(name, (0, 0, 0))
+            parts[name] = (Signal(range(-span, span), init=y0, name=f"{name}_y"),
+                           Signal(range(-span, span), init=x0, name=f"{name}_x"),
+                           Signal(range(-span * row, span * row), init=a0, name=f"{name}_a"),
+                           Signal(range(max(loops[name][0], 2)), name=f"{name}_n"))
+        carry = issue
+        for name in reversed(nest):                          # innermost first
+            count, dy, dx, da = loops[name]
+            y, x, a, n = parts[name]
+            y0, x0, a0 = start.get(name, (0, 0, 0))
+            last = n == count - 1
+            with m.If(carry):
+                with m.If(last):
+                    m.d.sync += [n.eq(0), y.eq(y0), x.eq(x0), a.eq(a0)]
+                with m.Else():
+                    m.d.sync += [n.eq(n + 1), y.eq(y + dy), x.eq(x + dx), a.eq(a + da)]
+            carry = carry & last
+        with m.If(issue & carry):                            # the frame's last window beat
+            m.d.sync += writing.eq(1)
+        iy = sum(p[0] for p in parts.values())
+        ix = sum(p[1] for p in parts.values())
+        addr = sum(p[2] for p in parts.values())
+        addr1 = Signal(range(max(self.in_beats, 2)))
         with m.If(en):
-            m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(tp.data[addr_bits])]
-        m.d.comb += [rp.addr.eq(tp.data[:addr_bits]), rp.en.eq(en)]
+            m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(addr),
+                         pad1.eq((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w))]
+        m.d.comb += [rp.addr.eq(addr1), rp.en.eq(en)]
         m.d.comb += self.o.valid.eq(v2)
         for k in range(self.lanes):
             m.d.comb += self.o.payload[k].eq(Mux(pad2, self.pad, rp.data[k]))

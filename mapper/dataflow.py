@@ -404,48 +404,65 @@ class WidthConverterKernel:
 
 @dataclass(frozen=True, eq=False)
 class WindowKernel:
-    """Stores a channels-last frame and sends its windows (hdl.window.WindowGen)."""
+    """Stores a channels-last frame and sends its windows (hdl.window.WindowGen): per output
+    pixel the taps × channel groups, tap-major ("taps") or group-major ("channels")."""
     name: str
     code: qg.CodeType
     shape: tuple              # (C, H, W)
     lanes: int
-    schedule: tuple
+    kernel: tuple
+    strides: tuple
+    pads: tuple
+    dilations: tuple
+    order: str
     pad: int
-    what: str                 # "conv" or "pool"
+    what: str                 # "conv", "depthwise" or "pool"
+
+    @property
+    def out_size(self):
+        return qg.window_out_size(self.shape[1:], self.kernel, self.strides, self.pads, self.dilations)
+
+    @property
+    def schedule(self):
+        """The stored beat each output beat reads (None: padding), as window_schedule lists them."""
+        return window_schedule(self.shape, self.lanes, self.kernel, self.strides, self.pads, self.dilations,
+                               self.order)
 
     @property
     def in_beats(self):
         return math.prod(self.shape) // self.lanes
 
     @property
+    def beats_out(self):
+        return math.prod(self.out_size) * math.prod(self.kernel) * (self.shape[0] // self.lanes)
+
+    @property
     def cycles_per_frame(self):
-        return self.in_beats + len(self.schedule) + 1
+        return self.in_beats + self.beats_out + 1
 
     def needs(self, n):
         """The whole frame is stored before its first window leaves."""
-        return self.in_beats * -(-n // len(self.schedule))
-
-    @property
-    def beats_out(self):
-        return len(self.schedule)
+        return self.in_beats * -(-n // self.beats_out)
 
     @property
     def latency(self):
         return 3
 
     def memories(self):
-        addr_bits = max(self.in_beats - 1, 1).bit_length() + 1
-        return [Memory("frame", self.lanes * self.code.bits, self.in_beats, writable=True),
-                Memory("schedule", addr_bits, len(self.schedule))]
+        return [Memory("frame", self.lanes * self.code.bits, self.in_beats, writable=True)]
 
     def resources(self):
+        """The frame's output mux and register, five loop counters with their running
+        position and address sums, the address adders and the padding compare."""
         bits = self.lanes * self.code.bits
-        return {"lut": bits + 40, "ff": 2 * bits + 40, "dsp": 0,
+        addr = max(self.in_beats, 2).bit_length() + 2
+        return {"lut": bits + 9 * addr + 30, "ff": bits + 12 * addr + 10, "dsp": 0,
                 "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
         return {"kind": "Window", "name": self.name, "for": self.what, "shape": list(self.shape),
-                "lanes": self.lanes, "beats_out": len(self.schedule), "cycles_per_frame": self.cycles_per_frame,
+                "lanes": self.lanes, "kernel": list(self.kernel), "strides": list(self.strides),
+                "order": self.order, "beats_out": self.beats_out, "cycles_per_frame": self.cycles_per_frame,
                 "latency": self.latency, "estimate": self.resources()}
 
 
@@ -879,10 +896,8 @@ class _Chain:
             beats = math.prod(shape)
             if not self.feed(pe, beats):
                 self.add_fifo(pe, beats // pe + 2, beats)
-            schedule = window_schedule(shape, pe, node.kernel, node.strides, node.pads, node.dilations,
-                                       order="channels")
-            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, pe, tuple(schedule),
-                                        node.zero_point, "depthwise"))
+            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, pe, node.kernel, node.strides,
+                                        node.pads, node.dilations, "channels", node.zero_point, "depthwise"))
             lo, hi = graph.code_range(node.inputs[0])
             lo, hi = min(lo, node.zero_point), max(hi, node.zero_point)
             w = node.weight.reshape(node.out_channels, -1).astype(np.int64)     # partial sums too
@@ -894,16 +909,16 @@ class _Chain:
             pe, simd = self.folding[node.name]
             shape = tuple(node.in_shape)
             beats = math.prod(shape)
-            schedule = window_schedule(shape, simd, node.kernel, node.strides, node.pads, node.dilations)
-            if schedule == list(range(beats // simd)):      # a 1×1 conv: every pixel is its own window
-                self.feed(simd, beats)
+            window = WindowKernel(f"window_{node.name}", self.code, shape, simd, node.kernel, node.strides,
+                                  node.pads, node.dilations, "taps", node.zero_point, "conv")
+            if node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads):
+                self.feed(simd, beats)           # a 1×1 conv: every pixel is its own window
             else:
                 if not self.feed(simd, beats):   # the whole frame buffered, so the producer never waits
                     self.add_fifo(simd, beats // simd + 2, beats)
-                kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, simd, tuple(schedule),
-                                            node.zero_point, "conv"))
+                kernels.append(window)
             dense = conv_matrix(node)
-            self.add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), len(schedule) * simd)
+            self.add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), window.beats_out * simd)
             lo, hi = graph.code_range(node.inputs[0])
             self.add_mvu(node, dense, pe, simd, math.prod(node.out_shape[1:]), min(lo, node.zero_point),
                          max(hi, node.zero_point))
@@ -911,12 +926,11 @@ class _Chain:
             shape = graph.shapes[node.inputs[0]]
             beats = math.prod(shape)
             self.add_fifo(self.lanes, beats // self.lanes + 2, beats)
-            schedule = window_schedule(shape, self.lanes, node.kernel, node.strides, node.pads, node.dilations,
-                                       order="channels")
-            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, self.lanes, tuple(schedule),
-                                        self.code.qmin, "pool"))
+            window = WindowKernel(f"window_{node.name}", self.code, shape, self.lanes, node.kernel, node.strides,
+                                  node.pads, node.dilations, "channels", self.code.qmin, "pool")
+            kernels.append(window)
             kernels.append(PoolKernel(f"pool_{node.name}", self.code, self.lanes, math.prod(node.kernel),
-                                      len(schedule)))
+                                      window.beats_out))
         elif isinstance(node, qg.SumPool):
             lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))
             kernels.append(SumPoolKernel(f"sum_{node.name}", node, self.code, self.lanes, int(lo.min()),
@@ -1023,11 +1037,12 @@ def _build(graph, folding, plans, source, fifo_depths, ii):
         if node in done:
             continue
         chain.node(node)
-        if len(graph.consumers(node.output)) > 1:
+        while len(graph.consumers(node.output)) > 1:      # a block's output may fork again
             add, paths = branch_paths(graph, node)
             chain.fork(node, paths, add)
             done.update(n for p in paths for n in p)
             done.add(add)
+            node = add
     if chain.in_format is None:
         raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
     if fifo_depths:

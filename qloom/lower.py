@@ -64,8 +64,9 @@ def _units(kernels):
         elif isinstance(k, df.WidthConverterKernel):
             out.extend((k.name, u) for u in width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
         elif isinstance(k, df.WindowKernel):
-            out.append((k.name, WindowGen(shape=code_shape(k.code), lanes=k.lanes, in_beats=k.in_beats,
-                                          schedule=list(k.schedule), pad=k.pad, memory_styles=styles(k))))
+            out.append((k.name, WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size,
+                                          kernel=k.kernel, strides=k.strides, pads=k.pads, dilations=k.dilations,
+                                          order=k.order, pad=k.pad, memory_styles=styles(k))))
         elif isinstance(k, df.PoolKernel):
             out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))
         elif isinstance(k, df.SumPoolKernel):

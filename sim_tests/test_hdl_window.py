@@ -14,6 +14,13 @@ CASES = [((3, 5, 6), 1, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), ((4, 7, 5), 2, (2
          ((1, 9, 9), 1, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2))]
 
 
+def window_gen(code_shape, case, order, pad):
+    shape, lanes, kernel, strides, pads, dilations = case
+    return WindowGen(shape=code_shape, lanes=lanes, frame=shape,
+                     out_size=qg.window_out_size(shape[1:], kernel, strides, pads, dilations), kernel=kernel,
+                     strides=strides, pads=pads, dilations=dilations, order=order, pad=pad)
+
+
 def frames_of(rng, shape, signed_codes, n):
     lo, hi = (-128, 128) if signed_codes else (0, 256)
     return rng.integers(lo, hi, size=(n, *shape))
@@ -32,8 +39,7 @@ def test_window_generator_sends_the_conv_windows(case):
     pad = -3 if signed_codes else 7
     x = frames_of(rng, shape, signed_codes, 3)
     schedule = window_schedule(shape, lanes, kernel, strides, pads, dilations)
-    dut = WindowGen(shape=signed(8) if signed_codes else unsigned(8), lanes=lanes,
-                    in_beats=int(np.prod(shape)) // lanes, schedule=schedule, pad=pad)
+    dut = window_gen(signed(8) if signed_codes else unsigned(8), CASES[case], "taps", pad)
     beats = [b for f in x for b in beats_of(f, lanes)]
     out, when = streams.run(dut, beats, 3 * len(schedule), seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
     # expected: per output pixel, taps (ky, kx) then channels, the input padded with ``pad``
@@ -54,8 +60,7 @@ def test_window_generator_and_max_pool_compute_maxpool(case):
     schedule = window_schedule(shape, lanes, kernel, strides, pads, dilations, order="channels")
     from qloom.hdl.streams import Chain
     taps = kernel[0] * kernel[1]
-    dut = Chain([WindowGen(shape=signed(8), lanes=lanes, in_beats=int(np.prod(shape)) // lanes,
-                           schedule=schedule, pad=-128),
+    dut = Chain([window_gen(signed(8), CASES[case], "channels", -128),
                  MaxPoolUnit(shape=signed(8), lanes=lanes, taps=taps)])
     beats = [b for f in x for b in beats_of(f, lanes)]
     out, _ = streams.run(dut, beats, 2 * len(schedule) // taps, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
@@ -99,11 +104,30 @@ def test_window_generator_and_depthwise_unit_compute_a_depthwise_conv(case):
     schedule = window_schedule(shape, lanes, kernel, strides, pads, dilations, order="channels")
     taps = kernel[0] * kernel[1]
     acc = signed_shape_for(-5000 - 128 * 255 * taps, 5000 + 127 * 255 * taps)
-    dut = Chain([WindowGen(shape=unsigned(8), lanes=lanes, in_beats=int(np.prod(shape)) // lanes,
-                           schedule=schedule, pad=zp),
+    dut = Chain([window_gen(unsigned(8), CASES[case], "channels", zp),
                  DepthwiseUnit(weights=weight.reshape(c, -1), bias=bias, pe=lanes, input_shape=unsigned(8),
                                acc_shape=acc)])
     beats = [b for f in x for b in beats_of(f, lanes)]
     out, _ = streams.run(dut, beats, 2 * len(schedule) // taps, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
     want = np.moveaxis(conv.reference(x), 1, -1).reshape(-1)             # N, oh, ow, C
     np.testing.assert_array_equal(np.array(out).reshape(-1), want)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_window_addresses_from_counters_match_the_schedule_on_random_geometries(seed):
+    """The counter-generated addresses (both orders, asymmetric pads, a partial last window)
+    send exactly the beats mapper.dataflow.window_schedule lists."""
+    rng = np.random.default_rng(50 + seed)
+    c, lanes = [(1, 1), (4, 2), (6, 3), (3, 3)][seed % 4]
+    k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    shape = (c, int(rng.integers(k[0], 8)), int(rng.integers(k[1], 8)))
+    case = (shape, lanes, k, (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+            tuple(int(v) for v in rng.integers(0, 3, size=4)), (int(rng.integers(1, 3)), 1))
+    order = ("taps", "channels")[seed % 2]
+    x = frames_of(rng, shape, False, 2)
+    schedule = window_schedule(shape, lanes, *case[2:], order=order)
+    out, _ = streams.run(window_gen(unsigned(8), case, order, 300 % 256), [b for f in x for b in beats_of(f, lanes)],
+                         2 * len(schedule), seed=seed, gap=0.2, stall=0.2, max_cycles=10 ** 5)
+    stored = [beats_of(f, lanes) for f in x]
+    want = [stored[f][s] if s is not None else [300 % 256] * lanes for f in range(2) for s in schedule]
+    np.testing.assert_array_equal(np.array(out), np.array(want))
