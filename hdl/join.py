@@ -1,5 +1,6 @@
-"""Reconvergent streams: a fork that copies one stream to two, and the residual add that
-joins them again (onnxruntime's QLinearAdd as a proven integer line)."""
+"""Reconvergent streams: a fork that copies one stream to two, and the joins that meet them
+again: the residual add (onnxruntime's QLinearAdd as a proven integer line) and the channel
+concat (QLinearConcat)."""
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -104,6 +105,50 @@ class AddUnit(wiring.Component):
             shifted = ((part[0] + part[1])[:total_shape.width].as_signed()) >> self.shift
             with m.If(en):
                 m.d.sync += out.payload[p].eq(Mux(shifted < self.lo, self.lo, Mux(shifted > self.hi, self.hi, shifted)))
+        return m
+
+
+class ConcatUnit(wiring.Component):
+    """Channel concat of two channels-last streams: per pixel, ``beats_a`` beats from ``a``
+    then ``beats_b`` beats from ``b``, each lane through its input's code table (a 2**bits
+    entry ROM in logic, indexed by code − qmin; None: copied).  One beat per cycle; latency 2
+    (the table, the output register slice)."""
+
+    def __init__(self, *, shape, lanes, beats_a, beats_b, table_a=None, table_b=None):
+        check_positive_int("lanes", lanes)
+        check_positive_int("beats_a", beats_a)
+        check_positive_int("beats_b", beats_b)
+        self.shape, self.lanes = check_shape("shape", shape), lanes
+        self.beats_a, self.beats_b, self.tables = beats_a, beats_b, (table_a, table_b)
+        sig = lanes_of(self.shape, lanes)
+        super().__init__({"a": In(sig), "b": In(sig), "o": Out(sig)})
+
+    def _mapped(self, m, payload, table, name):
+        if table is None:
+            return payload
+        qmin = -(1 << (self.shape.width - 1)) if self.shape.signed else 0
+        out = Signal(data.ArrayLayout(self.shape, self.lanes), name=f"mapped_{name}")
+        rom = Array(Const(int(v), self.shape) for v in table)
+        for k in range(self.lanes):
+            m.d.comb += out[k].eq(rom[(payload[k] - qmin).as_unsigned()[:self.shape.width]])
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        out = registered_output(m, self.o)
+        count = Signal(range(self.beats_a + self.beats_b))
+        from_a = count < self.beats_a
+        en = ~out.valid | out.ready
+        src_valid = Mux(from_a, self.a.valid, self.b.valid)
+        take = en & src_valid
+        m.d.comb += [self.a.ready.eq(en & from_a), self.b.ready.eq(en & ~from_a)]
+        a = self._mapped(m, self.a.payload, self.tables[0], "a")
+        b = self._mapped(m, self.b.payload, self.tables[1], "b")
+        with m.If(en):
+            m.d.sync += out.valid.eq(src_valid)
+        with m.If(take):
+            m.d.sync += [out.payload.eq(Mux(from_a, a.as_value(), b.as_value())),
+                         count.eq(Mux(count == self.beats_a + self.beats_b - 1, 0, count + 1))]
         return m
 
 

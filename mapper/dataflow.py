@@ -624,6 +624,21 @@ class AddKernel:
         return signed_bits(min(0, self.raw_add + p.mul_a * a.qmin + p.mul_b * b.qmin),
                            max(0, self.raw_add + p.mul_a * a.qmax + p.mul_b * b.qmax))
 
+    kind = "Add"
+
+    @property
+    def first_takes(self):
+        """Beats the join takes from each input before it takes one from the other."""
+        return (1, 1)
+
+    @property
+    def path_beats(self):
+        return (self.length // self.lanes,) * 2
+
+    def describe(self):
+        p = self.plan
+        return {"line": {"mul_a": p.mul_a, "mul_b": p.mul_b, "add": p.add, "shift": p.shift}}
+
     def resources(self):
         """Per lane: the four 16-entry digit tables (a LUT per bit each), three adders, the clamp."""
         w, out = self.sum_bits, self.node.code.bits
@@ -634,18 +649,65 @@ class AddKernel:
 
 
 @dataclass(frozen=True, eq=False)
-class BranchKernel:
-    """A residual block: a fork (hdl.join.Fork), two paths of kernels, and the join (AddKernel).
-    Each path ends in a FIFO deep enough that the graph cannot deadlock (required_depths)."""
+class ConcatKernel:
+    """The join of a channel concat (hdl.join.ConcatUnit): per pixel, the beats of input a,
+    then those of input b, each through its QLinearConcat table when its scale differs."""
     name: str
-    paths: tuple              # (kernels of path a, kernels of path b), each ending at the join's lanes
-    join: AddKernel
-    lanes: int                # of the stream into the fork
-    code: qg.CodeType
+    node: qg.Concat
+    lanes: int
+    channels: tuple           # (C_a, C_b)
+    pixels: int
+
+    kind = "Concat"
+
+    @property
+    def length(self):
+        return sum(self.channels) * self.pixels
+
+    @property
+    def first_takes(self):
+        return tuple(c // self.lanes for c in self.channels)
+
+    @property
+    def path_beats(self):
+        return tuple(c // self.lanes * self.pixels for c in self.channels)
 
     @property
     def cycles_per_frame(self):
-        return max(self.join.cycles_per_frame, self.join.length // self.lanes)
+        return self.length // self.lanes
+
+    @property
+    def latency(self):
+        return 2
+
+    def describe(self):
+        return {"tables": [t is not None for t in self.node.tables]}
+
+    def resources(self):
+        """Per lane: a ROM in logic per table (one LUT4 per output bit per 16 codes, and the
+        multiplexers), the output register and its skid copy, the beat counter."""
+        bits = self.node.code.bits
+        tables = sum(t is not None for t in self.node.tables)
+        rom = bits * ((1 << bits) // 16) * 21 // 16
+        return {"lut": self.lanes * (tables * rom + bits) + 10, "ff": 2 * self.lanes * bits + 10, "dsp": 0,
+                "bram_bits": 0}
+
+
+@dataclass(frozen=True, eq=False)
+class BranchKernel:
+    """A fork (hdl.join.Fork), two paths of kernels, and the join where they meet again
+    (AddKernel: a residual block; ConcatKernel).  Each path ends in a FIFO deep enough that
+    the graph cannot deadlock (required_depths) and runs at full rate (full_rate_depths)."""
+    name: str
+    paths: tuple              # (kernels of path a, kernels of path b), each ending at the join's lanes
+    join: object
+    lanes: int                # of the stream into the fork
+    code: qg.CodeType
+    fork_length: int          # codes per frame into the fork
+
+    @property
+    def cycles_per_frame(self):
+        return max(self.join.cycles_per_frame, self.fork_length // self.lanes)
 
     @property
     def latency(self):
@@ -655,8 +717,9 @@ class BranchKernel:
         return max(path_needs(p, n) for p in self.paths)
 
     def reach(self):
-        """Per path: beats into the fork before that path's first output beat."""
-        return tuple(path_needs(p, 1) for p in self.paths)
+        """Per path: beats into the fork before that path's first output beats the join takes
+        in a run (one for an add, a pixel's for a concat)."""
+        return tuple(path_needs(p, n) for p, n in zip(self.paths, self.join.first_takes))
 
     def hold(self, path):
         """Beats into the fork that ``path`` certainly holds while its output waits: its FIFOs
@@ -682,7 +745,7 @@ class BranchKernel:
         """A bound on the cycles from a frame's first beat into the fork to ``path``'s first
         output beat when every kernel streams at the design's rate (one frame per ``ii``
         cycles): each kernel waits for the beats it needs, then adds its latency."""
-        t, beats_in = 0.0, self.join.length // self.lanes
+        t, beats_in = 0.0, self.fork_length // self.lanes
         for k in path:
             t += (k.needs(1) - 1) * ii / beats_in + k.latency
             beats_in = k.beats_out
@@ -693,22 +756,22 @@ class BranchKernel:
         other path is still computing the same beats (the difference of the two delays, at
         one frame of join beats per ``ii`` cycles), and never less than required_depths."""
         delays = [self.delay(p, ii) for p in self.paths]
-        return tuple(max(need, -(-int(max(0.0, delays[1 - k] - delays[k]) * self.beats_out) // ii) + 2)
+        beats = self.join.path_beats
+        return tuple(max(need, -(-int(max(0.0, delays[1 - k] - delays[k]) * beats[k]) // ii) + 2)
                      for k, need in enumerate(self.required_depths()))
 
     def required_depths(self):
-        """Depth of the FIFO at the end of each path (in join beats): a path must hold what the
-        other path takes before its first output, else the fork waits on a full path while
-        the join waits on the other one — a deadlock.  Minimum 3 (full rate)."""
+        """Depth of the FIFO at the end of each path (in join beats).  Before the join takes
+        anything, the other path needs ``reach`` beats into the fork; the fork sends each beat
+        to both paths, so this path receives them too.  What it cannot keep inside (``hold``)
+        comes out as output beats, at most ``produced(reach)`` of them, which the end FIFO must
+        hold; with less, the fork waits on a full path while the join waits on the other — a
+        deadlock.  Minimum 3 (full rate), plus the beats the join takes in a run."""
         reach, out = self.reach(), []
         for k, path in enumerate(self.paths):
-            missing = reach[1 - k] - self.hold(path)
-            if missing > 0 and any(not isinstance(x, (FifoKernel, WidthConverterKernel)) for x in path):
-                raise UnsupportedError(
-                    f"{self.join.node.label}: both paths of the residual block transform the data before "
-                    f"the join and this one holds too little ({self.hold(path)} of {reach[1 - k]} beats); "
-                    "qloom cannot size its FIFO yet.")
-            out.append(max(3, -(-missing * self.lanes // self.join.lanes) + 2))
+            body = path[:-1] if path and path[-1].name.startswith("join_") else path
+            waiting = reach[1 - k] if reach[1 - k] > self.hold(path) else 0
+            out.append(max(3, produced(body, waiting) + 2 + self.join.first_takes[1 - k]))
         return tuple(out)
 
     def resources(self):
@@ -719,11 +782,9 @@ class BranchKernel:
         return []
 
     def to_json(self):
-        return {"kind": "Add", "name": self.join.name, "layer": self.join.node.name,
+        return {"kind": self.join.kind, "name": self.join.name, "layer": self.join.node.name,
                 "onnx_node": self.join.node.onnx_node, "lanes": self.join.lanes,
-                "paths": [[k.name for k in p] for p in self.paths],
-                "line": {"mul_a": self.join.plan.mul_a, "mul_b": self.join.plan.mul_b, "add": self.join.plan.add,
-                         "shift": self.join.plan.shift},
+                "paths": [[k.name for k in p] for p in self.paths], **self.join.describe(),
                 "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
 
 
@@ -732,6 +793,20 @@ def path_needs(kernels, n):
     for k in reversed(kernels):
         n = k.needs(n)
     return n
+
+
+def produced(kernels, n):
+    """The most output beats a chain of kernels can produce from ``n`` input beats (the largest
+    j with path_needs(kernels, j) ≤ n; path_needs is monotone)."""
+    if n <= 0:
+        return 0
+    lo, hi = 0, 1
+    while path_needs(kernels, hi) <= n:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if path_needs(kernels, mid) <= n else (lo, mid)
+    return lo
 
 
 def flat(kernels):
@@ -810,7 +885,7 @@ class Dataflow:
                 "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
 
 
-HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Add, qg.Requant, qg.Reshape, qg.Dequantize)
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Add, qg.Concat, qg.Requant, qg.Reshape, qg.Dequantize)
 
 
 def check_hardware(graph, source="model"):
@@ -967,13 +1042,20 @@ class _Chain:
             join_lanes = c.lanes if join_lanes is None else max(join_lanes, c.lanes)
         shape = self.graph.shapes[add.output]
         length = math.prod(shape)
-        a_code, b_code = chains[0].code, chains[1].code
-        join = AddKernel(f"add_{add.name}", add, self.plans[add.name], join_lanes, a_code, b_code, length)
-        for c in chains:
-            c.add_converter(c.lanes, join_lanes, length)
+        parts = [math.prod(self.graph.shapes[t]) for t in add.inputs]
+        if isinstance(add, qg.Concat):
+            channels = tuple(self.graph.shapes[t][0] for t in add.inputs)
+            join_lanes = max(d for d in range(1, join_lanes + 1) if all(c % d == 0 for c in channels))
+            join = ConcatKernel(f"concat_{add.name}", add, join_lanes, channels, math.prod(shape[1:]))
+        else:
+            join = AddKernel(f"add_{add.name}", add, self.plans[add.name], join_lanes, chains[0].code,
+                             chains[1].code, length)
+        for c, part in zip(chains, parts):
+            c.add_converter(c.lanes, join_lanes, part)
             c.lanes = join_lanes
+        fork_length = math.prod(self.graph.shapes[fork_node.output])
         branch = BranchKernel(f"branch_{add.name}", (tuple(chains[0].kernels), tuple(chains[1].kernels)),
-                              join, self.lanes, self.code)
+                              join, self.lanes, self.code, fork_length)
         depths = []
         full = branch.full_rate_depths(self.ii) if self.ii else branch.required_depths()
         for k, (c, need) in enumerate(zip(chains, branch.required_depths())):
@@ -985,7 +1067,7 @@ class _Chain:
                     f"path takes {branch.reach()[1 - k]} beats of {self.lanes} lanes before its first output, "
                     f"so this path must hold {need} beats of {join_lanes} lanes. Use at least {need} in "
                     "fold.json's \"fifo_depths\" (or leave it out: qloom computes it).")
-            c.add_fifo(join_lanes, depth, length, name=name)
+            c.add_fifo(join_lanes, depth, parts[k], name=name)
             depths.append(depth)
         self.kernels.append(replace(branch, paths=(tuple(chains[0].kernels), tuple(chains[1].kernels))))
         self.lanes, self.code = join_lanes, add.code
@@ -1001,7 +1083,7 @@ def branch_paths(graph, fork_node):
     found = []
     for head in heads:
         path, node, tensor = [], head, fork_node.output
-        while not isinstance(node, qg.Add):
+        while not isinstance(node, (qg.Add, qg.Concat)):
             path.append(node)
             nxt = graph.consumers(node.output)
             if len(nxt) != 1:
@@ -1010,9 +1092,9 @@ def branch_paths(graph, fork_node):
             tensor, node = node.output, nxt[0]
         found.append((node, tensor, path))
     (add_a, t_a, p_a), (add_b, t_b, p_b) = found
-    if add_a is not add_b or t_a == t_b:
-        raise UnsupportedError(f"{fork_node.label}: its two paths do not meet in one Add of two different "
-                               "tensors; only residual blocks (fork → two paths → Add) are supported in hardware.")
+    if add_a is not add_b or t_a == t_b or len(add_a.inputs) != 2:
+        raise UnsupportedError(f"{fork_node.label}: its two paths do not meet in one Add or Concat of two "
+                               "different tensors; only a fork → two paths → Add/Concat is supported in hardware.")
     return add_a, ([p_a, p_b] if add_a.inputs[0] == t_a else [p_b, p_a])
 
 

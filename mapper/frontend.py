@@ -16,7 +16,7 @@ from .requant_targets import CodeTable, FloatChain, ScaleRound
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
              "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
-             "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Add of two quantized tensors (QDQ, QLinearAdd), "
+             "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Add of two quantized tensors (QDQ, QLinearAdd), "
              "Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
@@ -99,6 +99,12 @@ class PendingSum:          # DQ(codes) + DQ(codes) (a residual add), waiting for
     a: Codes
     b: Codes
     relu: bool
+    node: onnx.NodeProto
+
+
+@dataclass
+class PendingConcat:       # Concat(DQ(codes), ...) along channels, waiting for QuantizeLinear
+    parts: list
     node: onnx.NodeProto
 
 
@@ -309,6 +315,48 @@ class Frontend:
         out = self.new_codes(p, shape, codes.code, codes.scale, codes.zero_point)
         return Deq(out) if isinstance(x, Deq) else out
 
+    def concat_axis(self, node, parts):
+        axis = self.attrs(node).get("axis")
+        rank = len(parts[0].shape) + 1
+        if axis is None or axis % rank != 1 or rank != 4:
+            self.refuse(node, "only Concat along the channels (axis 1) of NCHW activations is supported.")
+        if any(p.shape[1:] != parts[0].shape[1:] for p in parts):
+            self.refuse(node, f"concatenates tensors of shapes {[p.shape for p in parts]}; their H and W differ.")
+
+    def op_Concat(self, node):
+        xs = [self.value(node, k) for k in range(len(node.input))]
+        if not all(isinstance(x, Deq) for x in xs):
+            self.refuse(node, "Concat is supported on dequantized activations followed by QuantizeLinear (QDQ), "
+                              "or as com.microsoft.QLinearConcat.")
+        self.concat_axis(node, [x.codes for x in xs])
+        return PendingConcat([x.codes for x in xs], node)
+
+    def op_QLinearConcat(self, node):
+        y_scale, y_zero, code = self.out_params(node, 0, 1)
+        parts = []
+        for k in range(2, len(node.input), 3):
+            x = self.qcodes(node, k)
+            self.check_input_params(node, x, *self.qparams(node, k + 1, k + 2))
+            parts.append(x)
+        self.concat_axis(node, parts)
+        return self.concat(node, parts, y_scale, y_zero, code)
+
+    def concat(self, node, parts, scale, zero_point, code):
+        """Channel concat as onnxruntime's QLinearConcat: inputs quantized like the output are
+        copied, others mapped by the table quantize(dequantize(x)) over every code."""
+        if any(p.code != code for p in parts):
+            self.refuse(node, "concatenates codes of different types (uint8 and int8).")
+        codes = np.arange(code.qmin, code.qmax + 1)
+        tables = tuple(None if (p.scale, p.zero_point) == (float(F32(scale)), int(zero_point)) else
+                       numeric.quantize_linear(numeric.dequantize_linear(codes, p.scale, p.zero_point),
+                                               scale, zero_point, code.qmin, code.qmax)
+                       for p in parts)
+        name = self.fresh("concat")
+        n = self.emit(qg.Concat(name, node.name or node.output[0], tuple(p.tensor for p in parts), name + ".out",
+                                tables=tables, code=code))
+        shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
+        return self.new_codes(n, shape, code, scale, zero_point)
+
     def op_GlobalAveragePool(self, node):
         x = self.value(node, 0)
         if not isinstance(x, Deq) or len(x.codes.shape) != 3:
@@ -442,6 +490,8 @@ class Frontend:
             return self.add_codes(x.node, x.a, x.b, scale, zp, code, x.relu)
         if isinstance(x, PendingMean):
             return self.global_mean(x.node, x.x, scale, zp, code)
+        if isinstance(x, PendingConcat):
+            return self.concat(x.node, x.parts, scale, zp, code)
         self.refuse(node, "quantizes a value that is not the float input or the result of a supported "
                           "quantized layer (MatMul/Gemm between DequantizeLinear nodes).")
 

@@ -73,6 +73,10 @@ def rows(graph, requant_plans=None):
             out.append(LayerRow(node.name, node.onnx_node, "GlobalAveragePool", in_shape, out_shape,
                                 f"→ {consumer.code.name}", f"[{int(p.acc_lo.min())}, {int(p.acc_hi.max())}]",
                                 str(p.acc_bits), p.kind, 0))
+        elif isinstance(node, qg.Concat):
+            out.append(LayerRow(node.name, node.onnx_node, "Concat (QLinearConcat)", in_shape, out_shape,
+                                f"→ {node.code.name}", "", "",
+                                "tables: " + ", ".join("copy" if t is None else "requantize" for t in node.tables), 0))
         elif isinstance(node, qg.MaxPool):
             out.append(LayerRow(node.name, node.onnx_node, f"MaxPool {'×'.join(map(str, node.kernel))}", in_shape,
                                 out_shape, "", "", "", "", 0))

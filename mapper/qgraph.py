@@ -259,6 +259,25 @@ class Add(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Concat(Node):
+    """Channel concatenation of NCHW code tensors as onnxruntime's QLinearConcat computes it:
+    an input quantized like the output is copied, any other goes through its 256-entry table
+    ``quantize(dequantize(x))`` (``tables[i]`` indexed by code − qmin, None for a copy)."""
+    tables: tuple
+    code: CodeType
+
+    @property
+    def code_range(self):
+        los = [self.code.qmin if t is None else int(t.min()) for t in self.tables]
+        his = [self.code.qmax if t is None else int(t.max()) for t in self.tables]
+        return min(los), max(his)
+
+    def reference(self, *xs):
+        parts = [x if t is None else t[np.asarray(x, np.int64) - self.code.qmin] for x, t in zip(xs, self.tables)]
+        return np.concatenate(parts, axis=1)
+
+
+@dataclass(frozen=True, eq=False)
 class Requant(Node):
     """Accumulator → output codes through a monotone per-channel target function."""
     target: Target
@@ -337,10 +356,19 @@ class QGraph:
         return [n for n in self.nodes if isinstance(n, kind)]
 
     def code_range(self, tensor):
-        """Range of the codes a tensor can hold, following reshapes back to the producer."""
+        """Range of the codes a tensor can hold, following reshapes back to the producer (a
+        concat: the union of its inputs' ranges, through their tables)."""
         node = self.producer(tensor)
         while isinstance(node, (Reshape, MaxPool)):
             node = self.producer(node.inputs[0])
+        if isinstance(node, Concat):
+            ranges = []
+            for t, table in zip(node.inputs, node.tables):
+                lo, hi = self.code_range(t)
+                ranges.append((lo, hi) if table is None else
+                              (int(table[lo - node.code.qmin:hi - node.code.qmin + 1].min()),
+                               int(table[lo - node.code.qmin:hi - node.code.qmin + 1].max())))
+            return min(r[0] for r in ranges), max(r[1] for r in ranges)
         return node.code_range
 
     def run(self, feeds):

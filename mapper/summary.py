@@ -27,7 +27,9 @@ def render(dataflow, console, title):
             detail = f"depth {k.depth}"
         elif isinstance(k, df.BranchKernel):
             layer, node, fold = k.join.node.name, k.join.node.onnx_node, f"{k.join.lanes}"
-            detail = f"fork → 2 paths → add, (a·{k.join.plan.mul_a} + b·{k.join.plan.mul_b} + K) >> {k.join.plan.shift}"
+            detail = (f"fork → 2 paths → add, (a·{k.join.plan.mul_a} + b·{k.join.plan.mul_b} + K) >> "
+                      f"{k.join.plan.shift}" if isinstance(k.join, df.AddKernel) else
+                      f"fork → 2 paths → concat {'+'.join(map(str, k.join.channels))} channels")
         name = f"[bold red]{k.name}[/]" if k is bottleneck else k.name
         table.add_row(name, layer, node, fold, detail, str(k.cycles_per_frame), str(k.latency),
                       f"{r['lut']:,}", f"{r['ff']:,}", f"{r['bram_bits']:,}")

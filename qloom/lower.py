@@ -43,7 +43,7 @@ def units(dataflow):
 
 
 def _units(kernels):
-    from .hdl.join import AddUnit, Residual
+    from .hdl.join import AddUnit, ConcatUnit, Residual
     from .hdl.mvu import MVU, DepthwiseUnit
     from .hdl.streams import Fifo, width_converters
     from .hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
@@ -75,6 +75,12 @@ def _units(kernels):
                                             start=-k.node.count * k.node.zero_point)))
         elif isinstance(k, df.FifoKernel):
             out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
+        elif isinstance(k, df.BranchKernel) and isinstance(k.join, df.ConcatKernel):
+            j = k.join
+            (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
+            concat = ConcatUnit(shape=code_shape(j.node.code), lanes=j.lanes, beats_a=j.first_takes[0],
+                                beats_b=j.first_takes[1], table_a=j.node.tables[0], table_b=j.node.tables[1])
+            out.append((k.name, Residual(list(ua), list(na), list(ub), list(nb), concat)))
         elif isinstance(k, df.BranchKernel):
             j = k.join
             (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)

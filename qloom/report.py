@@ -29,9 +29,9 @@ def kernel_rows(design_json):
             detail = f"{k['lanes_in']}→{k['lanes_out']} lanes"
         elif kind == "FIFO":
             detail = f"depth {k['depth']}"
-        elif kind == "Add":
+        elif kind in ("Add", "Concat"):
             fold = str(k["lanes"])
-            detail = f"join of {' and '.join(str(len(p)) + ' kernels' for p in k['paths'])}, >> {k['line']['shift']}"
+            detail = f"{kind.lower()} of paths of {' and '.join(str(len(p)) for p in k['paths'])} kernels"
         est = k["estimate"]
         rows.append({"kernel": k["name"], "kind": kind, "layer": k.get("layer", ""), "onnx_node": k.get("onnx_node", ""),
                      "fold": fold, "detail": detail, "cycles_per_frame": k["cycles_per_frame"],

