@@ -885,7 +885,8 @@ class Dataflow:
                 "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
 
 
-HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Add, qg.Concat, qg.Requant, qg.Reshape, qg.Dequantize)
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Add, qg.Concat, qg.Requant, qg.Reshape,
+                  qg.Transpose, qg.Dequantize)
 
 
 def check_hardware(graph, source="model"):
@@ -911,10 +912,13 @@ def conv_matrix(conv):
                     bias=np.asarray(conv.bias, np.int64))
 
 
-def channels_last_order(shape):
-    """For a flattened (C, H, W) tensor: the ONNX (C-major) index of each channels-last position."""
-    c, h, w = shape
-    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+def stream_positions(shape):
+    """For a tensor of ``shape`` as the hardware streams it (a (C, H, W) frame channels-last,
+    anything else in order): the stream position of each element, as an array of that shape."""
+    if len(shape) == 3:
+        c, h, w = shape
+        return np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1)
+    return np.arange(math.prod(shape)).reshape(shape)
 
 
 class _Chain:
@@ -924,7 +928,9 @@ class _Chain:
     def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None):
         self.graph, self.folding, self.plans, self.fifo_depths, self.ii = graph, folding, plans, fifo_depths, ii
         self.count, self.lanes, self.code, self.first = count, lanes, code, first
-        self.kernels, self.in_format, self.order = [], None, None   # order: a flatten's column permutation
+        # view: where each element of the current (reshaped or transposed) tensor sits in the
+        # stream, None while the tensor is streamed in its own order (stream_positions)
+        self.kernels, self.in_format, self.view = [], None, None
 
     def fresh(self, kind):
         n = self.count.get(kind, 0)
@@ -958,10 +964,14 @@ class _Chain:
 
     def node(self, node):
         graph, kernels = self.graph, self.kernels
+        if self.view is not None and not isinstance(node, (qg.Dense, qg.Reshape, qg.Transpose, qg.Dequantize)):
+            raise UnsupportedError(f"{node.label}: its input was transposed or reshaped out of the stream's "
+                                   "channels-last order; only a dense layer can read such a tensor in hardware.")
         if isinstance(node, qg.Dense):
             pe, simd = self.folding[node.name]
-            dense = node if self.order is None else replace(node, weight=node.weight[:, self.order])
-            self.order = None
+            order = None if self.view is None else np.argsort(self.view.reshape(-1))
+            dense = node if order is None else replace(node, weight=node.weight[:, order])
+            self.view = None
             self.feed(simd, node.in_features)
             self.add_fifo(simd, fifo_depth(pe, simd, node.in_features, node.out_features), node.in_features)
             self.add_mvu(node, dense, pe, simd, 1, *graph.code_range(node.inputs[0]))
@@ -1015,13 +1025,12 @@ class _Chain:
             kernels.append(RequantKernel(f"requant_{node.name}", node, self.plans[node.name], mvu.pe, mvu.acc_bits,
                                          mvu.vectors))
             self.lanes, self.code = mvu.pe, node.code
-        elif isinstance(node, qg.Reshape):
-            before = graph.shapes.get(node.inputs[0], ())
-            if len(before) == 3 and len(node.shape) == 1:
-                self.order = channels_last_order(before)
-            elif tuple(before) != tuple(node.shape) and len(node.shape) != 1 and graph.consumers(node.output):
-                raise UnsupportedError(f"{node.label}: only flattening (C, H, W) activations is supported "
-                                       "in hardware.")
+        elif isinstance(node, (qg.Reshape, qg.Transpose)):
+            # no hardware: the data stays in stream order, only its meaning changes
+            before = tuple(graph.shapes.get(node.inputs[0], ()))
+            view = stream_positions(before) if self.view is None else self.view
+            view = view.transpose(node.perm) if isinstance(node, qg.Transpose) else view.reshape(node.shape)
+            self.view = None if np.array_equal(view, stream_positions(view.shape)) else view
         elif not isinstance(node, qg.Dequantize):
             raise UnsupportedError(f"{node.label}: no hardware kernel for {type(node).__name__} yet.")
 
@@ -1032,6 +1041,9 @@ class _Chain:
         if self.first is not None:
             raise UnsupportedError(f"{fork_node.label}: the model input feeds two layers; qloom needs one "
                                    "quantized layer before a residual branch.")
+        if self.view is not None:
+            raise UnsupportedError(f"{fork_node.label}: a transposed or reshaped tensor feeds two layers; "
+                                   "only tensors in the stream's own order can branch in hardware.")
         join_lanes, chains = None, []
         for path in paths:
             c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes, self.code, None,
@@ -1146,6 +1158,6 @@ def _build(graph, folding, plans, source, fifo_depths, ii):
 def graph_code(graph, tensor):
     """The code type of a tensor, following reshapes and max pools back to its producer."""
     node = graph.producer(tensor)
-    while isinstance(node, (qg.Reshape, qg.MaxPool)):
+    while isinstance(node, (qg.Reshape, qg.Transpose, qg.MaxPool)):
         node = graph.producer(node.inputs[0])
     return node.code

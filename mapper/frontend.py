@@ -16,7 +16,7 @@ from .requant_targets import CodeTable, FloatChain, ScaleRound
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
              "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
-             "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Add of two quantized tensors (QDQ, QLinearAdd), "
+             "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Transpose, Add of two quantized tensors (QDQ, QLinearAdd), "
              "Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
@@ -717,6 +717,20 @@ class Frontend:
         r = self.emit(qg.Reshape(name, node.name or node.output[0], (codes.tensor,), name + ".out",
                                  shape=tuple(new_shape)))
         out = self.new_codes(r, tuple(new_shape), codes.code, codes.scale, codes.zero_point)
+        return Deq(out) if isinstance(x, Deq) else out
+
+    def op_Transpose(self, node):
+        x = self.value(node, 0)
+        codes = x.codes if isinstance(x, Deq) else x
+        if not isinstance(codes, Codes):
+            self.refuse(node, "transposes a value that is not quantized activations.")
+        perm = [int(p) for p in self.attrs(node).get("perm", range(len(codes.shape) + 1)[::-1])]
+        if not perm or perm[0] != 0:
+            self.refuse(node, f"perm {perm} moves the batch axis; only transposes of the other axes are supported.")
+        perm = tuple(p - 1 for p in perm[1:])
+        name = self.fresh("transpose")
+        t = self.emit(qg.Transpose(name, node.name or node.output[0], (codes.tensor,), name + ".out", perm=perm))
+        out = self.new_codes(t, tuple(codes.shape[p] for p in perm), codes.code, codes.scale, codes.zero_point)
         return Deq(out) if isinstance(x, Deq) else out
 
     def op_Flatten(self, node):

@@ -60,6 +60,9 @@ def rows(graph, requant_plans=None):
         elif isinstance(node, qg.Dequantize):
             out.append(LayerRow(node.name, node.onnx_node, "Dequantize (host)", in_shape, out_shape,
                                 "→ f32", "", "", f"scale {node.scale:.6g}, zp {node.zero_point}", 0))
+        elif isinstance(node, qg.Transpose):
+            out.append(LayerRow(node.name, node.onnx_node, f"Transpose {node.perm}", in_shape, out_shape,
+                                "", "", "", "", 0))
         elif isinstance(node, qg.Reshape):
             out.append(LayerRow(node.name, node.onnx_node, "Reshape", in_shape, node.shape, "", "", "", "", 0))
         elif isinstance(node, qg.Add):

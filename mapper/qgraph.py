@@ -309,6 +309,15 @@ class Reshape(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Transpose(Node):
+    """Codes pass through; the axes (batch excluded) are permuted by ``perm``."""
+    perm: tuple
+
+    def reference(self, x):
+        return np.transpose(x, (0,) + tuple(p + 1 for p in self.perm))
+
+
+@dataclass(frozen=True, eq=False)
 class Dequantize(Node):
     """Host boundary out: codes → float, exactly like ORT's DequantizeLinear."""
     scale: float
@@ -359,7 +368,7 @@ class QGraph:
         """Range of the codes a tensor can hold, following reshapes back to the producer (a
         concat: the union of its inputs' ranges, through their tables)."""
         node = self.producer(tensor)
-        while isinstance(node, (Reshape, MaxPool)):
+        while isinstance(node, (Reshape, Transpose, MaxPool)):
             node = self.producer(node.inputs[0])
         if isinstance(node, Concat):
             ranges = []

@@ -37,9 +37,10 @@ def _conv(rng, nodes, inits, x, shape, k, name):
     return y, shape, dict(k=k, stride=s, pad=p, dilation=d, depthwise=depthwise)
 
 
-def random_cnn(rng, convs=1, dense=False, gap=False):
+def random_cnn(rng, convs=1, dense=False, gap=False, nhwc=False):
     """A float model: ``convs`` conv layers, then (``gap``) GlobalAveragePool, then Flatten +
-    Gemm when ``dense``."""
+    Gemm when ``dense`` (with ``nhwc``: Transpose to NHWC and Reshape first, as TensorFlow
+    exports do)."""
     shape = (int(rng.integers(1, 6)), int(rng.integers(5, 13)), int(rng.integers(5, 13)))
     nodes, inits, infos, x, s = [], [], [], "x", shape
     for i in range(convs):
@@ -50,7 +51,12 @@ def random_cnn(rng, convs=1, dense=False, gap=False):
         x, s = "gap", (s[0], 1, 1)
     if dense:
         n = int(np.prod(s))
-        nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten"))
+        if nhwc:
+            nodes.append(helper.make_node("Transpose", [x], ["nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]))
+            inits.append(numpy_helper.from_array(np.array([-1, n], np.int64), "flat_shape"))
+            nodes.append(helper.make_node("Reshape", ["nhwc", "flat_shape"], ["flat"], name="flatten"))
+        else:
+            nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten"))
         w = (rng.normal(size=(n, 10)) / np.sqrt(n)).astype(np.float32)
         inits += [numpy_helper.from_array(w, "fc.w"), numpy_helper.from_array(np.zeros(10, np.float32), "fc.b")]
         nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))

@@ -47,6 +47,28 @@ def test_global_average_pool_equals_onnxruntime(tmp_path, seed, fmt, act):
     assert int(np.sum(got != want.reshape(got.shape))) == 0
 
 
+@pytest.mark.parametrize("seed,fmt,act", [(0, "QDQ", "uint8"), (1, "QOperator", "int8")])
+def test_nhwc_transpose_before_dense_equals_onnxruntime_and_costs_no_hardware(tmp_path, seed, fmt, act):
+    """Transpose(0, 2, 3, 1) → Reshape → Gemm (a TensorFlow export): the stream is already
+    channels-last, so the dense layer reads it in order (its columns are not permuted)."""
+    from qloom import compile as qc
+    from qloom.mapper import dataflow as df
+    rng = np.random.default_rng(40 + seed)
+    model, shape, _ = random_cnn(rng, 1, True, nhwc=True)
+    x = rng.normal(size=(48, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x[:24], fmt, act)
+    graph = frontend.load_qgraph(path)
+    assert len(graph.layers(qg.Transpose)) == 1
+    got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
+    assert int(np.sum(got != ort_check.run(path, x)[0].reshape(got.shape))) == 0
+    design = qc.compile_model(path)
+    mvu = next(k for k in design.dataflow.kernels if isinstance(k, df.MVUKernel) and k.dense.name == "dense0")
+    assert np.array_equal(mvu.dense.weight, graph.layers(qg.Dense)[0].weight)
+    codes = graph.nodes[0].reference(x[:3])
+    run = qc.run_amaranth(design, codes)
+    assert np.array_equal(run.codes.reshape(-1), graph.run({graph.inputs[0]: x[:3]})[design.last_requant.output].reshape(-1))
+
+
 def test_the_random_layers_cover_the_space():
     seen = {"k": set(), "stride": set(), "pad": set(), "dilation": set(), "depthwise": set()}
     for seed, _, _, convs, dense in CASES:
