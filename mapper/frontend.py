@@ -15,7 +15,7 @@ from .requant_targets import CodeTable, FloatChain, ScaleRound
 
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
-             "com.microsoft.QLinearAdd, MatMulInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
+             "com.microsoft.QLinearAdd, MatMulInteger or ConvInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
              "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Transpose, Add of two quantized tensors (QDQ, QLinearAdd), "
              "Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
@@ -83,7 +83,7 @@ class ConvLinear:          # Conv(x, W) (+ bias) in float, waiting for QuantizeL
 
 
 @dataclass
-class Acc:                 # MatMulInteger output, int32; float chain once Cast
+class Acc:                 # MatMulInteger / ConvInteger output, int32; float chain once Cast
     x: Codes
     weight: np.ndarray
     w_zero: np.ndarray
@@ -92,6 +92,7 @@ class Acc:                 # MatMulInteger output, int32; float chain once Cast
     scale: np.ndarray = None
     bias: np.ndarray = None
     relu: bool = False
+    conv: tuple = None     # ConvInteger: (strides, pads, dilations, groups)
 
 
 @dataclass
@@ -479,8 +480,9 @@ class Frontend:
             t = self.scale_round(x.node, x.x, x.w_scale, scale, zp, code, x.relu)
             return self.requant(x.node, d, t, code, scale, zp)
         if isinstance(x, Acc) and x.is_float:
-            d = self.dense(x.node, x.x, x.weight, x.w_zero, None)
-            bias = np.zeros(d.out_features, F32) if x.bias is None else x.bias
+            d = self.dense(x.node, x.x, x.weight, x.w_zero, None) if x.conv is None else \
+                self.conv(ConvLinear(x.x, x.weight, x.w_zero, None, None, False, x.node, *x.conv))
+            bias = np.zeros(x.weight.shape[0], F32) if x.bias is None else x.bias
             t = FloatChain(tables=(), scale=x.scale, bias=bias, relu=x.relu, out_scale=scale,
                            zero_point=zp, lo=code.qmin, hi=code.qmax)
             return self.requant(x.node, d, t, code, scale, zp)
@@ -690,6 +692,16 @@ class Frontend:
         w = DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), 1)
         weight, w_zero, _ = self.weight_of(node, w, out_axis=1)
         return Acc(x, weight, w_zero, node)
+
+    def op_ConvInteger(self, node):
+        x = self.qcodes(node, 0)
+        zx = self.const(node, 2, "the input zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
+        if int(np.asarray(zx).reshape(-1)[0]) != x.zero_point:
+            self.refuse(node, "its input zero point differs from the one its input was quantized with.")
+        zw = self.const(node, 3, "the weight zero point") if len(node.input) > 3 and node.input[3] else np.int8(0)
+        weight, w_zero, _ = self.conv_weight(node, DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32),
+                                                            np.asarray(zw), 0))
+        return Acc(x, weight, w_zero, node, conv=self.conv_attrs(node, weight.shape[2:]))
 
     def op_Cast(self, node):
         x = self.value(node, 0)

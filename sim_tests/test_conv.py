@@ -69,6 +69,50 @@ def test_nhwc_transpose_before_dense_equals_onnxruntime_and_costs_no_hardware(tm
     assert np.array_equal(run.codes.reshape(-1), graph.run({graph.inputs[0]: x[:3]})[design.last_requant.output].reshape(-1))
 
 
+def conv_integer_model(rng, c=3, o=5, k=3, h=7, w=6):
+    """x → QuantizeLinear → ConvInteger → Cast → Mul(scale per channel) → Add(bias) → Relu →
+    QuantizeLinear → DequantizeLinear: the integer-conv form hand-written exporters produce."""
+    from onnx import TensorProto, helper, numpy_helper
+    weight = rng.integers(-64, 65, size=(o, c, k, k)).astype(np.int8)       # within ±64: every CPU agrees
+    scale = (rng.uniform(0.5, 2.0, size=(1, o, 1, 1)) * 1e-3).astype(np.float32)
+    bias = (rng.normal(size=(1, o, 1, 1)) * 0.2).astype(np.float32)
+    inits = [numpy_helper.from_array(np.float32(1 / 64), "xs"), numpy_helper.from_array(np.uint8(100), "xz"),
+             numpy_helper.from_array(weight, "w"), numpy_helper.from_array(scale, "ws"),
+             numpy_helper.from_array(bias, "b"), numpy_helper.from_array(np.float32(0.02), "ys"),
+             numpy_helper.from_array(np.uint8(0), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("ConvInteger", ["xq", "w", "xz"], ["acc"], name="conv_int", kernel_shape=[k, k],
+                              pads=[1, 0, 1, 2], strides=[1, 2]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["accf", "ws"], ["scaled"]), helper.make_node("Add", ["scaled", "b"], ["biased"]),
+             helper.make_node("Relu", ["biased"], ["r"]), helper.make_node("QuantizeLinear", ["r", "ys", "yz"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "conv_integer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, o, h, (w + 2 - k) // 2 + 1])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, (c, h, w)
+
+
+def test_conv_integer_chain_equals_onnxruntime_in_hardware(tmp_path):
+    import onnx
+    from qloom import compile as qc
+    rng = np.random.default_rng(3)
+    model, shape = conv_integer_model(rng)
+    path = tmp_path / "ci.onnx"
+    onnx.save(model, path)
+    graph = frontend.load_qgraph(path)
+    assert [type(n).__name__ for n in graph.nodes][1:3] == ["Conv", "Requant"]
+    x = (rng.normal(size=(64, *shape)) * 1.5).astype(np.float32)
+    got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
+    assert int(np.sum(got != ort_check.run(path, x)[0].reshape(got.shape))) == 0
+    design = qc.compile_model(path)
+    codes = graph.nodes[0].reference(x[:2])
+    want = graph.run({graph.inputs[0]: x[:2]})[design.last_requant.output]
+    assert np.array_equal(qc.run_amaranth(design, codes).codes.reshape(want.shape), want)
+
+
 def test_the_random_layers_cover_the_space():
     seen = {"k": set(), "stride": set(), "pad": set(), "dilation": set(), "depthwise": set()}
     for seed, _, _, convs, dense in CASES:
