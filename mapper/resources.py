@@ -5,8 +5,7 @@ Where each memory lives is decided here, not left to synthesis: a ROM of at leas
 ``RAM_BLOCK_MIN_BITS`` bits, goes to block RAM, anything smaller to logic, and the circuit
 carries that choice as a ``ram_style`` attribute that Yosys obeys.  So
 the block-RAM estimate is a count of blocks of the target's geometry, not a guess.  FIFO
-storage (amaranth.lib.fifo) carries no attribute: Yosys puts it in block RAM on iCE40, which
-has no distributed RAM, and in distributed RAM (LUTs) on ECP5."""
+storage (amaranth.lib.fifo) carries no attribute: see in_bram."""
 from dataclasses import dataclass
 
 BLOCK_MIN_DEPTH = 64
@@ -37,11 +36,11 @@ class Memory:
 
 # block geometries (width, depth) a block RAM can be configured as; DSP use; what counts as LUT
 TARGETS = {
-    "ice40-up5k": {"bram": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "fifo_in_bram": True,
+    "ice40-up5k": {"bram": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "fifo_bram_depth": 0,
                    "dsp_products": 8, "multiplier_scale": 1.0},
     # ECP5 is built with -nodsp; Yosys + ABC map an 8×8 product to ~300 LUTs (measured, per kernel)
     "ecp5-85k": {"bram": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
-                 "fifo_in_bram": False, "dsp_products": 0, "multiplier_scale": 3.75},
+                 "fifo_bram_depth": 256, "dsp_products": 0, "multiplier_scale": 3.75},
 }
 
 
@@ -51,7 +50,15 @@ def blocks(width, depth, target):
 
 
 def in_bram(mem, target):
-    return mem.style == "block" or (mem.fifo and TARGETS[target]["fifo_in_bram"])
+    """FIFO storage carries no attribute: Yosys puts it in block RAM on iCE40 (no distributed
+    RAM) and on ECP5 in distributed RAM when shallow (66 words, measured), block RAM when deep
+    (8,002 words, measured; the depth between is this estimator's choice)."""
+    return mem.style == "block" or (mem.fifo and mem.depth >= TARGETS[target]["fifo_bram_depth"])
+
+
+def lut_ram_luts(mem):
+    """ECP5 distributed RAM: a TRELLIS_DPR16X4 holds 16 words × 4 bits and counts as 2 LUTs."""
+    return 2 * -(-mem.depth // 16) * -(-mem.width // 4)
 
 
 def logic_rom_luts(mem):
@@ -77,6 +84,8 @@ def estimate_kernel(k, dataflow, target):
             total["bram"] += blocks(mem.width, mem.depth, target)
         elif not mem.fifo:
             total["lut"] += logic_rom_luts(mem)
+        elif t["fifo_bram_depth"] > 0:
+            total["lut"] += lut_ram_luts(mem)
     return total
 
 
