@@ -78,6 +78,30 @@ def quantize(float_model, path, x, fmt="QDQ", act="uint8"):
     return path
 
 
+def _dense_head(rng, nodes, inits, x, n, classes, name, shape):
+    """Flatten ``x`` (n features) → Gemm → ``classes`` logits; the float model of ``nodes``."""
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten"))
+    inits += [numpy_helper.from_array((rng.normal(size=(n, classes)) / np.sqrt(n)).astype(np.float32), "fc.w"),
+              numpy_helper.from_array(np.zeros(classes, np.float32), "fc.b")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *shape])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, tuple(shape)
+
+
+def _conv_maker(rng, nodes, inits):
+    """conv(x, y, cin, cout, k, groups, stride): a random Conv with "same" padding."""
+    def conv(x, y, cin, cout, k, groups=1, stride=1):
+        weight = (rng.normal(size=(cout, cin // groups, k, k)) / np.sqrt(k * k * cin / groups)).astype(np.float32)
+        inits.extend([numpy_helper.from_array(weight, y + ".w"),
+                      numpy_helper.from_array((rng.normal(size=cout) * 0.1).astype(np.float32), y + ".b")])
+        nodes.append(helper.make_node("Conv", [x, y + ".w", y + ".b"], [y], name=y, kernel_shape=[k, k],
+                                      pads=[k // 2] * 4, group=groups, strides=[stride, stride]))
+    return conv
+
+
 def random_residual(rng, downsample=False, head="flatten"):
     """conv 1×1 → Relu → [skip] → conv 3×3 → Relu → conv 3×3 (depthwise sometimes) → Add(skip) →
     Relu → Flatten → Gemm: a ResNet-style block.  ``downsample``: the first 3×3 conv has stride 2
@@ -86,13 +110,7 @@ def random_residual(rng, downsample=False, head="flatten"):
     c_in, c = int(rng.integers(1, 4)), int(rng.integers(2, 7))
     h, w = int(rng.integers(4, 9)), int(rng.integers(4, 9))
     inits, nodes = [], []
-
-    def conv(x, y, cin, cout, k, groups=1, stride=1):
-        weight = (rng.normal(size=(cout, cin // groups, k, k)) / np.sqrt(k * k * cin / groups)).astype(np.float32)
-        inits.extend([numpy_helper.from_array(weight, y + ".w"),
-                      numpy_helper.from_array((rng.normal(size=cout) * 0.1).astype(np.float32), y + ".b")])
-        nodes.append(helper.make_node("Conv", [x, y + ".w", y + ".b"], [y], name=y, kernel_shape=[k, k],
-                                      pads=[k // 2] * 4, group=groups, strides=[stride, stride]))
+    conv = _conv_maker(rng, nodes, inits)
 
     conv("x", "stem", c_in, c, 1)
     nodes.append(helper.make_node("Relu", ["stem"], ["skip"], name="stem.relu"))
@@ -105,21 +123,11 @@ def random_residual(rng, downsample=False, head="flatten"):
         shortcut, oh, ow = "proj", (h - 1) // 2 + 1, (w - 1) // 2 + 1
     nodes.append(helper.make_node("Add", ["conv_b", shortcut], ["sum"], name="residual"))
     nodes.append(helper.make_node("Relu", ["sum"], ["block"], name="block.relu"))
+    x = "block"
     if head == "gap":
         nodes.append(helper.make_node("GlobalAveragePool", ["block"], ["pooled"], name="gap"))
-        nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"))
-        oh = ow = 1
-    else:
-        nodes.append(helper.make_node("Flatten", ["block"], ["flat"], name="flatten"))
-    n = c * oh * ow
-    inits += [numpy_helper.from_array((rng.normal(size=(n, 6)) / np.sqrt(n)).astype(np.float32), "fc.w"),
-              numpy_helper.from_array(np.zeros(6, np.float32), "fc.b")]
-    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
-    graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, h, w])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model, (c_in, h, w)
+        x, oh, ow = "pooled", 1, 1
+    return _dense_head(rng, nodes, inits, x, c * oh * ow, 6, "residual", (c_in, h, w))
 
 
 def random_concat(rng, identity=False):
@@ -129,13 +137,7 @@ def random_concat(rng, identity=False):
     h, w = int(rng.integers(4, 8)), int(rng.integers(4, 8))
     ca, cb = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     inits, nodes = [], []
-
-    def conv(x, y, cin, cout, k):
-        weight = (rng.normal(size=(cout, cin, k, k)) / np.sqrt(k * k * cin)).astype(np.float32)
-        inits.extend([numpy_helper.from_array(weight, y + ".w"),
-                      numpy_helper.from_array((rng.normal(size=cout) * 0.1).astype(np.float32), y + ".b")])
-        nodes.append(helper.make_node("Conv", [x, y + ".w", y + ".b"], [y], name=y, kernel_shape=[k, k],
-                                      pads=[k // 2] * 4))
+    conv = _conv_maker(rng, nodes, inits)
 
     conv("x", "stem", c_in, c, 3)
     nodes.append(helper.make_node("Relu", ["stem"], ["s"], name="stem.relu"))
@@ -147,13 +149,4 @@ def random_concat(rng, identity=False):
         conv("s", "branch_b", c, cb, 1)
         other = "branch_b"
     nodes.append(helper.make_node("Concat", ["a", other], ["cat"], name="concat", axis=1))
-    nodes.append(helper.make_node("Flatten", ["cat"], ["flat"], name="flatten"))
-    n = (ca + cb) * h * w
-    inits += [numpy_helper.from_array((rng.normal(size=(n, 5)) / np.sqrt(n)).astype(np.float32), "fc.w"),
-              numpy_helper.from_array(np.zeros(5, np.float32), "fc.b")]
-    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
-    graph = helper.make_graph(nodes, "concat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, h, w])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model, (c_in, h, w)
+    return _dense_head(rng, nodes, inits, "cat", (ca + cb) * h * w, 5, "concat", (c_in, h, w))

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from sklearn.linear_model import LogisticRegression
 
-from make_models import SEED, data
+from make_models import SEED, data, finish, run
 from qloom.mapper.ort_check import calibration_frames
 
 HERE = Path(__file__).resolve().parent
@@ -57,16 +56,7 @@ def model(w1, b1, w2, b2, wf=None, bf=None):
     graph = helper.make_graph(nodes, "digits_cnn",
                               [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 1, 8, 8])],
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", width])], inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                          producer_name="qloom/models/digits/make_cnn.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
-
-
-def run(m, x):
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"pixels": x})[0]
+    return finish(graph, "make_cnn.py")
 
 
 def main():
@@ -75,7 +65,7 @@ def main():
     convs = conv_part(np.random.default_rng(SEED))
     features = model(*convs)
     clf = LogisticRegression(max_iter=2000, C=1.0, random_state=SEED)
-    clf.fit(run(features, x_train), y_train)
+    clf.fit(run(features, x_train)[0], y_train)
     fp32 = model(*convs, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
     onnx.save(fp32, HERE / "digits_cnn_fp32.onnx")
     out = HERE / "digits_cnn_qdq.onnx"
@@ -83,8 +73,8 @@ def main():
                     quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     quantized = onnx.load(out)
-    results = {"fp32_onnx": float((run(fp32, x_test).argmax(1) == y_test).mean()),
-               "quantized_qdq": float((run(quantized, x_test).argmax(1) == y_test).mean())}
+    results = {"fp32_onnx": float((run(fp32, x_test)[0].argmax(1) == y_test).mean()),
+               "quantized_qdq": float((run(quantized, x_test)[0].argmax(1) == y_test).mean())}
     (HERE / "accuracy_cnn.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

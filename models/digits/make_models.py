@@ -54,11 +54,22 @@ def export(clf, gemm):
     graph = helper.make_graph(nodes, "digits_mlp",
                               [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 64])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], inits)
+    return finish(graph, "make_models.py")
+
+
+def finish(graph, script):
+    """The checked model of ``graph`` (opset 17, IR 8), naming the script that made it."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="qloom/models/digits/make_models.py")
+                              producer_name=f"qloom/models/digits/{script}")
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def run(model, x):
+    """Every output of ``model`` on digits ``x``, by onnxruntime."""
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"pixels": x})
 
 
 def accuracy(path, x, y):

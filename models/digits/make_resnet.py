@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-from make_models import SEED, data
+from make_models import SEED, data, finish, run
 from qloom.mapper.ort_check import calibration_frames
 
 HERE = Path(__file__).resolve().parent
@@ -62,16 +61,7 @@ def model(weights, trained=None):
                               [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 1, 8, 8])],
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
                               [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                          producer_name="qloom/models/digits/make_resnet.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
-
-
-def run(m, x):
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"pixels": x})
+    return finish(graph, "make_resnet.py")
 
 
 def train(a, s, y, rng, steps=400, lr=0.01):
