@@ -137,3 +137,31 @@ def test_cli_subprocess_prints_no_traceback(tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("qloom: error: ") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_three_way_branch_is_refused_by_node_before_anything_is_written(capsys, tmp_path):
+    """An Inception-style block with three paths: the reference and onnxruntime agree, but the
+    hardware (fork → two paths → join) refuses it naming the layer that branches."""
+    from conv_factory import quantize
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+    for name, cin, cout, k in (("stem", 2, 4, 3), ("p1", 4, 2, 1), ("p2", 4, 2, 3), ("p3", 4, 2, 1)):
+        inits += [numpy_helper.from_array((rng.normal(size=(cout, cin, k, k)) / k).astype(np.float32), name + ".w"),
+                  numpy_helper.from_array(np.zeros(cout, np.float32), name + ".b")]
+        nodes.append(helper.make_node("Conv", ["x" if name == "stem" else "s", name + ".w", name + ".b"], [name],
+                                      name=name, kernel_shape=[k, k], pads=[k // 2] * 4))
+        if name == "stem":
+            nodes.append(helper.make_node("Relu", ["stem"], ["s"], name="stem_relu"))
+    nodes.append(helper.make_node("Concat", ["p1", "p2", "p3"], ["y"], name="concat3", axis=1))
+    graph = helper.make_graph(nodes, "inception", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 5, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    x = rng.normal(size=(8, 2, 5, 5)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x)
+    code, out, err = run_cli(capsys, "check", str(path), "--count", "16")
+    assert code == 0 and "0 mismatches" in out
+    code, out, err = run_cli(capsys, "compile", str(path), "-o", str(tmp_path / "out"))
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "out").exists()
+    assert re.match(r"qloom: error: Requant 'requant0' \(ONNX node '.*'\): its output feeds 3 layers; qloom builds "
+                    r"hardware for a tensor that feeds two paths", err), err
