@@ -37,7 +37,7 @@ def measure(name, budget, targets, frames, workdir):
     d = design.dataflow
     x = np.load(REPO / "models" / "digits" / "test_inputs.npy")[:frames]
     codes = design.graph.nodes[0].reference(x)
-    want = design.graph.run({design.graph.inputs[0]: x})[design.last_requant.output]
+    want = design.graph.run({design.graph.inputs[0]: x})[design.output_codes]
     run = qc.run_hardware(design, codes, simulator="verilator")
     mvu = d.bottleneck
     bound = -(-mvu.dense.macs // (mvu.pe * mvu.simd))

@@ -80,7 +80,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
     x = np.load(inputs)[:frames]
     x = x.reshape((len(x),) + tuple(design.graph.nodes[0].shape)).astype(np.float32)
     codes = design.graph.nodes[0].reference(x)
-    want = design.graph.run({design.graph.inputs[0]: x})[design.last_requant.output]
+    want = design.graph.run({design.graph.inputs[0]: x})[design.output_codes]
     t = time.time()
     run = qc.run_hardware(design, codes, simulator="verilator")
     row["sim_s"] = round(time.time() - t, 2)

@@ -91,7 +91,7 @@ def cmd_simulate(args):
     x = load_inputs(args.input, graph)
     codes = graph.nodes[0].reference(x)
     values = graph.run({graph.inputs[0]: x})
-    want = values[design.last_requant.output]
+    want = values[design.output_codes]
     chunks = [slice(k, min(k + args.chunk, len(x))) for k in range(0, len(x), args.chunk)]
     runs = []
     with Progress(console=console, transient=True) as progress:

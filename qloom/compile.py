@@ -31,6 +31,14 @@ class Design:
     def last_requant(self):
         return self.graph.layers(qg.Requant)[-1]
 
+    @property
+    def output_codes(self):
+        """The tensor of codes the hardware streams out (what feeds the graph's output)."""
+        node = self.graph.producer(self.graph.outputs[0])
+        while isinstance(node, (qg.Dequantize, qg.Reshape, qg.Transpose)):
+            node = self.graph.producer(node.inputs[0])
+        return node.output
+
 
 def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     graph = frontend.load_qgraph(model)

@@ -106,7 +106,7 @@ def random_residual(rng, downsample=False, head="flatten"):
     """conv 1×1 → Relu → [skip] → conv 3×3 → Relu → conv 3×3 (depthwise sometimes) → Add(skip) →
     Relu → Flatten → Gemm: a ResNet-style block.  ``downsample``: the first 3×3 conv has stride 2
     and the skip path is a 1×1 conv of stride 2 (ResNet's projection shortcut).  ``head``:
-    "flatten" or "gap" (GlobalAveragePool before the Gemm)."""
+    "flatten", "gap" (GlobalAveragePool before the Gemm) or "none" (the block is the output)."""
     c_in, c = int(rng.integers(1, 4)), int(rng.integers(2, 7))
     h, w = int(rng.integers(4, 9)), int(rng.integers(4, 9))
     inits, nodes = [], []
@@ -124,6 +124,13 @@ def random_residual(rng, downsample=False, head="flatten"):
     nodes.append(helper.make_node("Add", ["conv_b", shortcut], ["sum"], name="residual"))
     nodes.append(helper.make_node("Relu", ["sum"], ["block"], name="block.relu"))
     x = "block"
+    if head == "none":                      # the block's output is the model's
+        graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                    [1, c_in, h, w])],
+                                  [helper.make_tensor_value_info("block", TensorProto.FLOAT, None)], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        return model, (c_in, h, w)
     if head == "gap":
         nodes.append(helper.make_node("GlobalAveragePool", ["block"], ["pooled"], name="gap"))
         x, oh, ow = "pooled", 1, 1

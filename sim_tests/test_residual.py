@@ -85,7 +85,8 @@ def test_add_unit_equals_onnxruntime_add_in_amaranth_sim(tmp_path, seed, fmt, ac
     (0, "QDQ", "uint8", {}, "verilator"),
     (3, "QOperator", "int8", {"downsample": True}, "verilator"),
     (4, "QDQ", "uint8", {"downsample": True, "head": "gap"}, "icarus"),
-    (6, "QDQ", "int8", {"head": "gap"}, "icarus")])
+    (6, "QDQ", "int8", {"head": "gap"}, "icarus"),
+    (7, "QDQ", "uint8", {"head": "none"}, "verilator")])
 def test_residual_network_in_rtl(tmp_path, seed, fmt, act, kw, simulator):
     """Bit-exact against the reference and onnxruntime under random idle cycles and backpressure."""
     need(simulator)

@@ -22,7 +22,7 @@ def check(model, x, simulator, fold=None, gap=0.25, stall=0.3, seed=0):
     design = qc.compile_model(model, fold=fold)
     graph = design.graph
     codes = graph.nodes[0].reference(x)
-    want = graph.run({graph.inputs[0]: x})[design.last_requant.output]
+    want = graph.run({graph.inputs[0]: x})[design.output_codes]
     run = qc.run_hardware(design, codes, simulator=simulator, gap=gap, stall=stall, seed=seed)
     np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
     out = graph.producer(graph.outputs[0])
