@@ -19,24 +19,21 @@ def test_shipped_digits_cnn_in_rtl(digits, simulator):
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_shipped_digits_resnet_in_rtl(digits, simulator):
-    """The residual CNN (depthwise unit, fork/join with a computed skip FIFO, global average pool)."""
+    """The residual CNN (depthwise unit, fork/join with a computed skip FIFO, global average pool):
+    bit-exact under backpressure, and (Verilator, no stalls) at the modelled rate."""
     need(simulator)
     x = np.load(digits / "test_inputs.npy")[:(16 if simulator == "verilator" else 3)].reshape(-1, 1, 8, 8)
     design, _ = check(digits / "digits_resnet_qdq.onnx", x, simulator)
     kinds = {type(k).__name__ for k in design.dataflow.all_kernels}
     assert {"DepthwiseKernel", "BranchKernel", "SumPoolKernel"} <= kinds
-
-
-def test_shipped_resnet_runs_at_the_modelled_rate(digits):
-    need("verilator")
-    x = np.load(digits / "test_inputs.npy")[:6].reshape(-1, 1, 8, 8)
-    design, run = check(digits / "digits_resnet_qdq.onnx", x, "verilator", gap=0, stall=0)
-    d = design.dataflow
-    assert run.cycles_per_inference == d.cycles_per_frame and run.latency <= d.latency
+    if simulator == "verilator":             # the same build, without stalls
+        _, run = check(digits / "digits_resnet_qdq.onnx", x[:6], simulator, gap=0, stall=0)
+        d = design.dataflow
+        assert run.cycles_per_inference == d.cycles_per_frame and run.latency <= d.latency
 
 
 @pytest.mark.parametrize("seed,fmt,act,simulator", [(1, "QDQ", "uint8", "verilator"), (2, "QOperator", "int8", "verilator"),
-                                                    (3, "QDQ", "int8", "icarus"), (4, "QDQ", "uint8", "verilator")])
+                                                    (3, "QDQ", "int8", "icarus")])
 def test_random_cnn_in_rtl(tmp_path, seed, fmt, act, simulator):
     need(simulator)
     rng = np.random.default_rng(seed)
