@@ -12,19 +12,13 @@ onnxruntime.quantize_static: QDQ, uint8 activations, per-channel int8 weights (r
 Writes beside this file: digits_cnn_fp32.onnx, digits_cnn_qdq.onnx, and the CNN accuracies
 in accuracy_cnn.json.  The inputs are test_inputs.npy reshaped to (N, 1, 8, 8).
 """
-import json
-from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from sklearn.linear_model import LogisticRegression
 
-from make_models import SEED, data, finish, run
-from qloom.mapper.ort_check import calibration_frames
+from make_models import SEED, data, finish, quantize_and_score, run
 
-HERE = Path(__file__).resolve().parent
 
 
 def conv_part(rng):
@@ -67,16 +61,7 @@ def main():
     clf = LogisticRegression(max_iter=2000, C=1.0, random_state=SEED)
     clf.fit(run(features, x_train)[0], y_train)
     fp32 = model(*convs, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
-    onnx.save(fp32, HERE / "digits_cnn_fp32.onnx")
-    out = HERE / "digits_cnn_qdq.onnx"
-    quantize_static(str(HERE / "digits_cnn_fp32.onnx"), str(out), calibration_frames("pixels", x_train[:300]),
-                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    quantized = onnx.load(out)
-    results = {"fp32_onnx": float((run(fp32, x_test)[0].argmax(1) == y_test).mean()),
-               "quantized_qdq": float((run(quantized, x_test)[0].argmax(1) == y_test).mean())}
-    (HERE / "accuracy_cnn.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    quantize_and_score(fp32, "digits_cnn", x_train, x_test, y_test)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,22 @@ def run(model, x):
     return sess.run(None, {"pixels": x})
 
 
+def quantize_and_score(fp32, name, x_train, x_test, y_test):
+    """Save ``fp32`` as ``name``_fp32.onnx, quantize it (QDQ, uint8 activations, per-channel int8
+    weights with reduce_range, calibrated on 300 training digits) to ``name``_qdq.onnx, and write
+    both accuracies to accuracy_``suffix``.json (name without the "digits_" prefix)."""
+    here = Path(__file__).resolve().parent
+    onnx.save(fp32, here / f"{name}_fp32.onnx")
+    out = here / f"{name}_qdq.onnx"
+    quantize_static(str(here / f"{name}_fp32.onnx"), str(out), calibration_frames("pixels", x_train[:300]),
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    results = {"fp32_onnx": float((run(fp32, x_test)[0].argmax(1) == y_test).mean()),
+               "quantized_qdq": float((run(onnx.load(out), x_test)[0].argmax(1) == y_test).mean())}
+    (here / f"accuracy_{name.removeprefix('digits_')}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
 def accuracy(path, x, y):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return float((sess.run(None, {"pixels": x})[0].argmax(axis=1) == y).mean())

@@ -15,18 +15,12 @@ per-channel int8 weights (reduce_range).
 Writes beside this file: digits_resnet_fp32.onnx, digits_resnet_qdq.onnx, and the accuracies
 in accuracy_resnet.json.  The inputs are test_inputs.npy reshaped to (N, 1, 8, 8).
 """
-import json
-from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-from make_models import SEED, data, finish, run
-from qloom.mapper.ort_check import calibration_frames
+from make_models import SEED, data, finish, quantize_and_score, run
 
-HERE = Path(__file__).resolve().parent
 C = 32
 
 
@@ -98,16 +92,7 @@ def main():
     weights = fixed_filters(rng)
     skip, dw = run(model(weights), x_train)
     fp32 = model(weights, train(dw, skip, y_train, rng))
-    onnx.save(fp32, HERE / "digits_resnet_fp32.onnx")
-    out = HERE / "digits_resnet_qdq.onnx"
-    quantize_static(str(HERE / "digits_resnet_fp32.onnx"), str(out), calibration_frames("pixels", x_train[:300]),
-                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    quantized = onnx.load(out)
-    results = {"fp32_onnx": float((run(fp32, x_test)[0].argmax(1) == y_test).mean()),
-               "quantized_qdq": float((run(quantized, x_test)[0].argmax(1) == y_test).mean())}
-    (HERE / "accuracy_resnet.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    quantize_and_score(fp32, "digits_resnet", x_train, x_test, y_test)
 
 
 if __name__ == "__main__":
