@@ -107,7 +107,7 @@ def _pct(v):
     return "—" if v is None else f"{v:+.1f} %"
 
 
-def markdown(rows, machine):
+def markdown(rows, machine, names=()):
     lines = ["# qloom benchmark results", "",
              f"Written by `make bench` (`python -m bench`); machine: {machine}. Resources and Fmax are read "
              "from Yosys `stat -json` and nextpnr `--report` (iCE40: SB_LUT4 cells; ECP5: nextpnr's "
@@ -117,7 +117,7 @@ def markdown(rows, machine):
              "latency µs | MAC util. | compile s | sim frames/s | mismatches |",
              "|" + "---|" * 16]
     for r in rows:
-        fold = " ".join(f"{v['pe']}×{v['simd']}" for v in r["folding"].values())
+        fold = " ".join(f"{v['pe']}×{v['simd']}" for k, v in r["folding"].items() if k != "fifo_depths")
         if r["status"] != "ok":
             lines.append(f"| {r['model']} | {r['target']} | {fold} | {r['multipliers']} | {r['status']} |"
                          + " |" * 11)
@@ -143,6 +143,11 @@ def markdown(rows, machine):
                      f"{e['ff']:,} | {m['ff']:,} | {_pct(err['ff'])} | {e['dsp']} | {m['dsp']} | {e['bram']} | "
                      f"{m['bram']} | {_pct(err['bram'])} | {r['model_cycles']} | {r['cycles_per_inference']:g} | "
                      f"{r['model_latency']} | {r['latency_cycles']} |")
+    missing = [f"{name} on {target}" for name in names for target in TARGETS
+               if not any((r["model"], r["target"]) == (name, target) for r in rows)]
+    if missing:
+        lines += ["", "No row yet (not run to the end of place and route; `python -m bench results --only NAME` "
+                  "measures one): " + "; ".join(missing) + "."]
     errors = [r["error_percent"] for r in rows if r["status"] == "ok"]
     if errors:
         worst = {k: max(abs(e[k]) for e in errors if e[k] is not None) for k in ("lut", "ff", "bram")}
@@ -176,7 +181,7 @@ def main(argv=None):
     rows = sorted(rows + [r for r in kept if (r["model"], r["target"]) not in fresh and r["model"] in names],
                   key=lambda r: (names.index(r["model"]), TARGETS.index(r["target"])))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    text = markdown(rows, machine)
+    text = markdown(rows, machine, names)
     Path(args.output).write_text(text)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -132,7 +132,7 @@ def render_synth(results, console, title):
         table.add_column(col, justify="left" if col in ("target", "folding (pe×simd)") else "right")
     for r in results:
         avail = TARGETS[r.target]["available"]
-        fold = " ".join(f"{v['pe']}×{v['simd']}" for v in (r.folding or {}).values())
+        fold = " ".join(f"{v['pe']}×{v['simd']}" for k, v in (r.folding or {}).items() if k != "fifo_depths")
         table.add_row(r.target, fold, f"{r.lut:,} / {avail['lut']:,}", f"{r.ff:,}", f"{r.dsp} / {avail['dsp']}",
                       f"{r.bram} / {avail['bram']}", f"{r.fmax_mhz:.1f}", f"{r.clock_mhz:g}")
     console.print(table)
