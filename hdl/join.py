@@ -1,18 +1,14 @@
 """Reconvergent streams: a fork that copies one stream to two, and the joins that meet them
 again: the residual add (onnxruntime's QLinearAdd as a proven integer line) and the channel
 concat (QLinearConcat)."""
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import Chain, registered_output
+from .streams import Chain, lanes_signature, registered_output
 from .util import check_positive_int, check_shape, signed_shape_for
 
 DIGIT = 4        # bits of a code per table: a 16-entry constant table is one LUT4 per output bit
-
-
-def lanes_of(shape, lanes):
-    return stream.Signature(data.ArrayLayout(shape, lanes))
 
 
 class Fork(wiring.Component):
@@ -64,8 +60,8 @@ class AddUnit(wiring.Component):
         self.out_shape, self.lanes = check_shape("out_shape", out_shape), lanes
         self.mul_a, self.mul_b, self.add, self.shift = int(mul_a), int(mul_b), int(add), int(shift)
         self.lo, self.hi = int(lo), int(hi)
-        super().__init__({"a": In(lanes_of(self.a_shape, lanes)), "b": In(lanes_of(self.b_shape, lanes)),
-                          "o": Out(lanes_of(self.out_shape, lanes))})
+        super().__init__({"a": In(lanes_signature(self.a_shape, lanes)), "b": In(lanes_signature(self.b_shape, lanes)),
+                          "o": Out(lanes_signature(self.out_shape, lanes))})
 
     def elaborate(self, platform):
         m = Module()
@@ -120,7 +116,7 @@ class ConcatUnit(wiring.Component):
         check_positive_int("beats_b", beats_b)
         self.shape, self.lanes = check_shape("shape", shape), lanes
         self.beats_a, self.beats_b, self.tables = beats_a, beats_b, (table_a, table_b)
-        sig = lanes_of(self.shape, lanes)
+        sig = lanes_signature(self.shape, lanes)
         super().__init__({"a": In(sig), "b": In(sig), "o": Out(sig)})
 
     def _mapped(self, m, payload, table, name):

@@ -1,13 +1,10 @@
 """Sliding windows over a frame of channels-last codes, and max pooling over them."""
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .streams import lanes_signature
 from .util import check_positive_int, check_shape, style_attrs
-
-
-def lanes_of(shape, lanes):
-    return stream.Signature(data.ArrayLayout(shape, lanes))
 
 
 class WindowGen(wiring.Component):
@@ -39,7 +36,7 @@ class WindowGen(wiring.Component):
         self.in_beats = h * w * self.groups
         self.beats_out = self.out_size[0] * self.out_size[1] * self.kernel[0] * self.kernel[1] * self.groups
         self.memory_styles = dict(memory_styles or {})
-        super().__init__({"i": In(lanes_of(self.shape, lanes)), "o": Out(lanes_of(self.shape, lanes))})
+        super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
 
     @property
     def cycles_per_frame(self):
@@ -120,7 +117,7 @@ class MaxPoolUnit(wiring.Component):
         check_positive_int("lanes", lanes)
         check_positive_int("taps", taps)
         self.shape, self.lanes, self.taps = check_shape("shape", shape), lanes, taps
-        super().__init__({"i": In(lanes_of(self.shape, lanes)), "o": Out(lanes_of(self.shape, lanes))})
+        super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
 
     def elaborate(self, platform):
         m = Module()
@@ -155,7 +152,7 @@ class SumPoolUnit(wiring.Component):
             check_positive_int(name, v)
         self.shape, self.acc_shape = check_shape("shape", shape), check_shape("acc_shape", acc_shape)
         self.lanes, self.groups, self.pixels, self.start = lanes, groups, pixels, int(start)
-        super().__init__({"i": In(lanes_of(self.shape, lanes)), "o": Out(lanes_of(self.acc_shape, lanes))})
+        super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.acc_shape, lanes))})
 
     def elaborate(self, platform):
         m = Module()

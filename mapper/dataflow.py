@@ -423,12 +423,6 @@ class WindowKernel:
         return qg.window_out_size(self.shape[1:], self.kernel, self.strides, self.pads, self.dilations)
 
     @property
-    def schedule(self):
-        """The stored beat each output beat reads (None: padding), as window_schedule lists them."""
-        return window_schedule(self.shape, self.lanes, self.kernel, self.strides, self.pads, self.dilations,
-                               self.order)
-
-    @property
     def in_beats(self):
         return math.prod(self.shape) // self.lanes
 
@@ -726,9 +720,7 @@ class BranchKernel:
         and stored frame up to the first kernel that changes the data rate (nothing is
         counted behind that: a lower bound)."""
         total = 0
-        if path and isinstance(path[-1], FifoKernel) and path[-1].name.startswith("join_"):
-            path = path[:-1]              # the join FIFO being sized
-        for k in path:
+        for k in body(path):
             if isinstance(k, FifoKernel):
                 total += k.depth * k.lanes // self.lanes
             elif isinstance(k, WindowKernel):
@@ -769,9 +761,8 @@ class BranchKernel:
         deadlock.  Minimum 3 (full rate), plus the beats the join takes in a run."""
         reach, out = self.reach(), []
         for k, path in enumerate(self.paths):
-            body = path[:-1] if path and path[-1].name.startswith("join_") else path
             waiting = reach[1 - k] if reach[1 - k] > self.hold(path) else 0
-            out.append(max(3, produced(body, waiting) + 2 + self.join.first_takes[1 - k]))
+            out.append(max(3, produced(body(path), waiting) + 2 + self.join.first_takes[1 - k]))
         return tuple(out)
 
     def resources(self):
@@ -793,6 +784,11 @@ def path_needs(kernels, n):
     for k in reversed(kernels):
         n = k.needs(n)
     return n
+
+
+def body(path):
+    """A branch path without its join FIFO (the FIFO being sized)."""
+    return path[:-1] if path and isinstance(path[-1], FifoKernel) and path[-1].name.startswith("join_") else path
 
 
 def produced(kernels, n):
@@ -921,6 +917,15 @@ def stream_positions(shape):
     return np.arange(math.prod(shape)).reshape(shape)
 
 
+def partial_sum_range(weight, bias, lo, hi):
+    """Bounds of every partial sum an accumulator starting at ``bias`` holds while it adds the
+    products of one row of ``weight`` (out, in) with codes in [lo, hi], in any order."""
+    w = np.asarray(weight, np.int64)
+    low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + bias
+    high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + bias
+    return int(min(low.min(), np.min(bias))), int(max(high.max(), np.max(bias)))
+
+
 class _Chain:
     """Builds the kernels of one chain of QGraph nodes (the model, or one path of a fork).
     ``lanes``/``code``: the stream entering the chain (None before the first layer)."""
@@ -955,12 +960,8 @@ class _Chain:
         return False
 
     def add_mvu(self, node, dense, pe, simd, vectors, lo, hi):
-        w = dense.weight.astype(np.int64)
-        low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + dense.bias
-        high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + dense.bias
         self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, graph_code(self.graph, node.inputs[0]),
-                                      int(min(low.min(), dense.bias.min())), int(max(high.max(), dense.bias.max())),
-                                      vectors))
+                                      *partial_sum_range(dense.weight, dense.bias, lo, hi), vectors))
 
     def node(self, node):
         graph, kernels = self.graph, self.kernels
@@ -984,12 +985,9 @@ class _Chain:
             kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, pe, node.kernel, node.strides,
                                         node.pads, node.dilations, "channels", node.zero_point, "depthwise"))
             lo, hi = graph.code_range(node.inputs[0])
-            lo, hi = min(lo, node.zero_point), max(hi, node.zero_point)
-            w = node.weight.reshape(node.out_channels, -1).astype(np.int64)     # partial sums too
-            low = np.minimum(np.minimum(w * lo, w * hi), 0).sum(axis=1) + node.bias
-            high = np.maximum(np.maximum(w * lo, w * hi), 0).sum(axis=1) + node.bias
             kernels.append(DepthwiseKernel(f"dw_{node.name}", node, pe, graph_code(graph, node.inputs[0]),
-                                           int(min(low.min(), node.bias.min())), int(max(high.max(), node.bias.max()))))
+                                           *partial_sum_range(node.weight.reshape(node.out_channels, -1), node.bias,
+                                                              min(lo, node.zero_point), max(hi, node.zero_point))))
         elif isinstance(node, qg.Conv):
             pe, simd = self.folding[node.name]
             shape = tuple(node.in_shape)
