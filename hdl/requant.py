@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .streams import CreditQueue
 from .util import check_positive_int, check_shape, signed_shape_for, style_attrs, tree_sum
 
-KINDS = ("shift", "mul-add-shift", "thresholds", "float-emulation")
+KINDS = ("shift", "mul-add-shift", "thresholds", "threshold-search", "float-emulation")
 
 
 class _Rom:
@@ -123,8 +123,9 @@ class Requant(wiring.Component):
 
     Parameters
     ----------
-    kind : one of "shift", "mul-add-shift", "thresholds", "float-emulation"
-    params : per-channel integer arrays of that kind (see ``FIELDS``)
+    kind : one of "shift", "mul-add-shift", "thresholds", "threshold-search", "float-emulation"
+    params : per-channel integer arrays of that kind (see ``FIELDS``); "threshold-search" also
+        takes ``search`` (channels, 2**depth − 1), sorted thresholds searched one stage per bit
     channels, pe : channels per frame and lanes per beat (pe divides channels)
     acc_shape, out_shape : shapes of an accumulator and an output code
     lo, hi : output clamp (codes); zero_point, shift : constants of the kind
@@ -135,7 +136,8 @@ class Requant(wiring.Component):
     Members: i (In, ``pe`` accumulators), o (Out, ``pe`` codes). One beat per cycle.
     """
     FIELDS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add"),
-              "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent")}
+              "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent"),
+              "threshold-search": ("base", "search")}
     OPTIONAL = {"mul-add-shift": ("fix_acc", "fix_code")}   # (channels, k): code fix_code where acc == fix_acc
 
     def __init__(self, *, kind, params, channels, pe, acc_shape, out_shape, lo, hi, zero_point=0,
@@ -150,7 +152,11 @@ class Requant(wiring.Component):
         if missing:
             raise ValueError(f"{kind} needs parameters {', '.join(sorted(missing))}")
         self.kind, self.channels, self.pe = kind, channels, pe
-        self.fields = self.FIELDS[kind] + tuple(f for f in self.OPTIONAL.get(kind, ()) if f in params)
+        self.search = np.asarray(params["search"], dtype=object) if kind == "threshold-search" else None
+        if self.search is not None and (self.search.ndim != 2 or (self.search.shape[1] + 1) & self.search.shape[1]):
+            raise ValueError("search must be (channels, 2**depth - 1) sorted thresholds")
+        self.fields = tuple(f for f in self.FIELDS[kind] if f != "search") + \
+            tuple(f for f in self.OPTIONAL.get(kind, ()) if f in params)
         self.params = {k: np.asarray(params[k], dtype=object) for k in self.fields}
         if "fix_acc" in self.params and self.params["fix_acc"].shape != self.params["fix_code"].shape:
             raise ValueError("fix_acc and fix_code must have the same shape (channels, fixes)")
@@ -314,6 +320,45 @@ class Requant(wiring.Component):
                 codes.append(self._clamped(lane.base + count))
             return {"code": codes}
         return [stage]
+
+    def _stages_threshold_search(self):
+        """A binary search for the count of thresholds ≤ acc: the stage for bit j compares acc
+        with the threshold at index ``idx + 2**j − 1`` (idx: the bits found so far, a multiple
+        of 2**(j+1)), read from the stage's own ROM of the 2**(depth−1−j) thresholds it can
+        probe per channel; the read is issued one stage ahead.  Thresholds are one bit wider
+        than acc, so the padding above the accumulator range fits."""
+        depth = (self.search.shape[1] + 1).bit_length() - 1
+        pe, fold = self.pe, self.out_fold
+        width = signed(self.acc_shape.width + 1)
+
+        def read(m, vals, j, idx):
+            per = 1 << (depth - 1 - j)
+            ports = []
+            for p in range(pe):
+                words = [int(self.search[t * pe + p, (q << (j + 1)) + (1 << j) - 1])
+                         for t in range(fold) for q in range(per)]
+                name = f"search{j}_{p}"
+                rom = memory.Memory(shape=width, depth=len(words), init=words,
+                                    attrs=style_attrs(self.memory_styles, name))
+                m.submodules[name] = rom
+                port = rom.read_port()
+                m.d.comb += [port.addr.eq(vals["t"] * per + (idx[p] >> (j + 1))), port.en.eq(self._en)]
+                ports.append(port.data)
+            return _Rom(ports)
+
+        def issue(m, vals):
+            idx = [Const(0, depth) for _ in range(pe)]
+            return {"acc": vals["acc"], "base": [vals["params"][p].base for p in range(pe)], "idx": idx,
+                    "thr": read(m, vals, depth - 1, idx)}
+
+        def step(j):
+            def stage(m, vals):
+                idx = [vals["idx"][p] | ((vals["acc"][p] >= vals["thr"][p]) << j) for p in range(pe)]
+                if j == 0:
+                    return {"code": [self._clamped(vals["base"][p] + idx[p]) for p in range(pe)]}
+                return {"acc": vals["acc"], "base": vals["base"], "idx": idx, "thr": read(m, vals, j - 1, idx)}
+            return stage
+        return [issue] + [step(j) for j in reversed(range(depth))]
 
     def _stages_float_emulation(self):
         """``RNE(f32(f32(acc) · m)) + zp`` in integers, pipelined so that each stage holds one

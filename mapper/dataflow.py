@@ -37,11 +37,11 @@ def adder_levels(operands):
     return levels
 
 
-def requant_latency(kind, mul_bits=0, tables=0):
+def requant_latency(kind, mul_bits=0, tables=0, search_depth=0):
     """Cycles through a requantization unit (mirrors hdl.requant.Requant.latency): the input
     register, the parameter register, the stages of the circuit, one per table ROM, and two
     through the output queue."""
-    stages = {"shift": 1, "thresholds": 1,
+    stages = {"shift": 1, "thresholds": 1, "threshold-search": 1 + search_depth,
               "mul-add-shift": 2 + adder_levels(-(-mul_bits // PRODUCT_CHUNK) + 1),
               "float-emulation": 12 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
     return 4 + stages + tables
@@ -303,10 +303,12 @@ class RequantKernel:
 
     @property
     def latency(self):
-        return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())))
+        return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())),
+                               getattr(self.plan.impl, "depth", 0))
 
     PARAMS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add", "fix_acc", "fix_code"),
-              "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent")}
+              "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent"),
+              "threshold-search": ("base",)}
 
     @property
     def param_bits(self):
@@ -329,6 +331,10 @@ class RequantKernel:
         mems = [Memory("params", self.pe * self.param_bits, fold)] if fold > 1 else []
         for i, t in enumerate(getattr(self.plan.impl, "tables", ())):
             mems += [Memory(f"table{i}_{p}", self.node.code.bits, fold * t.table.shape[1]) for p in range(self.pe)]
+        if self.plan.kind == "threshold-search":        # stage j probes 2**(depth-1-j) thresholds
+            depth = self.plan.impl.depth
+            mems += [Memory(f"search{j}_{p}", self.acc_bits + 1, fold << (depth - 1 - j))
+                     for j in range(depth) for p in range(self.pe)]
         return mems + [Memory("queue", self.pe * self.node.code.bits, self.latency, fifo=True)]
 
     def _lane(self):
@@ -338,6 +344,9 @@ class RequantKernel:
             return 4 * acc, 2 * acc
         if kind == "thresholds":
             return self.plan.levels * (acc // 2 + 2) + 2 * out, 2 * acc
+        if kind == "threshold-search":      # a comparator and the index per stage
+            depth = self.plan.impl.depth
+            return depth * (acc // 2 + depth + 2) + 2 * out, depth * (acc + depth) + out
         if kind == "mul-add-shift":
             fixes = self.plan.impl.fixes
             parts = -(-self.mul_bits // PRODUCT_CHUNK)

@@ -11,12 +11,12 @@ import onnx
 from . import numeric, onnx_load, qgraph as qg
 from .errors import NotQuantizedError, UnsupportedError, onnx_node_label
 from .numeric import F32
-from .requant_targets import CodeTable, FloatChain, ScaleRound
+from .requant_targets import CodeTable, FloatChain, FloatMean, ScaleRound
 
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "
              "com.microsoft.QLinearAdd, MatMulInteger or ConvInteger → Cast → Mul → Add, Conv between DequantizeLinear/"
-             "QuantizeLinear (QDQ), QLinearConv, MaxPool, GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Transpose, Add of two quantized tensors (QDQ, QLinearAdd), "
+             "QuantizeLinear (QDQ), QLinearConv, MaxPool, AveragePool (QDQ, QLinearAveragePool), GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Transpose, Add of two quantized tensors (QDQ, QLinearAdd), "
              "Flatten, Reshape, Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
@@ -111,6 +111,12 @@ class PendingConcat:       # Concat(DQ(codes), ...) along channels, waiting for 
 
 @dataclass
 class PendingMean:         # GlobalAveragePool(DQ(codes)), waiting for QuantizeLinear
+    x: Codes
+    node: onnx.NodeProto
+
+
+@dataclass
+class PendingAverage:      # AveragePool(DQ(codes)), waiting for QuantizeLinear
     x: Codes
     node: onnx.NodeProto
 
@@ -213,7 +219,7 @@ class Frontend:
         name = self.fresh("requant")
         r = self.emit(qg.Requant(name, onnx_node.name or onnx_node.output[0], (dense.output,), name + ".out",
                                  target=target, code=code))
-        shape = dense.out_shape if isinstance(dense, (qg.Conv, qg.SumPool)) else (dense.out_features,)
+        shape = dense.out_shape if isinstance(dense, (qg.Conv, qg.SumPool, qg.FloatSumPool)) else (dense.out_features,)
         return self.new_codes(r, shape, code, scale, zero_point)
 
     def conv(self, c):
@@ -390,6 +396,52 @@ class Frontend:
             self.refuse(node, f"{e}.")
         return self.requant(node, s, t, code, scale, zero_point)
 
+    def op_AveragePool(self, node):
+        x = self.value(node, 0)
+        if not isinstance(x, Deq) or len(x.codes.shape) != 3:
+            self.refuse(node, "AveragePool is supported on dequantized NCHW activations followed by "
+                              "QuantizeLinear (QDQ), or as com.microsoft.QLinearAveragePool.")
+        return PendingAverage(x.codes, node)
+
+    def op_QLinearAveragePool(self, node):
+        x = self.qcodes(node, 0)
+        if self.attrs(node).get("channels_last", 0):
+            self.refuse(node, "channels_last=1 is not supported; export the model in NCHW.")
+        self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        y_scale, y_zero, code = self.out_params(node, 3, 4)
+        return self.average(node, x, y_scale, y_zero, code, True)
+
+    def average(self, node, x, scale, zero_point, code, fused):
+        """AveragePool as onnxruntime computes it: the dequantized codes summed in float32 in
+        window order, divided by the window size, quantized (numeric.average_to_code); a fused
+        QLinearAveragePool whose window is the whole plane runs the global pool's integer path."""
+        a = self.attrs(node)
+        if a.get("ceil_mode", 0) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
+                any(d != 1 for d in a.get("dilations", (1, 1))):
+            self.refuse(node, "only AveragePool with ceil_mode=0, no dilation and explicit pads is supported.")
+        kernel = tuple(a["kernel_shape"])
+        if len(kernel) != 2 or len(x.shape) != 3:
+            self.refuse(node, "only 2-D AveragePool on NCHW activations is supported.")
+        strides, pads = tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0)))
+        if fused and kernel == tuple(x.shape[1:]) and not any(pads):
+            return self.global_mean(node, x, scale, zero_point, code)
+        out = qg.window_out_size(x.shape[1:], kernel, strides, pads, (1, 1))
+        partial = any(o * s - b < 0 or o * s - b + k > n for size, k, s, b, n in
+                      zip(out, kernel, strides, pads[:2], x.shape[1:]) for o in range(size))
+        if partial and not a.get("count_include_pad", 0):
+            self.refuse(node, "windows reach into the padding with count_include_pad=0, so onnxruntime "
+                              "divides border windows by fewer values; qloom divides every window by the "
+                              "same size: use count_include_pad=1 or no padding.")
+        terms, e = numeric.dequantized_units(x.scale, x.zero_point, x.code.qmin, x.code.qmax)
+        name = self.fresh("avgpool")
+        s = self.emit(qg.FloatSumPool(name, node.name or node.output[0], (x.tensor,), name + ".acc", kernel=kernel,
+                                      strides=strides, pads=pads, terms=terms, qmin=x.code.qmin,
+                                      zero_point=x.zero_point, in_shape=tuple(x.shape)))
+        self.shapes[s.output] = s.out_shape
+        t = FloatMean(tables=(), exponent=e, count=s.taps, scale=float(F32(scale)), zero_point=int(zero_point),
+                      zero_in_float=fused, lo=code.qmin, hi=code.qmax, n_channels=x.shape[0])
+        return self.requant(node, s, t, code, scale, zero_point)
+
     def scale_round(self, node, x, w_scale, out_scale, zero_point, code, relu):
         m = numeric.fused_multiplier(x.scale, w_scale, out_scale)
         lo = max(code.qmin, int(zero_point)) if relu else code.qmin
@@ -492,6 +544,10 @@ class Frontend:
             return self.add_codes(x.node, x.a, x.b, scale, zp, code, x.relu)
         if isinstance(x, PendingMean):
             return self.global_mean(x.node, x.x, scale, zp, code)
+        if isinstance(x, PendingAverage):
+            # onnxruntime fuses DQ → AveragePool → Q into QLinearAveragePool (int8 too, with
+            # session.qdqisint8allowed as ort_check runs it; without, int8 stays float: not modelled)
+            return self.average(x.node, x.x, scale, zp, code, True)
         if isinstance(x, PendingConcat):
             return self.concat(x.node, x.parts, scale, zp, code)
         self.refuse(node, "quantizes a value that is not the float input or the result of a supported "

@@ -70,10 +70,12 @@ def rows(graph, requant_plans=None):
             out.append(LayerRow(node.name, node.onnx_node, "Add (QLinearAdd)", in_shape, out_shape,
                                 f"→ {node.code.name}", "", "",
                                 f"line (a·{p.mul_a} + b·{p.mul_b} + {p.add}) >> {p.shift}", 0))
-        elif isinstance(node, qg.SumPool):
+        elif isinstance(node, (qg.SumPool, qg.FloatSumPool)):
             consumer = graph.consumers(node.output)[0]
             p = requant_plans[consumer.name]
-            out.append(LayerRow(node.name, node.onnx_node, "GlobalAveragePool", in_shape, out_shape,
+            op = "GlobalAveragePool" if isinstance(node, qg.SumPool) else \
+                f"AveragePool {'×'.join(map(str, node.kernel))}/{node.strides[0]} (float sum)"
+            out.append(LayerRow(node.name, node.onnx_node, op, in_shape, out_shape,
                                 f"→ {consumer.code.name}", f"[{int(p.acc_lo.min())}, {int(p.acc_hi.max())}]",
                                 str(p.acc_bits), p.kind, 0))
         elif isinstance(node, qg.Concat):

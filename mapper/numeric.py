@@ -76,3 +76,39 @@ def qlinear_add(a, a_scale, a_zero, b, b_scale, b_zero, c_scale, c_zero, qmin, q
     fixed = F32(F32(c_zero) - fma32(ra, F32(a_zero), F32(rb * F32(b_zero))))
     v = fma32(a, ra, fma32(b, rb, fixed))
     return np.clip(np.rint(v).astype(np.int64), qmin, qmax)
+
+
+def dequantized_units(scale, zero_point, qmin, qmax):
+    """onnxruntime's dequantized values ``f32(s · (q − zp))`` of every code q in [qmin, qmax], as
+    integers T_q in units of 2**e: (T, e).  2**e is the float32 ulp of ``s``, which divides every
+    nonzero value (each is at least s in magnitude), so the integers are exact."""
+    v = dequantize_linear(np.arange(qmin, qmax + 1), scale, zero_point).astype(np.float64)
+    e = int(np.frexp(np.float64(F32(scale)))[1]) - 24
+    return np.ldexp(v, -e).astype(np.int64), e
+
+
+def round_to_f32(v):
+    """Integers ``v`` (|v| < 2**53) rounded to 24 significant bits, half to even: the float32
+    rounding of a value in units of 2**e (exact through float64, which holds v exactly)."""
+    return np.asarray(v, dtype=np.int64).astype(np.float64).astype(F32).astype(np.int64)
+
+
+def float_sum(terms):
+    """The float32 sum ``((t0 + t1) + t2) + …`` over the last axis of integer terms in units of
+    2**e, each partial sum rounded as float32 rounds it; starts at 0 like onnxruntime's pools."""
+    acc = np.zeros(terms.shape[:-1], dtype=np.int64)
+    for k in range(terms.shape[-1]):
+        acc = round_to_f32(acc + terms[..., k])
+    return acc
+
+
+def average_to_code(total, e, count, scale, zero_point, qmin, qmax, zero_in_float):
+    """A float32 window sum (integer ``total`` in units of 2**e) → output code, as onnxruntime's
+    pools finish it: ``y = f32(sum / count)``, then QLinearAveragePool's
+    ``sat(nearbyint(f32(y / s) + zp))`` (``zero_in_float``) or QuantizeLinear's
+    ``sat(RNE(f32(y / s)) + zp)`` after a float AveragePool."""
+    y = np.ldexp(np.asarray(total, dtype=np.int64).astype(np.float64).astype(F32), e).astype(F32)
+    y = f32(y / F32(count))
+    if zero_in_float:
+        return np.clip(np.rint(f32(f32(y / F32(scale)) + F32(zero_point))).astype(np.int64), qmin, qmax)
+    return quantize_linear(y, scale, zero_point, qmin, qmax)

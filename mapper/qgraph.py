@@ -235,6 +235,46 @@ class SumPool(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class FloatSumPool(Node):
+    """The float32 window sums of onnxruntime's average pools, exactly, as integers: each code
+    becomes its dequantized value ``terms[q − qmin]`` (in units of 2**e,
+    numeric.dequantized_units), and the taps of a window, row by row, are added with each
+    partial sum rounded to float32 (numeric.float_sum).  A tap in the padding adds 0.  The
+    division by the window size and the quantization follow as a Requant (FloatMean)."""
+    kernel: tuple
+    strides: tuple
+    pads: tuple
+    terms: np.ndarray
+    qmin: int
+    zero_point: int
+    in_shape: tuple           # (C, H, W)
+
+    def __post_init__(self):
+        self.terms.setflags(write=False)
+
+    @property
+    def taps(self):
+        return int(np.prod(self.kernel))
+
+    @property
+    def out_shape(self):
+        return (self.in_shape[0],) + window_out_size(self.in_shape[1:], self.kernel, self.strides, self.pads, (1, 1))
+
+    def acc_range(self, lo, hi):
+        """Bounds of every partial sum for input codes in [lo, hi]: the taps' extreme terms (and
+        the padding's 0) times the taps, widened by the float rounding (< 2**-23 relative)."""
+        t = self.terms[lo - self.qmin:hi - self.qmin + 1]
+        low, high = self.taps * min(int(t.min()), 0), self.taps * max(int(t.max()), 0)
+        c = self.in_shape[0]
+        return (np.full(c, low - (-low >> 22) - 1, np.int64), np.full(c, high + (high >> 22) + 1, np.int64))
+
+    def reference(self, x):
+        win = windows(np.asarray(x, dtype=np.int64), self.kernel, self.strides, self.pads, (1, 1),
+                      self.zero_point)                                   # (N, C, oh, ow, kh, kw)
+        return numeric.float_sum(self.terms[win - self.qmin].reshape(win.shape[:4] + (-1,)))
+
+
+@dataclass(frozen=True, eq=False)
 class Add(Node):
     """Elementwise sum of two code tensors as onnxruntime's QLinearAdd computes it
     (numeric.qlinear_add), clamped to [lo, hi] (a following Relu raises lo)."""

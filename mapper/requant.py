@@ -124,6 +124,19 @@ class Thresholds(Implementation):
 
 
 @dataclass(frozen=True, eq=False)
+class ThresholdSearch(Thresholds):
+    """The count of Thresholds found by a binary search: ``depth`` stages, each one comparison
+    against a threshold read from a ROM (hdl.requant), for targets with many levels (an
+    average pool's float division has up to 255) where a comparator per level is too large.
+    ``thresholds`` has 2**depth − 1 sorted columns, padded above the accumulator range."""
+    kind = "threshold-search"
+
+    @property
+    def depth(self):
+        return self.thresholds.shape[1].bit_length()
+
+
+@dataclass(frozen=True, eq=False)
 class FloatEmulation(Implementation):
     """Integer emulation of ``RNE(f32(f32(acc) · m_c)) + zp`` with m_c = mantissa_c · 2**exponent_c
     (24-bit mantissa), followed by the target's code tables (ROMs), if any."""
@@ -392,9 +405,12 @@ def _solve_line_with_fixes(target, lo, hi, bps, tlo, thi, out_lo, out_hi, levels
 
 def _thresholds(bps, tlo, hi, out_lo, out_hi):
     width = max((len(b) for b in bps), default=0)
+    kind = Thresholds
+    if width > MAX_THRESHOLD_LEVELS:
+        kind, width = ThresholdSearch, (1 << width.bit_length()) - 1
     table = np.array([np.concatenate([b, np.full(width - len(b), int(np.max(hi)) + 1)]) for b in bps],
                      dtype=np.int64).reshape(len(bps), width)
-    return Thresholds(out_lo, out_hi, base=np.array(tlo, dtype=np.int64), thresholds=table)
+    return kind(out_lo, out_hi, base=np.array(tlo, dtype=np.int64), thresholds=table)
 
 
 def _solve_thresholds(target, lo, hi, bps, tlo, thi, out_lo, out_hi, levels):

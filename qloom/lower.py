@@ -26,6 +26,8 @@ def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None)
         fixes = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
         return Requant(kind="mul-add-shift", params={"mul": impl.mul, "add": impl.add, **fixes}, shift=impl.shift,
                        **common)
+    if isinstance(impl, rq.ThresholdSearch):
+        return Requant(kind="threshold-search", params={"base": impl.base, "search": impl.thresholds}, **common)
     if isinstance(impl, rq.Thresholds):
         return Requant(kind="thresholds", params={"base": impl.base, "thresholds": impl.thresholds}, **common)
     if isinstance(impl, rq.FloatEmulation):

@@ -37,8 +37,10 @@ def _conv(rng, nodes, inits, x, shape, k, name):
     return y, shape, dict(k=k, stride=s, pad=p, dilation=d, depthwise=depthwise)
 
 
-def random_cnn(rng, convs=1, dense=False, gap=False, nhwc=False):
-    """A float model: ``convs`` conv layers, then (``gap``) GlobalAveragePool, then Flatten +
+def random_cnn(rng, convs=1, dense=False, gap=False, nhwc=False, avgpool=None):
+    """A float model: ``convs`` conv layers, then (``avgpool``: a dict of AveragePool attributes,
+    ``kernel_shape`` and optional ``strides``, ``pads``, ``count_include_pad``) an AveragePool,
+    then (``gap``) GlobalAveragePool, then Flatten +
     Gemm when ``dense`` (with ``nhwc``: Transpose to NHWC and Reshape first, as TensorFlow
     exports do)."""
     shape = (int(rng.integers(1, 6)), int(rng.integers(5, 13)), int(rng.integers(5, 13)))
@@ -46,6 +48,13 @@ def random_cnn(rng, convs=1, dense=False, gap=False, nhwc=False):
     for i in range(convs):
         x, s, info = _conv(rng, nodes, inits, x, s, int(rng.integers(1, 6)), f"conv{i}")
         infos.append(info)
+    if avgpool:
+        if avgpool["kernel_shape"] == "plane":          # a global pool written as AveragePool
+            avgpool = dict(avgpool, kernel_shape=s[1:])
+        nodes.append(helper.make_node("AveragePool", [x], ["avg"], name="avg", **avgpool))
+        (kh, kw), (sh, sw) = avgpool["kernel_shape"], avgpool.get("strides", (1, 1))
+        pt, pl, pb, pr = avgpool.get("pads", (0, 0, 0, 0))
+        x, s = "avg", (s[0], (s[1] + pt + pb - kh) // sh + 1, (s[2] + pl + pr - kw) // sw + 1)
     if gap:
         nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"], name="gap"))
         x, s = "gap", (s[0], 1, 1)

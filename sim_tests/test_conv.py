@@ -47,6 +47,33 @@ def test_global_average_pool_equals_onnxruntime(tmp_path, seed, fmt, act):
     assert int(np.sum(got != want.reshape(got.shape))) == 0
 
 
+AVERAGE_POOLS = [dict(kernel_shape=(2, 2), strides=(2, 2)),
+                 dict(kernel_shape=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), count_include_pad=1),
+                 dict(kernel_shape=(3, 2), strides=(2, 1), pads=(1, 0, 1, 0), count_include_pad=1),
+                 dict(kernel_shape=(1, 3), strides=(1, 2)),
+                 dict(kernel_shape="plane")]
+
+
+@pytest.mark.parametrize("seed,fmt,act", [(s, *fa) for s in range(5) for fa in
+                                          (("QDQ", "uint8"), ("QDQ", "int8"), ("QOperator", "uint8"),
+                                           ("QOperator", "int8"))])
+def test_average_pool_equals_onnxruntime(tmp_path, seed, fmt, act):
+    """AveragePool (QDQ → onnxruntime's QLinearAveragePool, and the contrib op): the dequantized
+    codes summed in float32 in window order, divided by the window size, quantized — modelled
+    as integers (FloatSumPool + FloatMean); a window over the whole plane is the global pool."""
+    rng = np.random.default_rng(800 + seed)
+    pool = AVERAGE_POOLS[seed]
+    model, shape, _ = random_cnn(rng, 1, dense=seed % 2 == 0, avgpool=pool)
+    x = (rng.normal(size=(64, *shape)) * (1 + seed)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x[:32], fmt, act)
+    graph = frontend.load_qgraph(path)
+    kind = qg.SumPool if pool["kernel_shape"] == "plane" else qg.FloatSumPool
+    assert len(graph.layers(kind)) == 1
+    got = next(iter(graph.reference({graph.inputs[0]: x}).values()))
+    want = ort_check.run(path, x)[0]
+    assert int(np.sum(got != want.reshape(got.shape))) == 0
+
+
 @pytest.mark.parametrize("seed,fmt,act", [(0, "QDQ", "uint8"), (1, "QOperator", "int8")])
 def test_nhwc_transpose_before_dense_equals_onnxruntime_and_costs_no_hardware(tmp_path, seed, fmt, act):
     """Transpose(0, 2, 3, 1) → Reshape → Gemm (a TensorFlow export): the stream is already

@@ -96,3 +96,32 @@ def test_mul_add_shift_with_fixes_on_full_range(pe):
     beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(2 // pe)]
     out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 6)
     np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
+
+
+@pytest.mark.parametrize("pe,channels,signed,count", [(1, 1, False, 4), (2, 4, True, 9)])
+def test_threshold_search_unit_on_an_average_pools_float_division(pe, channels, signed, count):
+    """An average pool's end (FloatMean: float32 sum / count, then quantize) has up to 255
+    levels over a ~36-bit accumulator: no line fits, so the planner builds the binary search.
+    Every breakpoint ±2 and random accumulators, under gaps and stalls."""
+    from qloom.mapper import numeric
+    from qloom.mapper.requant_targets import FloatMean
+    code = CodeType(8, signed)
+    rng = np.random.default_rng(count + pe)
+    scale, zp = float(F32(rng.uniform(0.004, 0.05))), int(rng.integers(code.qmin, code.qmin + 128))
+    terms, e = numeric.dequantized_units(scale, zp, code.qmin, code.qmax)
+    target = FloatMean(tables=(), exponent=e, count=count, scale=scale, zero_point=zp, zero_in_float=signed,
+                       lo=code.qmin, hi=code.qmax, n_channels=channels)
+    lo, hi = count * int(terms.min()) - 2 ** 12, count * int(terms.max()) + 2 ** 12
+    plan = rq.plan(target, np.full(channels, lo), np.full(channels, hi))
+    assert plan.kind == "threshold-search" and plan.levels > 200 and plan.acc_bits > 33
+    acc_shape = signed_shape_for(lo, hi)
+    dut = requant_unit(plan, pe=pe, acc_shape=acc_shape, out_code=code, channels=channels)
+    assert dut.latency == requant_latency(plan.kind, search_depth=plan.impl.depth)
+    _, bps = rq.breakpoints(lambda a: target.evaluate(a, 0), lo, hi)
+    acc = np.concatenate([(bps[:, None] + np.arange(-2, 3)).reshape(-1), [lo, hi],
+                          rng.integers(lo, hi, size=200)])
+    acc = acc[: len(acc) // channels * channels] if channels > 1 else acc
+    frames = np.stack([np.roll(acc, 17 * c) for c in range(channels)], axis=1)
+    beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(channels // pe)]
+    out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 6)
+    np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
