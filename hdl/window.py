@@ -177,3 +177,77 @@ class SumPoolUnit(wiring.Component):
             with m.If(last):
                 m.d.sync += [self.o.payload.eq(total), self.o.valid.eq(1)]
         return m
+
+
+def round_to_f32(m, v):
+    """``v`` (an integer in units of 2**e) rounded to 24 significant bits, half to even, as
+    float32 rounds a sum: the bits below the leading one's 24th are a mask made by smearing
+    the magnitude's leading one down (no shifter), then rounded off (mapper.numeric.round_to_f32)."""
+    w = len(v)
+    neg = v < 0
+    mag = Signal(w)
+    m.d.comb += mag.eq(Mux(neg, -v, v))
+    smear, k = mag, 1
+    while k < w:
+        smear, k = smear | (smear >> k), 2 * k
+    low = Signal(w)
+    m.d.comb += low.eq(smear >> 24)
+    half, rest = low ^ (low >> 1), mag & low
+    up = low.any() & ((rest > half) | ((rest == half) & ((low + 1) & mag).any()))
+    rounded = Signal(w + 1)
+    m.d.comb += rounded.eq((mag & ~low) + Mux(up, low + 1, 0))
+    return Mux(neg, -rounded, rounded)
+
+
+class FloatSumUnit(wiring.Component):
+    """The float32 sum of each run of ``taps`` consecutive beats, lane by lane, as onnxruntime's
+    average pools add dequantized codes (mapper.qgraph.FloatSumPool): each code is looked up
+    in ``terms`` (its dequantized value, an integer in units of 2**e, a ROM indexed by
+    code − qmin) and added to the running sum, which is rounded to 24 significant bits after
+    every addition.  One output beat (``acc_shape`` sums) per ``taps`` input beats; one beat
+    per cycle, latency 2 (the ROM read, the sum)."""
+
+    def __init__(self, *, shape, lanes, taps, terms, acc_shape, memory_styles=None):
+        check_positive_int("lanes", lanes)
+        check_positive_int("taps", taps)
+        self.shape, self.acc_shape = check_shape("shape", shape), check_shape("acc_shape", acc_shape)
+        self.terms = [int(t) for t in terms]
+        if len(self.terms) != 1 << self.shape.width:
+            raise ValueError(f"terms must have one value per code ({1 << self.shape.width}), not {len(self.terms)}")
+        self.lanes, self.taps = lanes, taps
+        self.memory_styles = dict(memory_styles or {})
+        super().__init__({"i": In(lanes_signature(self.shape, lanes)),
+                          "o": Out(lanes_signature(self.acc_shape, lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        en, v1 = Signal(), Signal()
+        count = Signal(range(max(self.taps, 2)))
+        first, last = count == 0, count == self.taps - 1
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(en):
+            m.d.sync += v1.eq(self.i.valid)
+        step = en & v1
+        # code − qmin: a signed code with its sign bit flipped
+        flip = 1 << (self.shape.width - 1) if self.shape.signed else 0
+        for k in range(self.lanes):
+            name = f"terms{k}"
+            rom = memory.Memory(shape=self.acc_shape, depth=len(self.terms), init=self.terms,
+                                attrs=style_attrs(self.memory_styles, name))
+            m.submodules[name] = rom
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(self.i.payload[k].as_unsigned() ^ flip), port.en.eq(en)]
+            acc = Signal(self.acc_shape, name=f"acc{k}")
+            total = Signal(self.acc_shape, name=f"total{k}")
+            m.d.comb += total.eq(round_to_f32(m, Mux(first, 0, acc) + port.data))
+            with m.If(step):
+                m.d.sync += acc.eq(total)
+                with m.If(last):
+                    m.d.sync += self.o.payload[k].eq(total)
+        with m.If(step):
+            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            with m.If(last):
+                m.d.sync += self.o.valid.eq(1)
+        return m

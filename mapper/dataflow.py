@@ -558,6 +558,58 @@ class SumPoolKernel:
 
 
 @dataclass(frozen=True, eq=False)
+class FloatSumKernel:
+    """An average pool's float32 window sums (hdl.window.FloatSumUnit) over runs of ``taps``
+    beats from a window generator; a Requant (the division and quantization) follows."""
+    name: str
+    node: qg.FloatSumPool
+    code: qg.CodeType
+    pe: int                   # lanes in and out
+    acc_lo: int
+    acc_hi: int
+    vectors: int              # output pixels per frame
+
+    @property
+    def groups(self):
+        return self.node.in_shape[0] // self.pe
+
+    @property
+    def beats_out(self):
+        return self.vectors * self.groups
+
+    @property
+    def cycles_per_frame(self):
+        return self.beats_out * self.node.taps
+
+    def needs(self, n):
+        return n * self.node.taps
+
+    @property
+    def latency(self):
+        return 2
+
+    @property
+    def acc_bits(self):
+        return signed_bits(self.acc_lo, self.acc_hi)
+
+    def memories(self):
+        return [Memory(f"terms{p}", self.acc_bits, 1 << self.code.bits) for p in range(self.pe)]
+
+    def resources(self):
+        """Per lane: the adder, the float32 rounding (magnitude, smeared mask, compare, round,
+        sign: about five operations of the accumulator's width) and the running sum."""
+        acc = self.acc_bits
+        return {"lut": self.pe * 6 * acc + 2 * max(self.node.taps, 2).bit_length() + 4,
+                "ff": self.pe * 2 * acc + max(self.node.taps, 2).bit_length() + 2, "dsp": 0,
+                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+
+    def to_json(self):
+        return {"kind": "FloatSum", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
+                "lanes": self.pe, "taps": self.node.taps, "acc_bits": self.acc_bits,
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+@dataclass(frozen=True, eq=False)
 class FifoKernel:
     name: str
     code: qg.CodeType
@@ -868,7 +920,8 @@ class Dataflow:
     @property
     def latency_exact(self):
         """The latency model is exact for chains of dense layers; with windows it is a bound."""
-        return not any(isinstance(k, (WindowKernel, BranchKernel, SumPoolKernel)) for k in self.all_kernels)
+        kinds = (WindowKernel, BranchKernel, SumPoolKernel, FloatSumKernel)
+        return not any(isinstance(k, kinds) for k in self.all_kernels)
 
     @property
     def multipliers(self):
@@ -890,8 +943,8 @@ class Dataflow:
                 "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
 
 
-HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.Add, qg.Concat, qg.Requant, qg.Reshape,
-                  qg.Transpose, qg.Dequantize)
+HARDWARE_NODES = (qg.Quantize, qg.Dense, qg.Conv, qg.MaxPool, qg.SumPool, qg.FloatSumPool, qg.Add, qg.Concat,
+                  qg.Requant, qg.Reshape, qg.Transpose, qg.Dequantize)
 
 
 def check_hardware(graph, source="model"):
@@ -1023,6 +1076,15 @@ class _Chain:
             kernels.append(window)
             kernels.append(PoolKernel(f"pool_{node.name}", self.code, self.lanes, math.prod(node.kernel),
                                       window.beats_out))
+        elif isinstance(node, qg.FloatSumPool):
+            shape = graph.shapes[node.inputs[0]]
+            beats = math.prod(shape)
+            self.add_fifo(self.lanes, beats // self.lanes + 2, beats)
+            kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, self.lanes, node.kernel, node.strides,
+                                        node.pads, (1, 1), "channels", node.zero_point, "pool"))
+            lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))
+            kernels.append(FloatSumKernel(f"fsum_{node.name}", node, self.code, self.lanes, int(lo.min()),
+                                          int(hi.max()), math.prod(node.out_shape[1:])))
         elif isinstance(node, qg.SumPool):
             lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))
             kernels.append(SumPoolKernel(f"sum_{node.name}", node, self.code, self.lanes, int(lo.min()),

@@ -48,7 +48,7 @@ def _units(kernels):
     from .hdl.join import AddUnit, ConcatUnit, Residual
     from .hdl.mvu import MVU, DepthwiseUnit
     from .hdl.streams import Fifo, width_converters
-    from .hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
+    from .hdl.window import FloatSumUnit, MaxPoolUnit, SumPoolUnit, WindowGen
     from .mapper import dataflow as df
     out = []
     for k in kernels:
@@ -71,6 +71,9 @@ def _units(kernels):
                                           order=k.order, pad=k.pad, memory_styles=styles(k))))
         elif isinstance(k, df.PoolKernel):
             out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))
+        elif isinstance(k, df.FloatSumKernel):
+            out.append((k.name, FloatSumUnit(shape=code_shape(k.code), lanes=k.pe, taps=k.node.taps, terms=k.node.terms,
+                                             acc_shape=signed(k.acc_bits), memory_styles=styles(k))))
         elif isinstance(k, df.SumPoolKernel):
             out.append((k.name, SumPoolUnit(shape=code_shape(k.code), lanes=k.pe, groups=k.groups,
                                             pixels=k.node.count, acc_shape=signed(k.acc_bits),

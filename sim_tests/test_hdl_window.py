@@ -131,3 +131,36 @@ def test_window_addresses_from_counters_match_the_schedule_on_random_geometries(
     stored = [beats_of(f, lanes) for f in x]
     want = [stored[f][s] if s is not None else [300 % 256] * lanes for f in range(2) for s in schedule]
     np.testing.assert_array_equal(np.array(out), np.array(want))
+
+
+@pytest.mark.parametrize("case", [0, 1, 2])
+def test_window_generator_and_float_sum_compute_an_average_pools_sums(case):
+    """AveragePool's float32 window sums (qgraph.FloatSumPool): the window generator in
+    "channels" order feeding the float-sum unit, every partial sum rounded as float32."""
+    from qloom.hdl.streams import Chain
+    from qloom.hdl.util import signed_shape_for
+    from qloom.hdl.window import FloatSumUnit
+    from qloom.mapper import numeric
+    shape, lanes, kernel, strides, pads, _ = CASES[case]
+    rng = np.random.default_rng(20 + case)
+    signed_codes = case != 1
+    qmin, qmax = (-128, 127) if signed_codes else (0, 255)
+    zp = int(rng.integers(qmin, qmin + 100))
+    terms, _ = numeric.dequantized_units(float(np.float32(rng.uniform(0.003, 0.07))), zp, qmin, qmax)
+    node = qg.FloatSumPool("a", "a", ("x",), "y", kernel=kernel, strides=strides, pads=pads, terms=terms,
+                           qmin=qmin, zero_point=zp, in_shape=shape)
+    lo, hi = node.acc_range(qmin, qmax)
+    x = frames_of(rng, shape, signed_codes, 2)
+    code = signed(8) if signed_codes else unsigned(8)
+    taps = kernel[0] * kernel[1]
+    dut = Chain([window_gen(code, CASES[case][:5] + ((1, 1),), "channels", zp),
+                 FloatSumUnit(shape=code, lanes=lanes, taps=taps, terms=terms,
+                              acc_shape=signed_shape_for(lo.min(), hi.max()))])
+    schedule = window_schedule(shape, lanes, kernel, strides, pads, (1, 1), order="channels")
+    beats = [b for f in x for b in beats_of(f, lanes)]
+    out, _ = streams.run(dut, beats, 2 * len(schedule) // taps, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
+    want = np.moveaxis(node.reference(x), 1, -1).reshape(-1)             # N, oh, ow, C
+    assert np.any(want != numeric.float_sum(np.zeros((1, 0), np.int64)))  # not all zero
+    exact = np.moveaxis(np.sum(terms[qg.windows(x, kernel, strides, pads, (1, 1), zp) - qmin], axis=(4, 5)), 1, -1)
+    assert np.any(exact.reshape(-1) != want)                             # float rounding happened
+    np.testing.assert_array_equal(np.array(out).reshape(-1), want)

@@ -63,3 +63,20 @@ def test_conv_mvu_busy_at_95_percent(digits):
     assert d.bottleneck.name.startswith("mvu_conv")
     assert d.cycles_per_frame <= run.cycles_per_inference <= d.cycles_per_frame / 0.95
     assert run.latency <= d.latency                      # the latency model is a bound with windows
+
+
+@pytest.mark.parametrize("seed,fmt,act,simulator", [(2, "QDQ", "uint8", "verilator"), (1, "QOperator", "int8", "icarus")])
+def test_average_pool_cnn_in_rtl(tmp_path, seed, fmt, act, simulator):
+    """AveragePool in hardware: window generator, float32 window sums, the threshold search for
+    the division and quantization; bit-exact against the reference and onnxruntime."""
+    from test_conv import AVERAGE_POOLS
+    need(simulator)
+    rng = np.random.default_rng(800 + seed)
+    model, shape, _ = random_cnn(rng, 1, dense=True, avgpool=AVERAGE_POOLS[seed])
+    x = rng.normal(size=(4, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x, fmt, act)
+    design, _ = check(path, x, simulator)
+    kinds = [type(k).__name__ for k in design.dataflow.kernels]
+    assert "FloatSumKernel" in kinds
+    requant = design.dataflow.kernels[kinds.index("FloatSumKernel") + 1]
+    assert requant.plan.kind == "threshold-search"
