@@ -165,3 +165,23 @@ def test_a_three_way_branch_is_refused_by_node_before_anything_is_written(capsys
     assert code == 2 and "Traceback" not in err and not (tmp_path / "out").exists()
     assert re.match(r"qloom: error: Requant 'requant0' \(ONNX node '.*'\): its output feeds 3 layers; qloom builds "
                     r"hardware for a tensor that feeds two paths", err), err
+
+
+@pytest.mark.parametrize("attrs,why", [
+    (dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]), "windows reach into the padding with count_include_pad=0"),
+    (dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1), "only AveragePool with ceil_mode=0"),
+])
+def test_average_pools_onnxruntime_divides_unevenly_are_refused_by_node(capsys, tmp_path, attrs, why):
+    """Border windows that onnxruntime averages over fewer values (count_include_pad=0 with
+    padding), and ceil_mode: refused naming the node, nothing written."""
+    from conv_factory import quantize, random_cnn
+    rng = np.random.default_rng(3)
+    model, shape, _ = random_cnn(rng, 1, dense=False, avgpool=dict(attrs, kernel_shape=[1, 1]))
+    avg = next(n for n in model.graph.node if n.op_type == "AveragePool")
+    del avg.attribute[:]
+    avg.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
+    x = rng.normal(size=(8, *shape)).astype(np.float32)
+    path = quantize(model, tmp_path / "q.onnx", x, "QOperator", "uint8")
+    code, out, err = run_cli(capsys, "compile", str(path), "-o", str(tmp_path / "out"))
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "out").exists()
+    assert re.match(r"qloom: error: QLinearAveragePool node '.*' in .*: " + why, err), err
