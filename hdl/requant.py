@@ -219,20 +219,7 @@ class Requant(wiring.Component):
         with m.If(take):
             m.d.sync += t.eq(Mux(t == fold - 1, 0, t + 1))
 
-        # parameters of the beat's channels, read as the beat enters
-        lane = data.StructLayout({f: self._field_shape(f) for f in self.fields})
-        word = data.ArrayLayout(lane, pe)
-        init = [[{f: self._field_value(f, tt * pe + p) for f in self.fields} for p in range(pe)]
-                for tt in range(fold)]
-        if fold == 1:
-            params = Signal(word, init=init[0])       # never driven: a constant
-        else:
-            rom = memory.Memory(shape=word, depth=fold, init=init, attrs=style_attrs(self.memory_styles, "params"))
-            m.submodules.params = rom
-            port = rom.read_port()
-            m.d.comb += [port.addr.eq(t), port.en.eq(en)]
-            params = port.data
-
+        params = self._params_port(m, t, en)      # parameters of the beat's channels, read as it enters
         vals = {"acc": [Signal(self.acc_shape, name=f"acc{p}") for p in range(pe)], "t": Signal.like(t),
                 "valid": Signal()}
         with m.If(en):
@@ -249,6 +236,28 @@ class Requant(wiring.Component):
         m.d.comb += out.valid.eq(vals["valid"])
         m.d.comb += [out.payload[p].eq(vals["code"][p]) for p in range(pe)]
         return m
+
+    def _params_port(self, m, t, en):
+        """The ``pe`` lanes' parameters of beat ``t`` of a frame: a constant when the frame is
+        one beat, else a ROM read (the data one cycle after an ``en`` cycle, then held)."""
+        pe, fold = self.pe, self.out_fold
+        lane = data.StructLayout({f: self._field_shape(f) for f in self.fields})
+        word = data.ArrayLayout(lane, pe)
+        init = [[{f: self._field_value(f, tt * pe + p) for f in self.fields} for p in range(pe)]
+                for tt in range(fold)]
+        if fold == 1:
+            return Signal(word, init=init[0])         # never driven: a constant
+        rom = memory.Memory(shape=word, depth=fold, init=init, attrs=style_attrs(self.memory_styles, "params"))
+        m.submodules.params = rom
+        port = rom.read_port()
+        m.d.comb += [port.addr.eq(t), port.en.eq(en)]
+        return port.data
+
+    def _product_width(self):
+        """|acc · M + C| < 2**(acc_width - 1) · max M + max |C|: the width every partial sum may wrap to."""
+        bound = (1 << (self.acc_shape.width - 1)) * int(self.params["mul"].max()) + \
+            int(np.abs(self.params["add"].astype(np.int64)).max())
+        return bound.bit_length() + 1
 
     def _register(self, m, en, value, name):
         """A pipeline register (advancing with ``en``) for a value or a nested list of values."""
@@ -287,10 +296,7 @@ class Requant(wiring.Component):
         channel's fixes (an equality compare per fix) choose a listed code instead."""
         fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
         carry = ("hits", "fixes") if fixes else ()
-        # |acc · M + C| < 2**(acc_width - 1) · max M + max |C|: the width every partial sum may wrap to
-        bound = (1 << (self.acc_shape.width - 1)) * int(self.params["mul"].max()) + \
-            int(np.abs(self.params["add"].astype(np.int64)).max())
-        width = bound.bit_length() + 1
+        width = self._product_width()
         levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, carry, width)
 
         def partials(m, vals):           # acc · M as partial products, and C, to be added
@@ -470,3 +476,67 @@ class Requant(wiring.Component):
                 codes.append(port.data)
             return {"code": _Rom(codes), "valid": vals["valid"], "t": vals["t"]}
         return stage
+
+
+class SerialRequant(Requant):
+    """The mul-add-shift circuit (with its fixes) forming ``acc · M`` two bits of M per cycle:
+    one adder, a four-way choice of {0, a, 2a, 3a} and the shifted operands per lane, instead of
+    a partial product per two bits and an adder tree.  One beat every ``period`` cycles (the
+    next beat is taken when the result leaves), ``latency`` = ``period``: for layers whose
+    requantizer would otherwise idle most of the time.  Same parameters as Requant."""
+
+    def __init__(self, **kwargs):
+        super().__init__(kind="mul-add-shift", **kwargs)
+        self.digits = max(1, -(-(self._field_shape("mul").width - 1) // CHUNK))
+
+    @property
+    def period(self):
+        return self.digits + 3
+
+    @property
+    def latency(self):
+        return self.period
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, fold, n = self.pe, self.out_fold, self.digits
+        fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
+        width = self._product_width()
+        phase = Signal(range(n + 3))          # 0 idle, 1 load, 2 … n+1 steps, n+2 finish
+        take = Signal()
+        m.d.comb += [self.i.ready.eq((phase == 0) & (~self.o.valid | self.o.ready)),
+                     take.eq(self.i.valid & self.i.ready)]
+        t = Signal(range(max(fold, 2)))
+        params = self._params_port(m, t, take)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(take):
+            m.d.sync += [t.eq(Mux(t == fold - 1, 0, t + 1)), phase.eq(1)]
+        with m.Elif(phase == n + 2):
+            m.d.sync += [phase.eq(0), self.o.valid.eq(1)]
+        with m.Elif(phase != 0):
+            m.d.sync += phase.eq(phase + 1)
+        for p in range(pe):
+            acc = Signal(self.acc_shape, name=f"acc{p}")
+            a, a3, prod = (Signal(signed(width), name=f"{x}{p}") for x in ("a", "a3", "prod"))
+            mul = Signal(self._field_shape("mul").width, name=f"mul{p}")
+            hits = Signal(max(fixes, 1), name=f"hits{p}")
+            codes = [Signal(self.out_shape, name=f"fix{p}_{k}") for k in range(fixes)]
+            lane = params[p]
+            digit = mul[:CHUNK]
+            term = Mux(digit == 1, a, Mux(digit == 2, a << 1, Mux(digit == 3, a3, 0)))
+            with m.If(take):
+                m.d.sync += acc.eq(self.i.payload[p])
+            with m.If(phase == 1):
+                m.d.sync += [a.eq(acc), a3.eq(acc * 3), prod.eq(lane.add), mul.eq(lane.mul.as_unsigned())]
+                m.d.sync += [hits[k].eq(acc == lane.fix_acc[k]) for k in range(fixes)]
+                m.d.sync += [codes[k].eq(lane.fix_code[k]) for k in range(fixes)]
+            with m.Elif((phase >= 2) & (phase <= n + 1)):
+                m.d.sync += [prod.eq(wrap(prod + term, width)), a.eq(wrap(a << CHUNK, width)),
+                             a3.eq(wrap(a3 << CHUNK, width)), mul.eq(mul >> CHUNK)]
+            code = self._clamped(prod >> self.shift)
+            for k in range(fixes):
+                code = Mux(hits[k], codes[k], code)
+            with m.If(phase == n + 2):
+                m.d.sync += self.o.payload[p].eq(code)
+        return m

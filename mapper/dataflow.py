@@ -280,21 +280,29 @@ class RequantKernel:
     pe: int
     acc_bits: int
     vectors: int = 1
+    serial: bool = False      # hdl.requant.SerialRequant: one beat every ``period`` cycles
+    interval: int = 1         # cycles between the producer's output beats
 
     @property
     def channels(self):
         return self.node.channels
 
     @property
-    def cycles_per_frame(self):
+    def beats_out(self):
         return self.vectors * self.channels // self.pe
+
+    @property
+    def period(self):
+        """Cycles per beat: 1, or for the serial circuit two bits of M per cycle plus the load,
+        the result and the hand-over (mirrors hdl.requant.SerialRequant.period)."""
+        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK)) + 3 if self.serial else 1
+
+    @property
+    def cycles_per_frame(self):
+        return self.beats_out * self.period
 
     def needs(self, n):
         return n
-
-    @property
-    def beats_out(self):
-        return self.cycles_per_frame
 
     @property
     def mul_bits(self):
@@ -302,7 +310,15 @@ class RequantKernel:
         return signed_bits(0, int(max(self.plan.impl.mul))) if self.plan.kind == "mul-add-shift" else 0
 
     @property
+    def lag(self):
+        """A serial circuit slower than its producer's beats holds the producer back: at most
+        (period − interval) cycles per beat of the frame (0 when it keeps up)."""
+        return self.beats_out * max(0, self.period - self.interval) if self.serial else 0
+
+    @property
     def latency(self):
+        if self.serial:
+            return self.period + self.lag
         return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())),
                                getattr(self.plan.impl, "depth", 0))
 
@@ -347,6 +363,13 @@ class RequantKernel:
         if kind == "threshold-search":      # a comparator and the index per stage
             depth = self.plan.impl.depth
             return depth * (acc // 2 + depth + 2) + 2 * out, depth * (acc + depth) + out
+        if kind == "mul-add-shift" and self.serial:
+            # one adder and the {0, a, 2a, 3a} choice over the product's width, the shifted
+            # operands, the clamp and the fixes' compares
+            fixes, width = self.plan.impl.fixes, acc + self.mul_bits + 1
+            lut = 5 * width // 2 + self.mul_bits + fixes * (acc // 2 + out) + 3 * out + 8
+            ff = 3 * width + self.mul_bits + acc + out + fixes * (out + 1) + 4
+            return lut, ff
         if kind == "mul-add-shift":
             fixes = self.plan.impl.fixes
             parts = -(-self.mul_bits // PRODUCT_CHUNK)
@@ -370,7 +393,8 @@ class RequantKernel:
 
     def to_json(self):
         return {"kind": "Requant", "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
-                "implementation": self.plan.kind, "channels": self.channels, "pe": self.pe,
+                "implementation": self.plan.kind + (" (serial)" if self.serial else ""), "channels": self.channels,
+                "pe": self.pe,
                 "acc_bits": self.acc_bits, "out_bits": self.node.code.bits, "out_signed": self.node.code.signed,
                 "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
 
@@ -992,8 +1016,9 @@ class _Chain:
     """Builds the kernels of one chain of QGraph nodes (the model, or one path of a fork).
     ``lanes``/``code``: the stream entering the chain (None before the first layer)."""
 
-    def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None):
+    def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None, latency_exact=True):
         self.graph, self.folding, self.plans, self.fifo_depths, self.ii = graph, folding, plans, fifo_depths, ii
+        self.latency_exact = latency_exact
         self.count, self.lanes, self.code, self.first = count, lanes, code, first
         # view: where each element of the current (reshaped or transposed) tensor sits in the
         # stream, None while the tensor is streamed in its own order (stream_positions)
@@ -1024,6 +1049,22 @@ class _Chain:
     def add_mvu(self, node, dense, pe, simd, vectors, lo, hi):
         self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, graph_code(self.graph, node.inputs[0]),
                                       *partial_sum_range(dense.weight, dense.bias, lo, hi), vectors))
+
+    def requant(self, node, producer):
+        """The layer's requantizer; serial (hdl.requant.SerialRequant, a tenth of the logic) when
+        the design's interval is known and it then keeps below 7/8 of it, and, where the latency
+        model is exact, keeps up with its producer's beats."""
+        k = RequantKernel(f"requant_{node.name}", node, self.plans[node.name], producer.pe, producer.acc_bits,
+                          producer.vectors)
+        if self.ii is None or k.plan.kind != "mul-add-shift" or \
+                not isinstance(producer, (MVUKernel, DepthwiseKernel, SumPoolKernel)):
+            return k
+        # a global sum sends its beats back to back at the frame's end
+        interval = 1 if isinstance(producer, SumPoolKernel) else producer.cycles_per_frame // producer.beats_out
+        serial = replace(k, serial=True, interval=interval)
+        if serial.cycles_per_frame * 8 > self.ii * 7 or (self.latency_exact and serial.lag):
+            return k
+        return serial
 
     def node(self, node):
         graph, kernels = self.graph, self.kernels
@@ -1091,8 +1132,7 @@ class _Chain:
                                          int(hi.max())))
         elif isinstance(node, qg.Requant):
             mvu = kernels[-1]
-            kernels.append(RequantKernel(f"requant_{node.name}", node, self.plans[node.name], mvu.pe, mvu.acc_bits,
-                                         mvu.vectors))
+            kernels.append(self.requant(node, mvu))
             self.lanes, self.code = mvu.pe, node.code
         elif isinstance(node, (qg.Reshape, qg.Transpose)):
             # no hardware: the data stays in stream order, only its meaning changes
@@ -1116,7 +1156,7 @@ class _Chain:
         join_lanes, chains = None, []
         for path in paths:
             c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes, self.code, None,
-                       self.ii)
+                       self.ii, False)
             for n in path:
                 c.node(n)
             chains.append(c)
@@ -1183,18 +1223,17 @@ def build(graph, folding, plans, source="", fifo_depths=None):
     """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
     Streams are channels-last; a conv is a window generator feeding an MVU; a residual block
     is a BranchKernel whose join FIFOs are sized for full rate at the design's initiation
-    interval (so built twice: the interval does not depend on FIFO depths).
+    interval, and requantizers that idle most of that interval are serial (so built twice: the
+    interval depends on neither).
     ``fifo_depths`` overrides those depths (refused when a depth could deadlock)."""
-    first = _build(graph, folding, plans, source, dict(fifo_depths or {}), None)
-    if not any(isinstance(k, BranchKernel) for k in first.kernels):
-        return first
-    return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame)
+    first = _build(graph, folding, plans, source, dict(fifo_depths or {}), None, True)
+    return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame, first.latency_exact)
 
 
-def _build(graph, folding, plans, source, fifo_depths, ii):
+def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact):
     nodes = list(graph.nodes)
     quantize = nodes[0]
-    chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii)
+    chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii, latency_exact)
     done = set()
     for node in nodes[1:]:
         if node in done:

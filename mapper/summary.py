@@ -20,7 +20,7 @@ def render(dataflow, console, title):
             layer, node, fold = k.conv.name, k.conv.onnx_node, f"{k.pe}×1"
             detail = f"depthwise {k.conv.out_channels} ch × {k.taps} taps, w{k.weight_bits} acc{k.acc_bits}"
         elif isinstance(k, df.RequantKernel):
-            layer, node, fold, detail = k.node.name, k.node.onnx_node, f"{k.pe}", k.plan.kind
+            layer, node, fold, detail = k.node.name, k.node.onnx_node, f"{k.pe}", k.plan.kind + " serial" * k.serial
         elif isinstance(k, df.WidthConverterKernel):
             detail = f"{k.lanes_in}→{k.lanes_out} lanes"
         elif isinstance(k, df.FifoKernel):

@@ -2,7 +2,7 @@
 It only translates; every decision was made in the Dataflow graph."""
 from amaranth.hdl import signed, unsigned
 
-from .hdl.requant import Requant
+from .hdl.requant import Requant, SerialRequant
 from .mapper import requant as rq
 
 
@@ -15,11 +15,15 @@ def styles(kernel):
     return {m.name: m.style for m in kernel.memories() if not m.fifo}
 
 
-def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None):
-    """The Requant component that implements a proven plan."""
+def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None, serial=False):
+    """The Requant component that implements a proven plan (``serial``: a mul-add-shift plan as
+    hdl.requant.SerialRequant)."""
     impl = plan.impl
     common = dict(channels=channels, pe=pe, acc_shape=acc_shape, out_shape=code_shape(out_code),
                   lo=impl.lo, hi=impl.hi, memory_styles=memory_styles)
+    if serial:
+        fixes = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
+        return SerialRequant(params={"mul": impl.mul, "add": impl.add, **fixes}, shift=impl.shift, **common)
     if isinstance(impl, rq.Shift):
         return Requant(kind="shift", params={"exponent": impl.exponent}, zero_point=impl.zero_point, **common)
     if isinstance(impl, rq.MulAddShift):
@@ -62,7 +66,7 @@ def _units(kernels):
                                               memory_styles=styles(k))))
         elif isinstance(k, df.RequantKernel):
             out.append((k.name, requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
-                                             channels=k.channels, memory_styles=styles(k))))
+                                             channels=k.channels, memory_styles=styles(k), serial=k.serial)))
         elif isinstance(k, df.WidthConverterKernel):
             out.extend((k.name, u) for u in width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
         elif isinstance(k, df.WindowKernel):

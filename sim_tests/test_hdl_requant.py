@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qloom import amaranth_sim as streams
-from qloom.lower import requant_unit
+from qloom.lower import code_shape, requant_unit
 from qloom.mapper import requant as rq
 from qloom.mapper.numeric import F32
 from qloom.mapper.qgraph import CodeType
@@ -125,3 +125,34 @@ def test_threshold_search_unit_on_an_average_pools_float_division(pe, channels, 
     beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(channels // pe)]
     out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 6)
     np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
+
+
+@pytest.mark.parametrize("fixes,pe,channels", [(False, 1, 2), (False, 3, 3), (True, 2, 2)])
+def test_serial_mul_add_shift_equals_model_on_full_range(fixes, pe, channels):
+    """The serial (two bits of M per cycle) mul-add-shift circuit, fixes included: every
+    accumulator of the range, under gaps and stalls, one beat per ``period`` cycles."""
+    from qloom.hdl.requant import SerialRequant
+    if fixes:
+        from test_requant import line_with_fixes_target
+        target, lo, hi = line_with_fixes_target()
+        plan = rq.plan(target, lo, hi)
+        assert plan.impl.fixes >= 1
+        lo, hi = -3000, 3000
+    else:
+        rng = np.random.default_rng(pe)
+        target = target_for("mul-add-shift", rng, channels, CodeType(8, pe == 3))
+        lo, hi = -800, 800
+        plan = rq.plan(target, np.full(channels, lo), np.full(channels, hi))
+    assert plan.kind == "mul-add-shift"
+    impl = plan.impl
+    code = CodeType(8, not fixes and pe == 3)
+    extra = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
+    dut = SerialRequant(params={"mul": impl.mul, "add": impl.add, **extra}, shift=impl.shift, channels=channels, pe=pe,
+                        acc_shape=signed_shape_for(lo, hi), out_shape=code_shape(code), lo=impl.lo, hi=impl.hi)
+    acc = np.arange(lo, hi + 1)
+    frames = np.stack([np.roll(acc, 37 * c) for c in range(channels)], axis=1)
+    beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(channels // pe)]
+    out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 7)
+    np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
+    fast, when = streams.run(dut, beats[:40], 40)                       # no gaps, no stalls
+    assert np.diff(when).max() == dut.period and when[0] == dut.period + 1
