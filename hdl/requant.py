@@ -479,11 +479,14 @@ class Requant(wiring.Component):
 
 
 class SerialRequant(Requant):
-    """The mul-add-shift circuit (with its fixes) forming ``acc · M`` two bits of M per cycle:
-    one adder, a four-way choice of {0, a, 2a, 3a} and the shifted operands per lane, instead of
-    a partial product per two bits and an adder tree.  One beat every ``period`` cycles (the
-    next beat is taken when the result leaves), ``latency`` = ``period``: for layers whose
-    requantizer would otherwise idle most of the time.  Same parameters as Requant."""
+    """The mul-add-shift circuit (with its fixes) forming ``acc · M`` two bits of M per cycle,
+    most significant first (``p ← 4p + acc · digit``), the running product kept in carry-save
+    form (a sum and a carry word, so a step is a four-way choice of {0, a, 2a, 3a} and a full
+    adder per bit, no carry chain); then C is added in carry-save form, the two words are added
+    once, and the result shifted, clamped and fixed.  One beat every ``period`` cycles (the
+    next is taken as the result leaves); ``latency`` = ``period``.  A tenth of the parallel
+    circuit's logic, for layers whose requantizer would otherwise idle.  Same parameters as
+    Requant."""
 
     def __init__(self, **kwargs):
         super().__init__(kind="mul-add-shift", **kwargs)
@@ -491,7 +494,7 @@ class SerialRequant(Requant):
 
     @property
     def period(self):
-        return self.digits + 3
+        return self.digits + 5
 
     @property
     def latency(self):
@@ -502,7 +505,8 @@ class SerialRequant(Requant):
         pe, fold, n = self.pe, self.out_fold, self.digits
         fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
         width = self._product_width()
-        phase = Signal(range(n + 3))          # 0 idle, 1 load, 2 … n+1 steps, n+2 finish
+        # 0 idle, 1 first digit, 2 … n + 1 digits, n + 2 add C, n + 3 add the words, n + 4 result
+        phase = Signal(range(n + 5))
         take = Signal()
         m.d.comb += [self.i.ready.eq((phase == 0) & (~self.o.valid | self.o.ready)),
                      take.eq(self.i.valid & self.i.ready)]
@@ -512,31 +516,43 @@ class SerialRequant(Requant):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take):
             m.d.sync += [t.eq(Mux(t == fold - 1, 0, t + 1)), phase.eq(1)]
-        with m.Elif(phase == n + 2):
+        with m.Elif(phase == n + 4):
             m.d.sync += [phase.eq(0), self.o.valid.eq(1)]
         with m.Elif(phase != 0):
             m.d.sync += phase.eq(phase + 1)
+        # the digit used in the next cycle: digit n − phase of M (phase 1 … n), most significant first
+        position = Signal(range(max(CHUNK * n, 2)))
+        m.d.comb += position.eq(CHUNK * (n - phase))
+
+        def csa(x, y, z):               # x + y + z as a sum and a carry word, modulo 2**width
+            return (x ^ y ^ z)[:width], (((x & y) | (x & z) | (y & z)) << 1)[:width]
         for p in range(pe):
-            acc = Signal(self.acc_shape, name=f"acc{p}")
-            a, a3, prod = (Signal(signed(width), name=f"{x}{p}") for x in ("a", "a3", "prod"))
-            mul = Signal(self._field_shape("mul").width, name=f"mul{p}")
-            hits = Signal(max(fixes, 1), name=f"hits{p}")
-            codes = [Signal(self.out_shape, name=f"fix{p}_{k}") for k in range(fixes)]
+            a, a3 = Signal(self.acc_shape, name=f"a{p}"), Signal(signed(self.acc_shape.width + 2), name=f"a3_{p}")
+            total, carry, r = (Signal(width, name=f"{x}{p}") for x in ("sum", "carry", "r"))
+            digit = Signal(CHUNK, name=f"digit{p}")
             lane = params[p]
-            digit = mul[:CHUNK]
-            term = Mux(digit == 1, a, Mux(digit == 2, a << 1, Mux(digit == 3, a3, 0)))
+            mul = Cat(lane.mul.as_unsigned(), Const(0, CHUNK))
+            term, add = Signal(signed(width), name=f"term{p}"), Signal(signed(width), name=f"add{p}")
+            m.d.comb += [term.eq(Mux(digit == 1, a, Mux(digit == 2, a << 1, Mux(digit == 3, a3, 0)))),
+                         add.eq(lane.add)]            # sign-extended to the product's width
             with m.If(take):
-                m.d.sync += acc.eq(self.i.payload[p])
-            with m.If(phase == 1):
-                m.d.sync += [a.eq(acc), a3.eq(acc * 3), prod.eq(lane.add), mul.eq(lane.mul.as_unsigned())]
-                m.d.sync += [hits[k].eq(acc == lane.fix_acc[k]) for k in range(fixes)]
-                m.d.sync += [codes[k].eq(lane.fix_code[k]) for k in range(fixes)]
-            with m.Elif((phase >= 2) & (phase <= n + 1)):
-                m.d.sync += [prod.eq(wrap(prod + term, width)), a.eq(wrap(a << CHUNK, width)),
-                             a3.eq(wrap(a3 << CHUNK, width)), mul.eq(mul >> CHUNK)]
-            code = self._clamped(prod >> self.shift)
-            for k in range(fixes):
-                code = Mux(hits[k], codes[k], code)
+                m.d.sync += [a.eq(self.i.payload[p]), a3.eq(self.i.payload[p] + (self.i.payload[p] << 1)),
+                             total.eq(0), carry.eq(0)]
+            with m.If((phase >= 1) & (phase <= n)):
+                m.d.sync += digit.eq(mul.bit_select(position, CHUNK))
+            with m.If((phase >= 2) & (phase <= n + 1)):
+                m.d.sync += [x.eq(v) for x, v in zip((total, carry), csa(total << CHUNK, carry << CHUNK,
+                                                                          term.as_unsigned()))]
             with m.If(phase == n + 2):
+                m.d.sync += [x.eq(v) for x, v in zip((total, carry), csa(total, carry, add.as_unsigned()))]
+            with m.If(phase == n + 3):
+                m.d.sync += r.eq((total + carry)[:width])
+            hits = Signal(max(fixes, 1), name=f"hits{p}")   # compared while the digits run
+            with m.If(phase == 2):
+                m.d.sync += [hits[k].eq(a == lane.fix_acc[k]) for k in range(fixes)]
+            code = self._clamped(r.as_signed() >> self.shift)
+            for k in range(fixes):
+                code = Mux(hits[k], lane.fix_code[k], code)
+            with m.If(phase == n + 4):
                 m.d.sync += self.o.payload[p].eq(code)
         return m

@@ -1,9 +1,9 @@
 """Sliding windows over a frame of channels-last codes, and max pooling over them."""
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import lanes_signature
+from .streams import CreditQueue, lanes_signature
 from .util import check_positive_int, check_shape, style_attrs
 
 
@@ -19,8 +19,11 @@ class WindowGen(wiring.Component):
     not grow with the frame.
 
     Timing: the frame is written in ``in_beats`` cycles (one per beat), then the windows are
-    sent at one beat per cycle; ``cycles_per_frame = in_beats + beats_out + 1``.
+    sent at one beat per cycle; ``cycles_per_frame = in_beats + beats_out + 1``; a window beat
+    leaves ``LATENCY`` cycles after its address is issued (two stages and the output queue).
     """
+    QUEUE = 6          # ≥ the read pipeline's 2 stages + 3: one beat per cycle (CreditQueue)
+    LATENCY = 5
 
     def __init__(self, *, shape, lanes, frame, out_size, kernel, strides=(1, 1), pads=(0, 0, 0, 0),
                  dilations=(1, 1), order="taps", pad=0, memory_styles=None):
@@ -58,9 +61,14 @@ class WindowGen(wiring.Component):
         # a new frame is written once the last read has left the address stage
         m.d.comb += [self.i.ready.eq(writing & ~v1), wp.addr.eq(w_cnt), wp.data.eq(self.i.payload),
                      wp.en.eq(self.i.valid & self.i.ready)]
-        en = Signal()
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
-        issue = ~writing & en
+        # the read pipeline runs freely into a credit queue: the loop counters' enables depend
+        # on registers only, never on the consumer's ready (which would chain through every
+        # unit downstream)
+        m.submodules.queue = queue = CreditQueue(self.o.signature, self.QUEUE)
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
+        en = Const(1)
+        issue = ~writing & queue.room
+        m.d.comb += queue.reserve.eq(issue)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += w_cnt.eq(Mux(w_cnt == self.in_beats - 1, 0, w_cnt + 1))
             with m.If(w_cnt == self.in_beats - 1):
@@ -103,9 +111,9 @@ class WindowGen(wiring.Component):
             m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(addr),
                          pad1.eq((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w))]
         m.d.comb += [rp.addr.eq(addr1), rp.en.eq(en)]
-        m.d.comb += self.o.valid.eq(v2)
+        m.d.comb += queue.i.valid.eq(v2)
         for k in range(self.lanes):
-            m.d.comb += self.o.payload[k].eq(Mux(pad2, self.pad, rp.data[k]))
+            m.d.comb += queue.i.payload[k].eq(Mux(pad2, self.pad, rp.data[k]))
         return m
 
 

@@ -293,9 +293,10 @@ class RequantKernel:
 
     @property
     def period(self):
-        """Cycles per beat: 1, or for the serial circuit two bits of M per cycle plus the load,
-        the result and the hand-over (mirrors hdl.requant.SerialRequant.period)."""
-        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK)) + 3 if self.serial else 1
+        """Cycles per beat: 1, or for the serial circuit two bits of M per cycle plus the take,
+        the first digit's choice, adding C, adding the carry-save words and the result
+        (mirrors hdl.requant.SerialRequant.period)."""
+        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK)) + 5 if self.serial else 1
 
     @property
     def cycles_per_frame(self):
@@ -364,11 +365,11 @@ class RequantKernel:
             depth = self.plan.impl.depth
             return depth * (acc // 2 + depth + 2) + 2 * out, depth * (acc + depth) + out
         if kind == "mul-add-shift" and self.serial:
-            # one adder and the {0, a, 2a, 3a} choice over the product's width, the shifted
-            # operands, the clamp and the fixes' compares
+            # the {0, a, 2a, 3a} choice, two full adders per bit (carry-save), the final adder,
+            # the digit select, the clamp and the fixes' compares
             fixes, width = self.plan.impl.fixes, acc + self.mul_bits + 1
-            lut = 5 * width // 2 + self.mul_bits + fixes * (acc // 2 + out) + 3 * out + 8
-            ff = 3 * width + self.mul_bits + acc + out + fixes * (out + 1) + 4
+            lut = 6 * width + acc + self.mul_bits + fixes * (acc // 2 + out) + 3 * out + 8
+            ff = 3 * width + 2 * acc + out + 8
             return lut, ff
         if kind == "mul-add-shift":
             fixes = self.plan.impl.fixes
@@ -473,10 +474,11 @@ class WindowKernel:
 
     @property
     def latency(self):
-        return 3
+        return 5                  # hdl.window.WindowGen.LATENCY
 
     def memories(self):
-        return [Memory("frame", self.lanes * self.code.bits, self.in_beats, writable=True)]
+        return [Memory("frame", self.lanes * self.code.bits, self.in_beats, writable=True),
+                Memory("queue", self.lanes * self.code.bits, 6, fifo=True)]
 
     def resources(self):
         """The frame's output mux and register, five loop counters with their running
