@@ -364,20 +364,28 @@ class Frontend:
         shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
         return self.new_codes(n, shape, code, scale, zero_point)
 
-    def op_GlobalAveragePool(self, node):
+    def pooled_codes(self, node):
+        """The NCHW codes a QDQ pool reads: DequantizeLinear(codes), the pool waiting for its
+        QuantizeLinear."""
         x = self.value(node, 0)
         if not isinstance(x, Deq) or len(x.codes.shape) != 3:
-            self.refuse(node, "GlobalAveragePool is supported on dequantized NCHW activations followed by "
-                              "QuantizeLinear (QDQ), or as com.microsoft.QLinearGlobalAveragePool.")
-        return PendingMean(x.codes, node)
+            self.refuse(node, f"{node.op_type} is supported on dequantized NCHW activations followed by "
+                              f"QuantizeLinear (QDQ), or as com.microsoft.QLinear{node.op_type}.")
+        return x.codes
 
-    def op_QLinearGlobalAveragePool(self, node):
+    def qlinear_pool(self, node):
+        """(codes, output scale, zero point, code type) of a com.microsoft QLinear pool."""
         x = self.qcodes(node, 0)
         if self.attrs(node).get("channels_last", 0):
             self.refuse(node, "channels_last=1 is not supported; export the model in NCHW.")
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
-        y_scale, y_zero, code = self.out_params(node, 3, 4)
-        return self.global_mean(node, x, y_scale, y_zero, code)
+        return (x, *self.out_params(node, 3, 4))
+
+    def op_GlobalAveragePool(self, node):
+        return PendingMean(self.pooled_codes(node), node)
+
+    def op_QLinearGlobalAveragePool(self, node):
+        return self.global_mean(node, *self.qlinear_pool(node))
 
     def global_mean(self, node, x, scale, zero_point, code):
         """GlobalAveragePool as onnxruntime's QLinearGlobalAveragePool computes it: the integer
@@ -397,19 +405,10 @@ class Frontend:
         return self.requant(node, s, t, code, scale, zero_point)
 
     def op_AveragePool(self, node):
-        x = self.value(node, 0)
-        if not isinstance(x, Deq) or len(x.codes.shape) != 3:
-            self.refuse(node, "AveragePool is supported on dequantized NCHW activations followed by "
-                              "QuantizeLinear (QDQ), or as com.microsoft.QLinearAveragePool.")
-        return PendingAverage(x.codes, node)
+        return PendingAverage(self.pooled_codes(node), node)
 
     def op_QLinearAveragePool(self, node):
-        x = self.qcodes(node, 0)
-        if self.attrs(node).get("channels_last", 0):
-            self.refuse(node, "channels_last=1 is not supported; export the model in NCHW.")
-        self.check_input_params(node, x, *self.qparams(node, 1, 2))
-        y_scale, y_zero, code = self.out_params(node, 3, 4)
-        return self.average(node, x, y_scale, y_zero, code, True)
+        return self.average(node, *self.qlinear_pool(node), True)
 
     def average(self, node, x, scale, zero_point, code, fused):
         """AveragePool as onnxruntime computes it: the dequantized codes summed in float32 in
