@@ -484,7 +484,7 @@ class SerialRequant(Requant):
     form (a sum and a carry word, so a step is a four-way choice of {0, a, 2a, 3a} and a full
     adder per bit, no carry chain); then C is added in carry-save form, the two words are added
     once, and the result shifted, clamped and fixed.  One beat every ``period`` cycles (the
-    next is taken as the result leaves); ``latency`` = ``period``.  A tenth of the parallel
+    next is taken the cycle after the result leaves); ``latency`` = ``period`` − 1.  A tenth of the parallel
     circuit's logic, for layers whose requantizer would otherwise idle.  Same parameters as
     Requant."""
 
@@ -494,11 +494,11 @@ class SerialRequant(Requant):
 
     @property
     def period(self):
-        return self.digits + 5
+        return self.digits + 6
 
     @property
     def latency(self):
-        return self.period
+        return self.period - 1
 
     def elaborate(self, platform):
         m = Module()
@@ -508,8 +508,8 @@ class SerialRequant(Requant):
         # 0 idle, 1 first digit, 2 … n + 1 digits, n + 2 add C, n + 3 add the words, n + 4 result
         phase = Signal(range(n + 5))
         take = Signal()
-        m.d.comb += [self.i.ready.eq((phase == 0) & (~self.o.valid | self.o.ready)),
-                     take.eq(self.i.valid & self.i.ready)]
+        # ready from registers only (not the consumer's ready: no path through the units)
+        m.d.comb += [self.i.ready.eq((phase == 0) & ~self.o.valid), take.eq(self.i.valid & self.i.ready)]
         t = Signal(range(max(fold, 2)))
         params = self._params_port(m, t, take)
         with m.If(self.o.valid & self.o.ready):

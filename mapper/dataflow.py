@@ -294,9 +294,9 @@ class RequantKernel:
     @property
     def period(self):
         """Cycles per beat: 1, or for the serial circuit two bits of M per cycle plus the take,
-        the first digit's choice, adding C, adding the carry-save words and the result
-        (mirrors hdl.requant.SerialRequant.period)."""
-        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK)) + 5 if self.serial else 1
+        the first digit's choice, adding C, adding the carry-save words, the result and its
+        hand-over (mirrors hdl.requant.SerialRequant.period)."""
+        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK)) + 6 if self.serial else 1
 
     @property
     def cycles_per_frame(self):
@@ -319,7 +319,7 @@ class RequantKernel:
     @property
     def latency(self):
         if self.serial:
-            return self.period + self.lag
+            return self.period - 1 + self.lag
         return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())),
                                getattr(self.plan.impl, "depth", 0))
 

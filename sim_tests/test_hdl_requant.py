@@ -155,4 +155,4 @@ def test_serial_mul_add_shift_equals_model_on_full_range(fixes, pe, channels):
     out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 7)
     np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
     fast, when = streams.run(dut, beats[:40], 40)                       # no gaps, no stalls
-    assert np.diff(when).max() == dut.period and when[0] == dut.period + 1
+    assert np.diff(when).max() == dut.period and when[0] == dut.latency + 1
