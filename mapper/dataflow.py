@@ -343,7 +343,8 @@ class RequantKernel:
         return bits
 
     def memories(self):
-        """Per-channel parameters, code tables, and the output queue (latency + 1 beats)."""
+        """Per-channel parameters, code tables, and the output queue (latency + 1 beats; the
+        serial circuit has none)."""
         fold = self.channels // self.pe
         mems = [Memory("params", self.pe * self.param_bits, fold)] if fold > 1 else []
         for i, t in enumerate(getattr(self.plan.impl, "tables", ())):
@@ -352,6 +353,8 @@ class RequantKernel:
             depth = self.plan.impl.depth
             mems += [Memory(f"search{j}_{p}", self.acc_bits + 1, fold << (depth - 1 - j))
                      for j in range(depth) for p in range(self.pe)]
+        if self.serial:                 # hdl.requant.SerialRequant holds its result in its output register
+            return mems
         return mems + [Memory("queue", self.pe * self.node.code.bits, self.latency, fifo=True)]
 
     def _lane(self):
