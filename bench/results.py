@@ -163,7 +163,12 @@ def main(argv=None):
     p.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
     p.add_argument("--only", help="only the models whose name contains this; the other rows are kept "
                    "from the last run (build/bench/results.json)")
+    p.add_argument("--reestimate", action="store_true",
+                   help="measure nothing: recompute the estimate columns of the last run's rows with the "
+                        "current estimator, for rows whose design (folding, cycles) is unchanged")
     args = p.parse_args(argv)
+    if args.reestimate:
+        return reestimate(Path(args.output))
     targets = TARGETS[:1] if args.quick else TARGETS
     previous = WORK / "results.json"
     kept = json.loads(previous.read_text()) if args.only and previous.exists() else []
@@ -187,6 +192,31 @@ def main(argv=None):
     (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(text)
     return 1 if any(r.get("mismatches") for r in rows) else 0
+
+
+def reestimate(output):
+    """The calibration table again from the last run's measurements and today's estimator.  A
+    row whose design changed since it was measured (another folding or cycle count) keeps its
+    old estimate and is named: only a new measurement can update it."""
+    rows = json.loads((WORK / "results.json").read_text())
+    stale = []
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        path = next(m for name, m, _ in model_list() if name == r["model"])
+        d = qc.compile_model(path, max_multipliers=synth.TARGETS[r["target"]]["multipliers"]).dataflow
+        if d.folding != r["folding"] or d.cycles_per_frame != r["model_cycles"] or d.latency != r["model_latency"]:
+            stale.append(f"{r['model']} on {r['target']}")
+            continue
+        r["estimate"] = resources.estimate(d, r["target"])
+        r["error_percent"] = {k: resources.error_percent(r["estimate"][k], r["measured"][k]) for k in r["estimate"]}
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    output.write_text(markdown(rows, machine, [m[0] for m in model_list()]))
+    (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    if stale:
+        print("kept the old estimate (design changed since measured): " + "; ".join(stale))
+    print(output.read_text())
+    return 0
 
 
 def kernels_main(argv=None):
