@@ -163,15 +163,17 @@ def main(argv=None):
     p.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
     p.add_argument("--only", help="only the models whose name contains this; the other rows are kept "
                    "from the last run (build/bench/results.json)")
+    p.add_argument("--target", action="append", choices=TARGETS,
+                   help="only this target (repeat for several); the other rows are kept from the last run")
     p.add_argument("--reestimate", action="store_true",
                    help="measure nothing: recompute the estimate columns of the last run's rows with the "
                         "current estimator, for rows whose design (folding, cycles) is unchanged")
     args = p.parse_args(argv)
     if args.reestimate:
         return reestimate(Path(args.output))
-    targets = TARGETS[:1] if args.quick else TARGETS
+    targets = TARGETS[:1] if args.quick else (args.target or TARGETS)
     previous = WORK / "results.json"
-    kept = json.loads(previous.read_text()) if args.only and previous.exists() else []
+    kept = json.loads(previous.read_text()) if (args.only or args.target) and previous.exists() else []
     chosen = [m for m in model_list(args.quick) if not args.only or args.only in m[0]]
     names = [m[0] for m in model_list(args.quick)]
     rows = []
