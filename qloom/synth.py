@@ -73,13 +73,16 @@ def _run(cmd, cwd, what):
 
 def _does_not_fit(error, target):
     """nextpnr's message for a design larger than the device, said as what to do."""
+    what = "Fold it further (a smaller --max-multipliers, or --fold), or build for a larger target."
     found = re.search(r"Failed to expand region .* of (\d+) (\w+)", str(error))
-    if not found:
-        return error
-    have = TARGETS[target]["available"]["lut"]
-    return QloomError(f"the design does not fit the {target}: nextpnr needs {int(found[1]):,} logic cells "
-                      f"({found[2]}) of {have:,}. Fold it further (a smaller --max-multipliers, or --fold), "
-                      "or build for a larger target.")
+    if found:
+        have = TARGETS[target]["available"]["lut"]
+        return QloomError(f"the design does not fit the {target}: nextpnr needs {int(found[1]):,} logic cells "
+                          f"({found[2]}) of {have:,}. {what}")
+    found = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(error))
+    if found:
+        return QloomError(f"the design does not fit the {target}: nextpnr ran out of {found[1]} cells. {what}")
+    return error
 
 
 def count(cells, prefixes):

@@ -46,19 +46,25 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     assert 'id="synthesis"' in html and f"<td class=\"\">{row['measured']['lut']:,}</td>" in html
 
 
+NEXTPNR_FULL = [  # nextpnr's words for a design larger than the UP5K (both measured) → qloom's
+    ("Failed to expand region (0, 0) |_> (25, 31) of 5853 ICESTORM_LCs",
+     r"does not fit the ice40-up5k: nextpnr needs 5,853 logic cells \(ICESTORM_LCs\) of 5,280\. Fold it further"),
+    ("Unable to place cell 'u2_chain.x_DFFLC', no BELs remaining to implement cell type 'ICESTORM_LC'",
+     r"does not fit the ice40-up5k: nextpnr ran out of ICESTORM_LC cells\. Fold it further"),
+]
+
+
 def test_a_design_too_large_for_the_device_is_said_so(monkeypatch, digits):
-    """nextpnr's "Failed to expand region … of N ICESTORM_LCs" (measured on an AveragePool CNN
-    on the UP5K) becomes one sentence with the cell count and what to do."""
+    """nextpnr's "Failed to expand region …" (an AveragePool CNN) and "no BELs remaining …" (the
+    residual CNN) on the UP5K become one sentence with what to do."""
     import pytest
     from qloom.mapper.errors import QloomError
-
-    def run(cmd, cwd, what):
-        if "nextpnr" in cmd[0]:
-            raise QloomError(f"{what} failed (exit 125): ERROR: Failed to expand region (0, 0) |_> (25, 31) "
-                             "of 5853 ICESTORM_LCs")
-        (cwd / "stat.json").write_text("{}")
-    monkeypatch.setattr(synth, "_run", run)
     design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=4)
-    with pytest.raises(QloomError, match=r"does not fit the ice40-up5k: nextpnr needs 5,853 logic cells "
-                                         r"\(ICESTORM_LCs\) of 5,280\. Fold it further"):
-        synth.synthesize(design, "ice40-up5k")
+    for said, want in NEXTPNR_FULL:
+        def run(cmd, cwd, what):
+            if "nextpnr" in cmd[0]:
+                raise QloomError(f"{what} failed (exit 125): ERROR: {said}")
+            (cwd / "stat.json").write_text("{}")
+        monkeypatch.setattr(synth, "_run", run)
+        with pytest.raises(QloomError, match=want):
+            synth.synthesize(design, "ice40-up5k")
