@@ -174,8 +174,9 @@ def main(argv=None):
     targets = TARGETS[:1] if args.quick else (args.target or TARGETS)
     previous = WORK / "results.json"
     kept = json.loads(previous.read_text()) if (args.only or args.target) and previous.exists() else []
-    chosen = [m for m in model_list(args.quick) if not args.only or args.only in m[0]]
-    names = [m[0] for m in model_list(args.quick)]
+    every = model_list(args.quick)
+    chosen = [m for m in every if not args.only or args.only in m[0]]
+    names = [m[0] for m in every]
     rows = []
     for name, model, inputs in chosen:
         for target in targets:
@@ -187,37 +188,41 @@ def main(argv=None):
     fresh = {(r["model"], r["target"]) for r in rows}
     rows = sorted(rows + [r for r in kept if (r["model"], r["target"]) not in fresh and r["model"] in names],
                   key=lambda r: (names.index(r["model"]), TARGETS.index(r["target"])))
+    write(rows, Path(args.output), names)
+    return 1 if any(r.get("mismatches") for r in rows) else 0
+
+
+def write(rows, output, names):
+    """RESULTS.md (printed too) and build/bench/results.json, the rows a later --only keeps."""
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     text = markdown(rows, machine, names)
-    Path(args.output).write_text(text)
+    output.write_text(text)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(text)
-    return 1 if any(r.get("mismatches") for r in rows) else 0
 
 
 def reestimate(output):
     """The calibration table again from the last run's measurements and today's estimator.  A
     row whose design changed since it was measured (another folding or cycle count) keeps its
     old estimate and is named: only a new measurement can update it."""
+    if not (WORK / "results.json").exists():
+        raise SystemExit(f"{WORK / 'results.json'} does not exist: run `python -m bench results` first.")
     rows = json.loads((WORK / "results.json").read_text())
+    paths = {name: path for name, path, _ in model_list()}
     stale = []
     for r in rows:
         if r["status"] != "ok":
             continue
-        path = next(m for name, m, _ in model_list() if name == r["model"])
-        d = qc.compile_model(path, max_multipliers=synth.TARGETS[r["target"]]["multipliers"]).dataflow
+        d = qc.compile_model(paths[r["model"]], max_multipliers=synth.TARGETS[r["target"]]["multipliers"]).dataflow
         if d.folding != r["folding"] or d.cycles_per_frame != r["model_cycles"] or d.latency != r["model_latency"]:
             stale.append(f"{r['model']} on {r['target']}")
             continue
         r["estimate"] = resources.estimate(d, r["target"])
         r["error_percent"] = {k: resources.error_percent(r["estimate"][k], r["measured"][k]) for k in r["estimate"]}
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    output.write_text(markdown(rows, machine, [m[0] for m in model_list()]))
-    (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write(rows, output, list(paths))
     if stale:
         print("kept the old estimate (design changed since measured): " + "; ".join(stale))
-    print(output.read_text())
     return 0
 
 

@@ -206,7 +206,7 @@ class Requant(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pe, fold = self.pe, self.out_fold
+        pe = self.pe
         # the pipeline never stalls: a beat is accepted only when the output queue has its place
         stages = self._stage_list()
         m.submodules.queue = queue = CreditQueue(self.o.signature, len(stages) + 4)
@@ -215,10 +215,7 @@ class Requant(wiring.Component):
         en = self._en = Const(1)
         take = self.i.valid & queue.room
         m.d.comb += [self.i.ready.eq(queue.room), queue.reserve.eq(take)]
-        t = Signal(range(max(fold, 2)))
-        with m.If(take):
-            m.d.sync += t.eq(Mux(t == fold - 1, 0, t + 1))
-
+        t = self._beat_counter(m, take)
         params = self._params_port(m, t, en)      # parameters of the beat's channels, read as it enters
         vals = {"acc": [Signal(self.acc_shape, name=f"acc{p}") for p in range(pe)], "t": Signal.like(t),
                 "valid": Signal()}
@@ -236,6 +233,18 @@ class Requant(wiring.Component):
         m.d.comb += out.valid.eq(vals["valid"])
         m.d.comb += [out.payload[p].eq(vals["code"][p]) for p in range(pe)]
         return m
+
+    def _beat_counter(self, m, take):
+        """Which beat of a frame (0 … channels/pe − 1) the next taken beat is."""
+        t = Signal(range(max(self.out_fold, 2)))
+        with m.If(take):
+            m.d.sync += t.eq(Mux(t == self.out_fold - 1, 0, t + 1))
+        return t
+
+    @property
+    def _fixes(self):
+        """Fix slots per channel of a mul-add-shift plan (0 without fixes)."""
+        return self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
 
     def _params_port(self, m, t, en):
         """The ``pe`` lanes' parameters of beat ``t`` of a frame: a constant when the frame is
@@ -294,7 +303,7 @@ class Requant(wiring.Component):
     def _stages_mul_add_shift(self):
         """``(acc · M + C) >> s`` as partial products and an adder tree; beside it, the
         channel's fixes (an equality compare per fix) choose a listed code instead."""
-        fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
+        fixes = self._fixes
         carry = ("hits", "fixes") if fixes else ()
         width = self._product_width()
         levels, unwrap = adder_stages(-(-self._field_shape("mul").width // CHUNK) + 1, carry, width)
@@ -502,20 +511,18 @@ class SerialRequant(Requant):
 
     def elaborate(self, platform):
         m = Module()
-        pe, fold, n = self.pe, self.out_fold, self.digits
-        fixes = self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
+        pe, n, fixes = self.pe, self.digits, self._fixes
         width = self._product_width()
         # 0 idle, 1 first digit, 2 … n + 1 digits, n + 2 add C, n + 3 add the words, n + 4 result
         phase = Signal(range(n + 5))
         take = Signal()
         # ready from registers only (not the consumer's ready: no path through the units)
         m.d.comb += [self.i.ready.eq((phase == 0) & ~self.o.valid), take.eq(self.i.valid & self.i.ready)]
-        t = Signal(range(max(fold, 2)))
-        params = self._params_port(m, t, take)
+        params = self._params_port(m, self._beat_counter(m, take), take)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take):
-            m.d.sync += [t.eq(Mux(t == fold - 1, 0, t + 1)), phase.eq(1)]
+            m.d.sync += phase.eq(1)
         with m.Elif(phase == n + 4):
             m.d.sync += [phase.eq(0), self.o.valid.eq(1)]
         with m.Elif(phase != 0):

@@ -1,5 +1,5 @@
 """Sliding windows over a frame of channels-last codes, and max pooling over them."""
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,7 +66,6 @@ class WindowGen(wiring.Component):
         # unit downstream)
         m.submodules.queue = queue = CreditQueue(self.o.signature, self.QUEUE)
         wiring.connect(m, queue.o, wiring.flipped(self.o))
-        en = Const(1)
         issue = ~writing & queue.room
         m.d.comb += queue.reserve.eq(issue)
         with m.If(self.i.valid & self.i.ready):
@@ -107,10 +106,9 @@ class WindowGen(wiring.Component):
         ix = sum(p[1] for p in parts.values())
         addr = sum(p[2] for p in parts.values())
         addr1 = Signal(range(max(self.in_beats, 2)))
-        with m.If(en):
-            m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(addr),
-                         pad1.eq((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w))]
-        m.d.comb += [rp.addr.eq(addr1), rp.en.eq(en)]
+        m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(addr),
+                     pad1.eq((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w))]
+        m.d.comb += rp.addr.eq(addr1)
         m.d.comb += queue.i.valid.eq(v2)
         for k in range(self.lanes):
             m.d.comb += queue.i.payload[k].eq(Mux(pad2, self.pad, rp.data[k]))

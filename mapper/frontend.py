@@ -408,12 +408,12 @@ class Frontend:
         return PendingAverage(self.pooled_codes(node), node)
 
     def op_QLinearAveragePool(self, node):
-        return self.average(node, *self.qlinear_pool(node), True)
+        return self.average(node, *self.qlinear_pool(node))
 
-    def average(self, node, x, scale, zero_point, code, fused):
+    def average(self, node, x, scale, zero_point, code):
         """AveragePool as onnxruntime computes it: the dequantized codes summed in float32 in
-        window order, divided by the window size, quantized (numeric.average_to_code); a fused
-        QLinearAveragePool whose window is the whole plane runs the global pool's integer path."""
+        window order, divided by the window size, quantized (numeric.average_to_code); a window
+        over the whole plane runs the global pool's integer path."""
         a = self.attrs(node)
         if a.get("ceil_mode", 0) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
                 any(d != 1 for d in a.get("dilations", (1, 1))):
@@ -422,7 +422,7 @@ class Frontend:
         if len(kernel) != 2 or len(x.shape) != 3:
             self.refuse(node, "only 2-D AveragePool on NCHW activations is supported.")
         strides, pads = tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0)))
-        if fused and kernel == tuple(x.shape[1:]) and not any(pads):
+        if kernel == tuple(x.shape[1:]) and not any(pads):
             return self.global_mean(node, x, scale, zero_point, code)
         out = qg.window_out_size(x.shape[1:], kernel, strides, pads, (1, 1))
         partial = any(o * s - b < 0 or o * s - b + k > n for size, k, s, b, n in
@@ -438,7 +438,7 @@ class Frontend:
                                       zero_point=x.zero_point, in_shape=tuple(x.shape)))
         self.shapes[s.output] = s.out_shape
         t = FloatMean(tables=(), exponent=e, count=s.taps, scale=float(F32(scale)), zero_point=int(zero_point),
-                      zero_in_float=fused, lo=code.qmin, hi=code.qmax, n_channels=x.shape[0])
+                      lo=code.qmin, hi=code.qmax, n_channels=x.shape[0])
         return self.requant(node, s, t, code, scale, zero_point)
 
     def scale_round(self, node, x, w_scale, out_scale, zero_point, code, relu):
@@ -546,7 +546,7 @@ class Frontend:
         if isinstance(x, PendingAverage):
             # onnxruntime fuses DQ → AveragePool → Q into QLinearAveragePool (int8 too, with
             # session.qdqisint8allowed as ort_check runs it; without, int8 stays float: not modelled)
-            return self.average(x.node, x.x, scale, zp, code, True)
+            return self.average(x.node, x.x, scale, zp, code)
         if isinstance(x, PendingConcat):
             return self.concat(x.node, x.parts, scale, zp, code)
         self.refuse(node, "quantizes a value that is not the float input or the result of a supported "

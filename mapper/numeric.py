@@ -102,13 +102,10 @@ def float_sum(terms):
     return acc
 
 
-def average_to_code(total, e, count, scale, zero_point, qmin, qmax, zero_in_float):
+def average_to_code(total, e, count, scale, zero_point, qmin, qmax):
     """A float32 window sum (integer ``total`` in units of 2**e) → output code, as onnxruntime's
-    pools finish it: ``y = f32(sum / count)``, then QLinearAveragePool's
-    ``sat(nearbyint(f32(y / s) + zp))`` (``zero_in_float``) or QuantizeLinear's
-    ``sat(RNE(f32(y / s)) + zp)`` after a float AveragePool."""
+    QLinearAveragePool finishes it: ``y = f32(sum / count)``, then ``sat(nearbyint(f32(y / s) + zp))``
+    (the zero point added in float32, unlike QuantizeLinear)."""
     y = np.ldexp(np.asarray(total, dtype=np.int64).astype(np.float64).astype(F32), e).astype(F32)
     y = f32(y / F32(count))
-    if zero_in_float:
-        return np.clip(np.rint(f32(f32(y / F32(scale)) + F32(zero_point))).astype(np.int64), qmin, qmax)
-    return quantize_linear(y, scale, zero_point, qmin, qmax)
+    return np.clip(np.rint(f32(f32(y / F32(scale)) + F32(zero_point))).astype(np.int64), qmin, qmax)

@@ -131,14 +131,13 @@ class FloatChain(Target):
 @dataclass(frozen=True, eq=False)
 class FloatMean(Target):
     """An average pool's end: a float32 window sum (integer ``acc`` in units of 2**exponent,
-    qgraph.FloatSumPool) divided by ``count`` in float32 and quantized
-    (numeric.average_to_code; ``zero_in_float`` for QLinearAveragePool, else QuantizeLinear).
+    qgraph.FloatSumPool) divided by ``count`` in float32 and quantized as QLinearAveragePool
+    does (numeric.average_to_code).
     Monotone: every step is a rounding of a monotone real function."""
     exponent: int
     count: int
     scale: float
     zero_point: int
-    zero_in_float: bool
     lo: int
     hi: int
     n_channels: int
@@ -149,7 +148,7 @@ class FloatMean(Target):
 
     def first_stage(self, acc, channel):
         return numeric.average_to_code(acc, self.exponent, self.count, self.scale, self.zero_point,
-                                       self.lo, self.hi, self.zero_in_float)
+                                       self.lo, self.hi)
 
     def first_stage_range(self):
         return self.lo, self.hi

@@ -109,8 +109,8 @@ def test_threshold_search_unit_on_an_average_pools_float_division(pe, channels, 
     rng = np.random.default_rng(count + pe)
     scale, zp = float(F32(rng.uniform(0.004, 0.05))), int(rng.integers(code.qmin, code.qmin + 128))
     terms, e = numeric.dequantized_units(scale, zp, code.qmin, code.qmax)
-    target = FloatMean(tables=(), exponent=e, count=count, scale=scale, zero_point=zp, zero_in_float=signed,
-                       lo=code.qmin, hi=code.qmax, n_channels=channels)
+    target = FloatMean(tables=(), exponent=e, count=count, scale=scale, zero_point=zp, lo=code.qmin, hi=code.qmax,
+                       n_channels=channels)
     lo, hi = count * int(terms.min()) - 2 ** 12, count * int(terms.max()) + 2 ** 12
     plan = rq.plan(target, np.full(channels, lo), np.full(channels, hi))
     assert plan.kind == "threshold-search" and plan.levels > 200 and plan.acc_bits > 33
