@@ -8,24 +8,32 @@ from .util import check_positive_int, check_shape, style_attrs
 
 
 class WindowGen(wiring.Component):
-    """Stores a channels-last frame of ``frame`` = (C, H, W) codes, ``lanes`` channels per beat,
-    and then sends its windows: for each output pixel (``out_size`` = (OH, OW), as the mapper
-    computed them) the taps (ky, kx) × channel groups g — tap-major (``order`` "taps", a conv's
-    vector) or group-major ("channels", a run of taps per group, for pooling and depthwise).
-    A tap outside the frame is a padding beat (every lane ``pad``).
+    """Sends the windows of channels-last frames of ``frame`` = (C, H, W) codes, ``lanes``
+    channels per beat, keeping only the rows they still need in a line buffer of ``depth``
+    beats (a power of two, at least the rows one window spans): for each output pixel
+    (``out_size`` = (OH, OW), as the mapper computed them) the taps (ky, kx) × channel groups g,
+    tap-major (``order`` "taps", a conv's vector) or group-major ("channels", a run of taps per
+    group, for pooling and depthwise).  A tap outside the frame is a padding beat (every lane
+    ``pad``).
+
+    The frame streams through the buffer: beat b of the frame sequence is stored at b mod
+    ``depth``.  The windows of output row oy are sent once the input rows up to its last
+    (``(oy·sh − pt + K)·W·G`` beats of the frame, K = (kh − 1)·dh + 1) have arrived; an input
+    beat is taken while fewer than ``depth`` beats above the rows the current output row still
+    needs are held.  Rows the reads have passed are released ``RELEASE`` cycles after the last
+    read is issued, so a write never meets a read of the same place.
 
     The addresses come from counters, not from a table: the input row and column of a tap are
     ``oy·sh − pt + ky·dh`` and ``ox·sw − pl + kx·dw``, kept as running sums, so the cost does
-    not grow with the frame.
-
-    Timing: the frame is written in ``in_beats`` cycles (one per beat), then the windows are
-    sent at one beat per cycle; ``cycles_per_frame = in_beats + beats_out + 1``; a window beat
-    leaves ``LATENCY`` cycles after its address is issued (two stages and the output queue).
+    not grow with the frame.  A window beat leaves ``LATENCY`` cycles after its address is
+    issued (two stages and the output queue); mapper.dataflow.window_timing follows these
+    registers cycle by cycle for the kernel's cycles per frame.
     """
     QUEUE = 6          # ≥ the read pipeline's 2 stages + 3: one beat per cycle (CreditQueue)
     LATENCY = 5
+    RELEASE = 2
 
-    def __init__(self, *, shape, lanes, frame, out_size, kernel, strides=(1, 1), pads=(0, 0, 0, 0),
+    def __init__(self, *, shape, lanes, frame, out_size, kernel, depth, strides=(1, 1), pads=(0, 0, 0, 0),
                  dilations=(1, 1), order="taps", pad=0, memory_styles=None):
         check_positive_int("lanes", lanes)
         c, h, w = frame
@@ -36,50 +44,51 @@ class WindowGen(wiring.Component):
         self.strides, self.pads, self.dilations = tuple(strides), tuple(pads), tuple(dilations)
         self.order, self.pad = order, int(pad)
         self.groups = c // lanes
-        self.in_beats = h * w * self.groups
-        self.beats_out = self.out_size[0] * self.out_size[1] * self.kernel[0] * self.kernel[1] * self.groups
+        self.row = w * self.groups                           # beats per input row
+        self.span = (self.kernel[0] - 1) * self.dilations[0] + 1
+        self.in_beats = h * self.row
+        check_positive_int("depth", depth)
+        if depth & (depth - 1) or depth < max(min(self.span, h) * self.row, 2):
+            raise ValueError(f"depth must be a power of two holding the {min(self.span, h)} rows of "
+                             f"{self.row} beats a window spans, not {depth}")
+        self.depth = depth
         self.memory_styles = dict(memory_styles or {})
         super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
-
-    @property
-    def cycles_per_frame(self):
-        return self.in_beats + self.beats_out + 1
 
     def elaborate(self, platform):
         m = Module()
         _, h, w = self.frame
         (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self.out_size, self.kernel, self.strides, self.dilations
-        pt, pl, g_n = self.pads[0], self.pads[1], self.groups
+        pt, pl, g_n, row, frame_beats = self.pads[0], self.pads[1], self.groups, self.row, self.in_beats
         word = data.ArrayLayout(self.shape, self.lanes)
-        m.submodules.frame = frame = memory.Memory(shape=word, depth=self.in_beats, init=[],
+        m.submodules.frame = frame = memory.Memory(shape=word, depth=self.depth, init=[],
                                                    attrs=style_attrs(self.memory_styles, "frame"))
         wp, rp = frame.write_port(), frame.read_port()
+        slot = self.depth.bit_length() - 1                  # address bits
 
-        writing = Signal(init=1)
-        w_cnt = Signal(range(max(self.in_beats, 2)))
-        v1, v2, pad1, pad2 = Signal(), Signal(), Signal(), Signal()
-        # a new frame is written once the last read has left the address stage
-        m.d.comb += [self.i.ready.eq(writing & ~v1), wp.addr.eq(w_cnt), wp.data.eq(self.i.payload),
-                     wp.en.eq(self.i.valid & self.i.ready)]
+        # held: beats written above the released rows; ahead: beats written since the current
+        # output frame's first beat (negative while the writes trail the frame's unused rows)
+        held = Signal(range(-frame_beats, self.depth + 1))
+        ahead = Signal(range(-frame_beats, frame_beats + self.depth + 1))
+        w_addr, base = Signal(slot), Signal(slot)
+        release = Signal(range(frame_beats + 1))
+        write = Signal()
+        m.d.comb += [self.i.ready.eq(held < self.depth), write.eq(self.i.valid & self.i.ready),
+                     wp.addr.eq(w_addr), wp.data.eq(self.i.payload), wp.en.eq(write)]
+        m.d.sync += w_addr.eq(w_addr + write)
+
         # the read pipeline runs freely into a credit queue: the loop counters' enables depend
         # on registers only, never on the consumer's ready (which would chain through every
         # unit downstream)
         m.submodules.queue = queue = CreditQueue(self.o.signature, self.QUEUE)
         wiring.connect(m, queue.o, wiring.flipped(self.o))
-        issue = ~writing & queue.room
-        m.d.comb += queue.reserve.eq(issue)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += w_cnt.eq(Mux(w_cnt == self.in_beats - 1, 0, w_cnt + 1))
-            with m.If(w_cnt == self.in_beats - 1):
-                m.d.sync += writing.eq(0)
 
         # the loop nest, outermost first; each loop carries the running parts of the position
         # and of the address that it steps: (name, count, row step, column step, address step)
-        row, col = w * g_n, g_n
-        loops = {"oy": (oh, sh, 0, sh * row), "ox": (ow, 0, sw, sw * col), "ky": (kh, dh, 0, dh * row),
-                 "kx": (kw, 0, dw, dw * col), "g": (g_n, 0, 0, 1)}
+        loops = {"oy": (oh, sh, 0, sh * row), "ox": (ow, 0, sw, sw * g_n), "ky": (kh, dh, 0, dh * row),
+                 "kx": (kw, 0, dw, dw * g_n), "g": (g_n, 0, 0, 1)}
         nest = ["oy", "ox", "ky", "kx", "g"] if self.order == "taps" else ["oy", "ox", "g", "ky", "kx"]
-        start = {"oy": (-pt, 0, -pt * row), "ox": (0, -pl, -pl * col)}
+        start = {"oy": (-pt, 0, -pt * row), "ox": (0, -pl, -pl * g_n)}
         span = max(h, w, self.in_beats) * max(oh, ow, kh, kw, 2) * max(sh, sw, dh, dw, 1) * 4
         parts = {}
         for name in nest:
@@ -88,11 +97,20 @@ class WindowGen(wiring.Component):
                            Signal(range(-span, span), init=x0, name=f"{name}_x"),
                            Signal(range(-span * row, span * row), init=a0, name=f"{name}_a"),
                            Signal(range(max(loops[name][0], 2)), name=f"{name}_n"))
+
+        def clamp(v):
+            return Mux(v < 0, 0, Mux(v > frame_beats, frame_beats, v))
+
+        top = parts["oy"][2]                                 # (oy·sh − pt)·row
+        issue = (ahead >= clamp(top + self.span * row)) & queue.room
+        m.d.comb += queue.reserve.eq(issue)
         carry = issue
         for name in reversed(nest):                          # innermost first
             count, dy, dx, da = loops[name]
             y, x, a, n = parts[name]
             y0, x0, a0 = start.get(name, (0, 0, 0))
+            if name == "oy":
+                row_end = carry                              # the output row's last beat
             last = n == count - 1
             with m.If(carry):
                 with m.If(last):
@@ -100,13 +118,19 @@ class WindowGen(wiring.Component):
                 with m.Else():
                     m.d.sync += [n.eq(n + 1), y.eq(y + dy), x.eq(x + dx), a.eq(a + da)]
             carry = carry & last
-        with m.If(issue & carry):                            # the frame's last window beat
-            m.d.sync += writing.eq(1)
+        frame_end = carry
+        # rows passed are released: up to the next output row's top, or the whole frame
+        m.d.sync += release.eq(Mux(row_end, Mux(frame_end, frame_beats, clamp(top + sh * row)) - clamp(top), 0))
+        m.d.sync += [held.eq(held + write - release), ahead.eq(ahead + write - Mux(frame_end, frame_beats, 0))]
+        with m.If(frame_end):
+            m.d.sync += base.eq(base + frame_beats)
+
         iy = sum(p[0] for p in parts.values())
         ix = sum(p[1] for p in parts.values())
         addr = sum(p[2] for p in parts.values())
-        addr1 = Signal(range(max(self.in_beats, 2)))
-        m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(addr),
+        addr1 = Signal(slot)
+        v1, v2, pad1, pad2 = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(base + addr),
                      pad1.eq((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w))]
         m.d.comb += rp.addr.eq(addr1)
         m.d.comb += queue.i.valid.eq(v2)

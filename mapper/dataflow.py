@@ -3,6 +3,7 @@
 Kernels carry their folding, widths, cycles per frame, latency and estimated
 resources; width converters and FIFOs are explicit kernels.  The lowering only
 connects what this graph says."""
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -441,8 +442,8 @@ class WidthConverterKernel:
 
 @dataclass(frozen=True, eq=False)
 class WindowKernel:
-    """Stores a channels-last frame and sends its windows (hdl.window.WindowGen): per output
-    pixel the taps × channel groups, tap-major ("taps") or group-major ("channels")."""
+    """Sends the windows of a channels-last frame through a line buffer (hdl.window.WindowGen):
+    per output pixel the taps × channel groups, tap-major ("taps") or group-major ("channels")."""
     name: str
     code: qg.CodeType
     shape: tuple              # (C, H, W)
@@ -464,38 +465,101 @@ class WindowKernel:
         return math.prod(self.shape) // self.lanes
 
     @property
+    def row(self):
+        """Beats per input row."""
+        return self.shape[2] * (self.shape[0] // self.lanes)
+
+    @property
+    def span(self):
+        """Input rows one window spans."""
+        return (self.kernel[0] - 1) * self.dilations[0] + 1
+
+    @property
+    def depth(self):
+        """The line buffer, in beats: the rows a window spans, the rows the next output row adds
+        (written while this one is read) and one more (so the writer, released a little after the
+        reads, keeps ahead), rounded up to a power of two (the address wraps for free)."""
+        return 1 << max((self.span + self.strides[0] + 1) * self.row - 1, 1).bit_length()
+
+    @property
     def beats_out(self):
         return math.prod(self.out_size) * math.prod(self.kernel) * (self.shape[0] // self.lanes)
 
     @property
     def cycles_per_frame(self):
-        return self.in_beats + self.beats_out + 1
+        return window_timing(self.timing_key())
+
+    def timing_key(self):
+        return (self.in_beats, self.row, self.span, self.depth, self.strides[0], qg._pads(self.pads, self.kernel)[0][0],
+                self.out_size[0], self.beats_out // self.out_size[0])
 
     def needs(self, n):
-        """The whole frame is stored before its first window leaves."""
-        return self.in_beats * -(-n // self.beats_out)
+        """The input rows up to the last one of the n-th beat's output row (the rows of earlier
+        frames all)."""
+        frames, j = divmod(n - 1, self.beats_out)
+        oy = j // (self.beats_out // self.out_size[0])
+        top = oy * self.strides[0] - qg._pads(self.pads, self.kernel)[0][0]
+        return frames * self.in_beats + min(max((top + self.span) * self.row, 0), self.in_beats)
 
     @property
     def latency(self):
         return 5                  # hdl.window.WindowGen.LATENCY
 
     def memories(self):
-        return [Memory("frame", self.lanes * self.code.bits, self.in_beats, writable=True),
+        return [Memory("frame", self.lanes * self.code.bits, self.depth, writable=True),
                 Memory("queue", self.lanes * self.code.bits, 6, fifo=True)]
 
     def resources(self):
         """The frame's output mux and register, five loop counters with their running
-        position and address sums, the address adders and the padding compare."""
+        position and address sums, the address adders and the padding compare, the line
+        buffer's counters and their compares."""
         bits = self.lanes * self.code.bits
         addr = max(self.in_beats, 2).bit_length() + 2
-        return {"lut": bits + 9 * addr + 30, "ff": bits + 12 * addr + 10, "dsp": 0,
+        return {"lut": bits + 13 * addr + 30, "ff": bits + 15 * addr + 10, "dsp": 0,
                 "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
         return {"kind": "Window", "name": self.name, "for": self.what, "shape": list(self.shape),
                 "lanes": self.lanes, "kernel": list(self.kernel), "strides": list(self.strides),
-                "order": self.order, "beats_out": self.beats_out, "cycles_per_frame": self.cycles_per_frame,
-                "latency": self.latency, "estimate": self.resources()}
+                "order": self.order, "beats_out": self.beats_out, "line_buffer": self.depth,
+                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+
+
+@functools.lru_cache(maxsize=None)
+def window_timing(key, frames=4):
+    """Cycles per frame of a window generator whose input is always valid and whose output is
+    always ready: hdl.window.WindowGen's line-buffer counters (``held``, ``ahead``, the
+    release register) followed cycle by cycle over ``frames`` frames, the last frame's period
+    returned.  Runs of cycles in which only the counts change are stepped over at once."""
+    in_beats, row, span, depth, stride, pad_top, oh, per_row = key
+    t, held, ahead, release, ends = 0, 0, 0, 0, []
+
+    def cycles(n):
+        """n cycles of the writer (one beat per cycle while held < depth); a pending release
+        is applied at the end of the first."""
+        nonlocal t, held, ahead, release
+        if n and release:
+            write = held < depth
+            held, ahead, release, t, n = held + write - release, ahead + write, 0, t + 1, n - 1
+        writes = min(n, max(depth - held, 0))
+        held, ahead, t = held + writes, ahead + writes, t + n
+
+    for f in range(frames):
+        for oy in range(oh):
+            top = (oy * stride - pad_top) * row
+            need = min(max(top + span * row, 0), in_beats)
+            while ahead < need:                        # wait for the row's input
+                if not release and held >= depth:
+                    raise AssertionError("window generator deadlock: the line buffer is too small")
+                cycles(1 if release else need - ahead)
+            cycles(per_row - 1)                        # the row's beats but the last
+            write = held < depth                       # the last: the rows passed are released
+            held, ahead, t = held + write - release, ahead + write, t + 1
+            release = (in_beats if oy == oh - 1 else min(max(top + stride * row, 0), in_beats)) - \
+                min(max(top, 0), in_beats)
+        ahead -= in_beats
+        ends.append(t)
+    return ends[-1] - ends[-2]
 
 
 @dataclass(frozen=True, eq=False)
@@ -807,14 +871,14 @@ class BranchKernel:
 
     def hold(self, path):
         """Beats into the fork that ``path`` certainly holds while its output waits: its FIFOs
-        and stored frame up to the first kernel that changes the data rate (nothing is
+        and line buffer up to the first kernel that changes the data rate (nothing is
         counted behind that: a lower bound)."""
         total = 0
         for k in body(path):
             if isinstance(k, FifoKernel):
                 total += k.depth * k.lanes // self.lanes
             elif isinstance(k, WindowKernel):
-                return total + k.in_beats * k.lanes // self.lanes
+                return total + k.depth * k.lanes // self.lanes
             elif not isinstance(k, WidthConverterKernel):
                 return total
         return total
@@ -1087,9 +1151,7 @@ class _Chain:
         elif isinstance(node, qg.Conv) and is_depthwise(node):
             pe, _ = self.folding[node.name]
             shape = tuple(node.in_shape)
-            beats = math.prod(shape)
-            if not self.feed(pe, beats):
-                self.add_fifo(pe, beats // pe + 2, beats)
+            self.feed(pe, math.prod(shape))
             kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, pe, node.kernel, node.strides,
                                         node.pads, node.dilations, "channels", node.zero_point, "depthwise"))
             lo, hi = graph.code_range(node.inputs[0])
@@ -1102,12 +1164,9 @@ class _Chain:
             beats = math.prod(shape)
             window = WindowKernel(f"window_{node.name}", self.code, shape, simd, node.kernel, node.strides,
                                   node.pads, node.dilations, "taps", node.zero_point, "conv")
-            if node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads):
-                self.feed(simd, beats)           # a 1×1 conv: every pixel is its own window
-            else:
-                if not self.feed(simd, beats):   # the whole frame buffered, so the producer never waits
-                    self.add_fifo(simd, beats // simd + 2, beats)
-                kernels.append(window)
+            self.feed(simd, beats)
+            if node.kernel != (1, 1) or tuple(node.strides) != (1, 1) or any(node.pads):
+                kernels.append(window)           # (a 1×1 conv: every pixel is its own window)
             dense = conv_matrix(node)
             self.add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), window.beats_out * simd)
             lo, hi = graph.code_range(node.inputs[0])
@@ -1115,8 +1174,6 @@ class _Chain:
                          max(hi, node.zero_point))
         elif isinstance(node, qg.MaxPool):
             shape = graph.shapes[node.inputs[0]]
-            beats = math.prod(shape)
-            self.add_fifo(self.lanes, beats // self.lanes + 2, beats)
             window = WindowKernel(f"window_{node.name}", self.code, shape, self.lanes, node.kernel, node.strides,
                                   node.pads, node.dilations, "channels", self.code.qmin, "pool")
             kernels.append(window)
@@ -1124,8 +1181,6 @@ class _Chain:
                                       window.beats_out))
         elif isinstance(node, qg.FloatSumPool):
             shape = graph.shapes[node.inputs[0]]
-            beats = math.prod(shape)
-            self.add_fifo(self.lanes, beats // self.lanes + 2, beats)
             kernels.append(WindowKernel(f"window_{node.name}", self.code, shape, self.lanes, node.kernel, node.strides,
                                         node.pads, (1, 1), "channels", node.zero_point, "pool"))
             lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))

@@ -71,7 +71,7 @@ def _units(kernels):
             out.extend((k.name, u) for u in width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
         elif isinstance(k, df.WindowKernel):
             out.append((k.name, WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size,
-                                          kernel=k.kernel, strides=k.strides, pads=k.pads, dilations=k.dilations,
+                                          kernel=k.kernel, depth=k.depth, strides=k.strides, pads=k.pads, dilations=k.dilations,
                                           order=k.order, pad=k.pad, memory_styles=styles(k))))
         elif isinstance(k, df.PoolKernel):
             out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))

@@ -7,16 +7,23 @@ from amaranth.hdl import signed, unsigned
 from qloom import amaranth_sim as streams
 from qloom.hdl.window import MaxPoolUnit, SumPoolUnit, WindowGen
 from qloom.mapper import qgraph as qg
+from qloom.mapper import dataflow as df
 from qloom.mapper.dataflow import window_schedule
 
 CASES = [((3, 5, 6), 1, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), ((4, 7, 5), 2, (2, 3), (2, 1), (0, 2, 1, 0), (1, 2)),
          ((2, 6, 6), 2, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1)), ((6, 4, 9), 3, (1, 1), (1, 2), (0, 0, 0, 0), (1, 1)),
-         ((1, 9, 9), 1, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2))]
+         ((1, 9, 9), 1, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2)), ((2, 13, 5), 1, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+         ((4, 10, 6), 2, (2, 2), (2, 2), (0, 0, 0, 0), (1, 1))]
+
+
+def window_kernel(case, order):
+    shape, lanes, kernel, strides, pads, dilations = case
+    return df.WindowKernel("w", qg.CodeType(8, False), shape, lanes, kernel, strides, pads, dilations, order, 0, "conv")
 
 
 def window_gen(code_shape, case, order, pad):
     shape, lanes, kernel, strides, pads, dilations = case
-    return WindowGen(shape=code_shape, lanes=lanes, frame=shape,
+    return WindowGen(shape=code_shape, lanes=lanes, frame=shape, depth=window_kernel(case, order).depth,
                      out_size=qg.window_out_size(shape[1:], kernel, strides, pads, dilations), kernel=kernel,
                      strides=strides, pads=pads, dilations=dilations, order=order, pad=pad)
 
@@ -46,10 +53,12 @@ def test_window_generator_sends_the_conv_windows(case):
     win = qg.windows(x, kernel, strides, pads, dilations, pad)            # (N, C, oh, ow, kh, kw)
     want = np.moveaxis(win, 1, -1).reshape(-1)                           # N, oh, ow, kh, kw, C
     np.testing.assert_array_equal(np.array(out).reshape(-1), want)
-    # without stalls: one frame per in_beats + len(schedule) + 1 cycles
+    if case == 5:                     # 13 rows: a line buffer of 6.4 rows, not the frame
+        assert window_kernel(CASES[case], "taps").depth < dut.in_beats
+    # without stalls: one frame per the period mapper.dataflow.window_timing computes
     _, when = streams.run(dut, beats, 3 * len(schedule))
     per_frame = len(schedule)
-    assert when[2 * per_frame - 1] - when[per_frame - 1] == dut.cycles_per_frame
+    assert when[3 * per_frame - 1] - when[2 * per_frame - 1] == window_kernel(CASES[case], "taps").cycles_per_frame
 
 
 @pytest.mark.parametrize("case", [0, 1, 4])

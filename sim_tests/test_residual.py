@@ -96,8 +96,9 @@ def test_residual_network_in_rtl(tmp_path, seed, fmt, act, kw, simulator):
 
 
 def test_join_fifo_sized_for_full_rate(tmp_path):
-    """The skip path (identity) must hold two frames while the two convs of the main path
-    compute: at the computed depth the block runs at the modelled initiation interval."""
+    """The skip path (identity) must hold what arrives while the main path's line buffers fill
+    and its two convs compute — less than a frame to avoid deadlock, more for full rate: at
+    the computed depth the block runs at the modelled initiation interval."""
     need("verilator")
     path, x = residual_model(tmp_path, 0)
     design, run = check(path, x[:6], "verilator", gap=0, stall=0)
@@ -105,8 +106,8 @@ def test_join_fifo_sized_for_full_rate(tmp_path):
     branch = next(k for k in d.kernels if isinstance(k, df.BranchKernel))
     frame = branch.join.length // branch.join.lanes
     need_a, need_b = branch.required_depths()
-    assert need_b >= frame and need_a == 3               # only the identity path waits
-    assert d.folding["fifo_depths"]["join_add0_b"] > 2 * frame
+    assert 0 < need_b < frame and need_a == 3             # only the identity path waits
+    assert d.folding["fifo_depths"]["join_add0_b"] > need_b
     assert run.cycles_per_inference == d.cycles_per_frame
     assert run.latency <= d.latency
 
