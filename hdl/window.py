@@ -55,11 +55,22 @@ class WindowGen(wiring.Component):
         self.memory_styles = dict(memory_styles or {})
         super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
 
+    def releases(self):
+        """Beats released at the end of each output row: from its top row to the next one's
+        (clamped to the frame), the rest of the frame after the last."""
+        (oh, _), sh, pt, f = self.out_size, self.strides[0], self.pads[0], self.in_beats
+
+        def clamp(v):
+            return min(max(v, 0), f)
+        return [clamp(((oy + 1) * sh - pt) * self.row if oy + 1 < oh else f) - clamp((oy * sh - pt) * self.row)
+                for oy in range(oh)]
+
     def elaborate(self, platform):
         m = Module()
         _, h, w = self.frame
         (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self.out_size, self.kernel, self.strides, self.dilations
-        pt, pl, g_n, row, frame_beats = self.pads[0], self.pads[1], self.groups, self.row, self.in_beats
+        pt, pb, pl, pr = self.pads[0], self.pads[2], self.pads[1], self.pads[3]
+        g_n, row, frame_beats = self.groups, self.row, self.in_beats
         word = data.ArrayLayout(self.shape, self.lanes)
         m.submodules.frame = frame = memory.Memory(shape=word, depth=self.depth, init=[],
                                                    attrs=style_attrs(self.memory_styles, "frame"))
@@ -83,26 +94,25 @@ class WindowGen(wiring.Component):
         m.submodules.queue = queue = CreditQueue(self.o.signature, self.QUEUE)
         wiring.connect(m, queue.o, wiring.flipped(self.o))
 
-        # the loop nest, outermost first; each loop carries the running parts of the position
-        # and of the address that it steps: (name, count, row step, column step, address step)
+        # the loop nest, outermost first; each loop carries the running parts of the input row
+        # and column and of the address (modulo the buffer) that it steps:
+        # (count, row step, column step, address step)
         loops = {"oy": (oh, sh, 0, sh * row), "ox": (ow, 0, sw, sw * g_n), "ky": (kh, dh, 0, dh * row),
                  "kx": (kw, 0, dw, dw * g_n), "g": (g_n, 0, 0, 1)}
         nest = ["oy", "ox", "ky", "kx", "g"] if self.order == "taps" else ["oy", "ox", "g", "ky", "kx"]
         start = {"oy": (-pt, 0, -pt * row), "ox": (0, -pl, -pl * g_n)}
-        span = max(h, w, self.in_beats) * max(oh, ow, kh, kw, 2) * max(sh, sw, dh, dw, 1) * 4
+        ys, xs = h + pt + pb + sh + kh * dh, w + pl + pr + sw + kw * dw
         parts = {}
         for name in nest:
             y0, x0, a0 = start.get(name, (0, 0, 0))
-            parts[name] = (Signal(range(-span, span), init=y0, name=f"{name}_y"),
-                           Signal(range(-span, span), init=x0, name=f"{name}_x"),
-                           Signal(range(-span * row, span * row), init=a0, name=f"{name}_a"),
+            parts[name] = (Signal(range(-ys, ys), init=y0, name=f"{name}_y"),
+                           Signal(range(-xs, xs), init=x0, name=f"{name}_x"),
+                           Signal(slot, init=a0 % self.depth, name=f"{name}_a"),
                            Signal(range(max(loops[name][0], 2)), name=f"{name}_n"))
-
-        def clamp(v):
-            return Mux(v < 0, 0, Mux(v > frame_beats, frame_beats, v))
-
-        top = parts["oy"][2]                                 # (oy·sh − pt)·row
-        issue = (ahead >= clamp(top + self.span * row)) & queue.room
+        # an output row is sent once its last input row has arrived: ``need`` (unclamped) is
+        # (its top row + the rows a window spans) × row
+        need = Signal(range(-ys * row, ys * row), init=(self.span - pt) * row)
+        issue = (ahead >= 0) & ((ahead >= need) | (ahead >= frame_beats)) & queue.room
         m.d.comb += queue.reserve.eq(issue)
         carry = issue
         for name in reversed(nest):                          # innermost first
@@ -114,20 +124,30 @@ class WindowGen(wiring.Component):
             last = n == count - 1
             with m.If(carry):
                 with m.If(last):
-                    m.d.sync += [n.eq(0), y.eq(y0), x.eq(x0), a.eq(a0)]
+                    m.d.sync += [n.eq(0), y.eq(y0), x.eq(x0), a.eq(a0 % self.depth)]
+                    if name == "oy":
+                        m.d.sync += need.eq(need.init)
                 with m.Else():
-                    m.d.sync += [n.eq(n + 1), y.eq(y + dy), x.eq(x + dx), a.eq(a + da)]
+                    m.d.sync += [n.eq(n + 1), y.eq(y + dy), x.eq(x + dx), a.eq(a + da % self.depth)]
+                    if name == "oy":
+                        m.d.sync += need.eq(need + sh * row)
             carry = carry & last
         frame_end = carry
-        # rows passed are released: up to the next output row's top, or the whole frame
-        m.d.sync += release.eq(Mux(row_end, Mux(frame_end, frame_beats, clamp(top + sh * row)) - clamp(top), 0))
+        # the rows passed are released (a constant per output row; most rows release sh·row)
+        amounts = self.releases()
+        common = max(set(amounts), key=amounts.count)
+        amount = common
+        for k, v in enumerate(amounts):
+            if v != common:
+                amount = Mux(parts["oy"][3] == k, v, amount)
+        m.d.sync += release.eq(Mux(row_end, amount, 0))
         m.d.sync += [held.eq(held + write - release), ahead.eq(ahead + write - Mux(frame_end, frame_beats, 0))]
         with m.If(frame_end):
-            m.d.sync += base.eq(base + frame_beats)
+            m.d.sync += base.eq(base + frame_beats % self.depth)
 
-        iy = sum(p[0] for p in parts.values())
-        ix = sum(p[1] for p in parts.values())
-        addr = sum(p[2] for p in parts.values())
+        iy = sum(parts[n][0] for n in nest)
+        ix = sum(parts[n][1] for n in nest)
+        addr = sum(parts[n][2] for n in nest)
         addr1 = Signal(slot)
         v1, v2, pad1, pad2 = Signal(), Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(base + addr),
