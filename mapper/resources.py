@@ -11,6 +11,7 @@ from dataclasses import dataclass
 BLOCK_MIN_DEPTH = 64
 BLOCK_MIN_BITS = 1024
 RAM_BLOCK_MIN_BITS = 128
+FIFO_BLOCK_MIN_BITS = 64      # iCE40 (measured; see in_bram)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,14 @@ def blocks(width, depth, target):
 
 
 def in_bram(mem, target):
-    """FIFO storage carries no attribute: Yosys puts it in block RAM on iCE40 (no distributed
-    RAM) and on ECP5 in distributed RAM when shallow (66 words, measured), block RAM when deep
-    (8,002 words, measured; the depth between is this estimator's choice)."""
-    return mem.style == "block" or (mem.fifo and mem.depth >= TARGETS[target]["fifo_bram_depth"])
+    """FIFO storage carries no attribute: Yosys puts it on iCE40 in block RAM from 64 bits (in
+    the digits CNN: 10 × 8 and 6 × 16 bits in a block, 6 × 8 bits in flip-flops; measured), and
+    on ECP5 in distributed RAM when shallow (66 words, measured), block RAM when deep (8,002
+    words, measured; the depth between is this estimator's choice)."""
+    if not mem.fifo:
+        return mem.style == "block"
+    depth = TARGETS[target]["fifo_bram_depth"]
+    return mem.depth >= depth if depth else mem.bits >= FIFO_BLOCK_MIN_BITS
 
 
 def lut_ram_luts(mem):
@@ -86,6 +91,9 @@ def estimate_kernel(k, dataflow, target):
             total["lut"] += logic_rom_luts(mem)
         elif t["fifo_bram_depth"] > 0:
             total["lut"] += lut_ram_luts(mem)
+        else:                   # iCE40 has no distributed RAM: a flip-flop and about a LUT per bit
+            total["lut"] += mem.bits
+            total["ff"] += mem.bits
     return total
 
 
