@@ -125,7 +125,8 @@ def test_window_generator_and_depthwise_unit_compute_a_depthwise_conv(case):
 @pytest.mark.parametrize("seed", range(8))
 def test_window_addresses_from_counters_match_the_schedule_on_random_geometries(seed):
     """The counter-generated addresses (both orders, asymmetric pads, a partial last window)
-    send exactly the beats mapper.dataflow.window_schedule lists."""
+    send exactly the beats mapper.dataflow.window_schedule lists; without stalls, a frame per
+    the period mapper.dataflow.window_timing computes."""
     rng = np.random.default_rng(50 + seed)
     c, lanes = [(1, 1), (4, 2), (6, 3), (3, 3)][seed % 4]
     k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
@@ -140,6 +141,11 @@ def test_window_addresses_from_counters_match_the_schedule_on_random_geometries(
     stored = [beats_of(f, lanes) for f in x]
     want = [stored[f][s] if s is not None else [300 % 256] * lanes for f in range(2) for s in schedule]
     np.testing.assert_array_equal(np.array(out), np.array(want))
+    x = frames_of(rng, shape, False, 3)
+    _, when = streams.run(window_gen(unsigned(8), case, order, 0), [b for f in x for b in beats_of(f, lanes)],
+                          3 * len(schedule))
+    n = len(schedule)
+    assert when[3 * n - 1] - when[2 * n - 1] == window_kernel(case, order).cycles_per_frame
 
 
 @pytest.mark.parametrize("case", [0, 1, 2])
@@ -173,3 +179,30 @@ def test_window_generator_and_float_sum_compute_an_average_pools_sums(case):
     exact = np.moveaxis(np.sum(terms[qg.windows(x, kernel, strides, pads, (1, 1), zp) - qmin], axis=(4, 5)), 1, -1)
     assert np.any(exact.reshape(-1) != want)                             # float rounding happened
     np.testing.assert_array_equal(np.array(out).reshape(-1), want)
+
+
+def test_line_buffer_holds_depth_beats_while_the_output_waits():
+    """What the deadlock bound of a branch counts on (dataflow.BranchKernel.hold): with its
+    output blocked, a window generator takes exactly its line buffer's beats, then waits; and
+    a buffer smaller than the rows one window spans is refused."""
+    from amaranth.sim import Simulator
+    case = CASES[5]                                          # 13 rows of 10 beats, 3×3 windows
+    dut = window_gen(unsigned(8), case, "taps", 0)
+    taken = []
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.o.ready, 0)
+        n = 0
+        for _ in range(400):
+            _, _, ready = await ctx.tick().sample(dut.i.ready)
+            n += ready
+        taken.append(n)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert taken == [dut.depth] and dut.depth < dut.in_beats
+    with pytest.raises(ValueError, match="depth must be a power of two holding the 3 rows"):
+        WindowGen(shape=unsigned(8), lanes=1, frame=case[0], out_size=(13, 5), kernel=(3, 3), depth=16,
+                  pads=case[4])
