@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from qloom import compile as qc, synth
-from qloom.mapper import folding as fl, qgraph as qg
+from qloom.mapper import folding as fl
 from qloom.mapper.errors import QloomError
 
 REPO = Path(__file__).resolve().parent.parent

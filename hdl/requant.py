@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import CreditQueue
-from .util import check_positive_int, check_shape, signed_shape_for, style_attrs, tree_sum
+from .util import check_positive_int, check_shape, signed_shape_for, style_attrs
 
 KINDS = ("shift", "mul-add-shift", "thresholds", "threshold-search", "float-emulation")
 

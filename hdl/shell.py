@@ -1,7 +1,7 @@
 """A narrow I/O shell: frames enter and leave a design as bytes, so that a design's resources
 and Fmax are measured through a handful of pins (the iCE40UP5K SG48 has 39 I/Os)."""
 from amaranth.hdl import Module, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .streams import Chain, Gather, Split, lanes_signature

@@ -1,5 +1,5 @@
 """Sliding windows over a frame of channels-last codes, and max pooling over them."""
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -1,7 +1,6 @@
 """``qloom inspect``: the QGraph as a table, with the requantization plan of every layer."""
 from dataclasses import dataclass
 
-import numpy as np
 
 from . import qgraph as qg
 from .requant import plan, plan_add, signed_bits

@@ -43,7 +43,6 @@ class Trace:
 
 
 def _build(verilog_path, top, simulator):
-    from cocotb_tools.runner import get_runner
     text = Path(verilog_path).read_bytes()
     key = hashlib.sha256(text + simulator.encode()).hexdigest()[:16]
     build_dir = CACHE / "sim" / f"{simulator}-{key}"
