@@ -25,6 +25,8 @@ def render(dataflow, console, title):
             detail = f"{k.lanes_in}→{k.lanes_out} lanes"
         elif isinstance(k, df.FifoKernel):
             detail = f"depth {k.depth}"
+        elif isinstance(k, df.WindowKernel):
+            detail = f"{k.what} {'×'.join(map(str, k.kernel))}, line buffer {k.depth} beats"
         elif isinstance(k, df.BranchKernel):
             layer, node, fold = k.join.node.name, k.join.node.onnx_node, f"{k.join.lanes}"
             detail = (f"fork → 2 paths → add, (a·{k.join.plan.mul_a} + b·{k.join.plan.mul_b} + K) >> "

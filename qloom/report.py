@@ -29,6 +29,8 @@ def kernel_rows(design_json):
             detail = f"{k['lanes_in']}→{k['lanes_out']} lanes"
         elif kind == "FIFO":
             detail = f"depth {k['depth']}"
+        elif kind == "Window":
+            detail = f"{k['for']} {'×'.join(map(str, k['kernel']))}, line buffer {k['line_buffer']} beats"
         elif kind in ("Add", "Concat"):
             fold = str(k["lanes"])
             detail = f"{kind.lower()} of paths of {' and '.join(str(len(p)) for p in k['paths'])} kernels"
