@@ -20,8 +20,8 @@ class WindowGen(wiring.Component):
     ``depth``.  The windows of output row oy are sent once the input rows up to its last
     (``(oy·sh − pt + K)·W·G`` beats of the frame, K = (kh − 1)·dh + 1) have arrived; an input
     beat is taken while fewer than ``depth`` beats above the rows the current output row still
-    needs are held.  Rows the reads have passed are released ``RELEASE`` cycles after the last
-    read is issued, so a write never meets a read of the same place.
+    needs are held.  Rows the reads have passed are released two cycles after their last read
+    is issued (a register, then the count), so a write never meets a read of the same place.
 
     The addresses come from counters, not from a table: the input row and column of a tap are
     ``oy·sh − pt + ky·dh`` and ``ox·sw − pl + kx·dw``, kept as running sums, so the cost does
@@ -31,7 +31,6 @@ class WindowGen(wiring.Component):
     """
     QUEUE = 6          # ≥ the read pipeline's 2 stages + 3: one beat per cycle (CreditQueue)
     LATENCY = 5
-    RELEASE = 2
 
     def __init__(self, *, shape, lanes, frame, out_size, kernel, depth, strides=(1, 1), pads=(0, 0, 0, 0),
                  dilations=(1, 1), order="taps", pad=0, memory_styles=None):

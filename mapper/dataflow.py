@@ -515,7 +515,7 @@ class WindowKernel:
         (``slot`` bits: the buffer) parts and sums, the padding compares, and the buffer's
         counters (``count`` bits: a frame) with their compares."""
         bits = self.lanes * self.code.bits
-        c, h, w = self.shape
+        _, h, w = self.shape
         (pt, pb), (pl, pr) = qg._pads(self.pads, self.kernel)
         pos = 2 * max(h + pt + pb + self.strides[0] + self.kernel[0] * self.dilations[0],
                       w + pl + pr + self.strides[1] + self.kernel[1] * self.dilations[1])
