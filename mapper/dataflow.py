@@ -487,19 +487,20 @@ class WindowKernel:
 
     @property
     def cycles_per_frame(self):
-        return window_timing(self.timing_key())
+        need, release = self.rows
+        return window_timing(self.in_beats, self.depth, self.beats_out // self.out_size[0], need, release)
 
-    def timing_key(self):
-        return (self.in_beats, self.row, self.span, self.depth, self.strides[0], qg._pads(self.pads, self.kernel)[0][0],
-                self.out_size[0], self.beats_out // self.out_size[0])
+    @property
+    def rows(self):
+        """Per output row: the frame's beats it needs, and the beats released after it (row_schedule)."""
+        return row_schedule(self.in_beats, self.row, self.span, self.strides[0],
+                            qg._pads(self.pads, self.kernel)[0][0], self.out_size[0])
 
     def needs(self, n):
         """The input rows up to the last one of the n-th beat's output row (the rows of earlier
         frames all)."""
         frames, j = divmod(n - 1, self.beats_out)
-        oy = j // (self.beats_out // self.out_size[0])
-        top = oy * self.strides[0] - qg._pads(self.pads, self.kernel)[0][0]
-        return frames * self.in_beats + min(max((top + self.span) * self.row, 0), self.in_beats)
+        return frames * self.in_beats + self.rows[0][j // (self.beats_out // self.out_size[0])]
 
     @property
     def latency(self):
@@ -531,12 +532,25 @@ class WindowKernel:
 
 
 @functools.lru_cache(maxsize=None)
-def window_timing(key, frames=4):
+def row_schedule(in_beats, row, span, stride, pad_top, oh):
+    """For each output row of a window generator (hdl.window.WindowGen): the beats of the frame
+    it needs (up to its last input row) and the beats released after its last read (up to the
+    next output row's top row; the rest of the frame after the last), clamped to the frame."""
+    def clamp(v):
+        return min(max(v, 0), in_beats)
+    tops = [(oy * stride - pad_top) * row for oy in range(oh)]
+    need = tuple(clamp(top + span * row) for top in tops)
+    release = tuple((clamp(tops[oy + 1]) if oy + 1 < oh else in_beats) - clamp(tops[oy]) for oy in range(oh))
+    return need, release
+
+
+@functools.lru_cache(maxsize=None)
+def window_timing(in_beats, depth, per_row, need, release_after, frames=4):
     """Cycles per frame of a window generator whose input is always valid and whose output is
     always ready: hdl.window.WindowGen's line-buffer counters (``held``, ``ahead``, the
     release register) followed cycle by cycle over ``frames`` frames, the last frame's period
-    returned.  Runs of cycles in which only the counts change are stepped over at once."""
-    in_beats, row, span, depth, stride, pad_top, oh, per_row = key
+    returned (``need``/``release_after``: row_schedule).  Runs of cycles in which only the
+    counts change are stepped over at once."""
     t, held, ahead, release, ends = 0, 0, 0, 0, []
 
     def cycles(n):
@@ -550,18 +564,14 @@ def window_timing(key, frames=4):
         held, ahead, t = held + writes, ahead + writes, t + n
 
     for f in range(frames):
-        for oy in range(oh):
-            top = (oy * stride - pad_top) * row
-            need = min(max(top + span * row, 0), in_beats)
-            while ahead < need:                        # wait for the row's input
+        for row_need, row_release in zip(need, release_after):
+            while ahead < row_need:                    # wait for the row's input
                 if not release and held >= depth:
                     raise AssertionError("window generator deadlock: the line buffer is too small")
-                cycles(1 if release else need - ahead)
+                cycles(1 if release else row_need - ahead)
             cycles(per_row - 1)                        # the row's beats but the last
             write = held < depth                       # the last: the rows passed are released
-            held, ahead, t = held + write - release, ahead + write, t + 1
-            release = (in_beats if oy == oh - 1 else min(max(top + stride * row, 0), in_beats)) - \
-                min(max(top, 0), in_beats)
+            held, ahead, t, release = held + write - release, ahead + write, t + 1, row_release
         ahead -= in_beats
         ends.append(t)
     return ends[-1] - ends[-2]
