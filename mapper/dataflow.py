@@ -358,8 +358,24 @@ class RequantKernel:
             return mems
         return mems + [Memory("queue", self.pe * self.node.code.bits, self.latency, fifo=True)]
 
-    def _lane(self):
-        """(LUT, FF) of one lane's circuit (mirrors hdl.requant.Requant's stages)."""
+    def lane_muls(self, lane):
+        """M of each channel of ``lane`` (channel t·pe + lane)."""
+        return [int(v) for v in np.asarray(self.plan.impl.mul)[lane::self.pe]]
+
+    def digit_columns(self, lane):
+        """The ``PRODUCT_CHUNK``-bit digits of M for the channels of ``lane``, one set per digit
+        position: a position whose digits are all 0 has no partial product in synthesis, one
+        whose digit is the same for every channel a constant one (the parameters are constants
+        or a small ROM, which Yosys/ABC fold)."""
+        mask = (1 << PRODUCT_CHUNK) - 1
+        return [{(v >> j) & mask for v in self.lane_muls(lane)} for j in range(0, self.mul_bits, PRODUCT_CHUNK)]
+
+    def varying_bits(self, lane):
+        """Bits of M that differ between the channels of ``lane``."""
+        return sum(len({(v >> j) & 1 for v in self.lane_muls(lane)}) > 1 for j in range(self.mul_bits))
+
+    def _lane(self, lane):
+        """(LUT, FF) of lane ``lane``'s circuit (mirrors hdl.requant.Requant's stages)."""
         acc, out, kind = self.acc_bits, self.node.code.bits, self.plan.kind
         if kind == "shift":
             return 4 * acc, 2 * acc
@@ -376,11 +392,19 @@ class RequantKernel:
             ff = 3 * width + 2 * acc + out + 8
             return lut, ff
         if kind == "mul-add-shift":
+            # Fitted to Yosys (eight requantizers, folds 1–32, iCE40 and ECP5): per partial product
+            # not always 0 an adder about as wide as acc (synthesis trims the sign extension and
+            # the zero low bits); a varying digit's two rows added; a constant 3 one adder, a
+            # constant 1 or 2 a wire; and where a parameter comes from a ROM of more than four
+            # words, the AND of each of its varying bits with acc (up to two address bits fit in
+            # the adder's LUT beside the operand bits)
             fixes = self.plan.impl.fixes
-            parts = -(-self.mul_bits // PRODUCT_CHUNK)
+            columns = [c for c in self.digit_columns(lane) if c != {0}]
+            products = sum(acc + PRODUCT_CHUNK if len(c) > 1 else acc if c == {3} else 0 for c in columns)
+            selects = acc * self.varying_bits(lane) if self.channels // self.pe > 4 else 0
+            lut = len(columns) * (acc + 3) + products + selects + fixes * (acc // 2 + out) + 3 * out
             width = acc + self.mul_bits + 1
-            lut = parts * (acc + PRODUCT_CHUNK) + parts * width * 3 // 2 + fixes * (acc // 2 + out) + 3 * out
-            ff, operands = 2 * acc + parts * (acc + PRODUCT_CHUNK) + fixes * (out + 1), parts + 1
+            ff, operands = 2 * acc + len(columns) * (acc + PRODUCT_CHUNK) + fixes * (out + 1), len(columns) + 1
             while operands > 1:          # partial sums are narrower than the total early on
                 operands = -(-operands // 2)
                 ff += operands * width * 3 // 4 + fixes * (out + 1)
@@ -392,8 +416,8 @@ class RequantKernel:
         return lut, ff
 
     def resources(self):
-        lut, ff = self._lane()
-        return {"lut": self.pe * lut + 30, "ff": self.pe * ff + self.pe * self.param_bits + 20,
+        lut, ff = (sum(v) for v in zip(*(self._lane(p) for p in range(self.pe))))
+        return {"lut": lut + 30, "ff": ff + self.pe * self.param_bits + 20,
                 "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
@@ -510,18 +534,23 @@ class WindowKernel:
         return [Memory("frame", self.lanes * self.code.bits, self.depth, writable=True),
                 Memory("queue", self.lanes * self.code.bits, 6, fifo=True)]
 
-    def resources(self):
-        """Fitted to Yosys on seven windows (iCE40, 221–338 LUT): the output mux, the loop
-        counters with their running row, column (``pos`` bits: the padded frame) and address
-        (``slot`` bits: the buffer) parts and sums, the padding compares, and the buffer's
-        counters (``count`` bits: a frame) with their compares."""
+    # LUTs beside the output mux: per bit of the padded frame's positions, of the frame's
+    # count and of the buffer's address, and a constant; fitted to Yosys on seven windows per
+    # target family (iCE40 221–338 LUT; ECP5 298–491, where its compares take carry chains)
+    LUT_FIT = {"ice40": (32, 7, 2, -50), "ecp5": (32, 0, 27, -26)}
+
+    def resources(self, family="ice40"):
+        """The output mux, the loop counters with their running row, column (``pos`` bits: the
+        padded frame) and address (``slot`` bits: the buffer) parts and sums, the padding
+        compares, and the buffer's counters (``count`` bits: a frame) with their compares."""
         bits = self.lanes * self.code.bits
         _, h, w = self.shape
         (pt, pb), (pl, pr) = qg._pads(self.pads, self.kernel)
         pos = 2 * max(h + pt + pb + self.strides[0] + self.kernel[0] * self.dilations[0],
                       w + pl + pr + self.strides[1] + self.kernel[1] * self.dilations[1])
         pos, count, slot = pos.bit_length(), max(self.in_beats, 2).bit_length() + 1, self.depth.bit_length() - 1
-        return {"lut": bits + 32 * pos + 7 * count + 2 * slot - 50, "ff": 30 + 11 * pos + 3 * count + 4 * slot,
+        a, b, c, d = self.LUT_FIT[family]
+        return {"lut": bits + a * pos + b * count + c * slot + d, "ff": 30 + 11 * pos + 3 * count + 4 * slot,
                 "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):

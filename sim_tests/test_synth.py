@@ -46,6 +46,20 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     assert 'id="synthesis"' in html and f"<td class=\"\">{row['measured']['lut']:,}</td>" in html
 
 
+def test_estimates_of_requantizers_and_windows_follow_yosys_on_ecp5(digits):
+    """The digits CNN at the ECP5 budget: a 4-lane requantizer whose parameters take two words
+    (most partial products constant or absent in synthesis), a 2-lane one with eight, and a
+    window generator (its ECP5 fit), each within 15 % of Yosys synthesizing it alone."""
+    design = qc.compile_model(digits / "digits_cnn_qdq.onnx", max_multipliers=32)
+    kernels = {k.name: k for k in design.dataflow.all_kernels}
+    assert (kernels["requant_requant0"].pe, kernels["requant_requant1"].channels // kernels["requant_requant1"].pe) == (4, 8)
+    names = ("requant_requant0", "requant_requant1", "window_conv0")
+    measured = synth.kernel_cells(design, "ecp5-85k", only=names)
+    for name in names:
+        est = resources.estimate_kernel(kernels[name], design.dataflow, "ecp5-85k")["lut"]
+        assert abs(resources.error_percent(est, measured[name]["lut"])) <= 15, (name, est, measured[name])
+
+
 NEXTPNR_FULL = [  # nextpnr's words for a design larger than the UP5K (both measured) → qloom's
     ("Failed to expand region (0, 0) |_> (25, 31) of 5853 ICESTORM_LCs",
      r"does not fit the ice40-up5k: nextpnr needs 5,853 logic cells \(ICESTORM_LCs\) of 5,280\. Fold it further"),
