@@ -9,6 +9,7 @@ nextpnr ``--report``); cycles from the simulation.  Estimates appear only in the
 table, beside what was measured.
 """
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -94,6 +95,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
         row["status"] = "synthesis failed: " + str(e).splitlines()[0][:100]
         return row
     row["status"] = "ok"
+    row["verilog_sha256"] = verilog_sha256(synth.shell_verilog(design))
     row["measured"] = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
     row["fmax_mhz"] = round(r.fmax_mhz, 2)
     row["inferences_per_s"] = round(r.fmax_mhz * 1e6 / run.cycles_per_inference, 1)
@@ -202,10 +204,25 @@ def write(rows, output, names):
     print(text)
 
 
+def verilog_sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changed(row, design):
+    """Whether ``design`` is not the circuit ``row`` measured: another Verilog, or for a row
+    measured before the Verilog's hash was kept, another folding, cycle count, or (where the
+    latency model is exact, so a hardware figure) latency."""
+    d = design.dataflow
+    if "verilog_sha256" in row:
+        return verilog_sha256(synth.shell_verilog(design)) != row["verilog_sha256"]
+    return (d.folding != row["folding"] or d.cycles_per_frame != row["model_cycles"]
+            or (d.latency_exact and d.latency != row["model_latency"]))
+
+
 def reestimate(output):
-    """The calibration table again from the last run's measurements and today's estimator.  A
-    row whose design changed since it was measured (another folding or cycle count) keeps its
-    old estimate and is named: only a new measurement can update it."""
+    """The calibration table again from the last run's measurements and today's estimator and
+    latency model.  A row whose design changed since it was measured keeps its old estimate and
+    is named: only a new measurement can update it."""
     if not (WORK / "results.json").exists():
         raise SystemExit(f"{WORK / 'results.json'} does not exist: run `python -m bench results` first.")
     rows = json.loads((WORK / "results.json").read_text())
@@ -214,11 +231,12 @@ def reestimate(output):
     for r in rows:
         if r["status"] != "ok":
             continue
-        d = qc.compile_model(paths[r["model"]], max_multipliers=synth.TARGETS[r["target"]]["multipliers"]).dataflow
-        if d.folding != r["folding"] or d.cycles_per_frame != r["model_cycles"] or d.latency != r["model_latency"]:
+        design = qc.compile_model(paths[r["model"]], max_multipliers=synth.TARGETS[r["target"]]["multipliers"])
+        d = design.dataflow
+        if changed(r, design):
             stale.append(f"{r['model']} on {r['target']}")
             continue
-        r["estimate"] = resources.estimate(d, r["target"])
+        r["estimate"], r["model_latency"] = resources.estimate(d, r["target"]), d.latency
         r["error_percent"] = {k: resources.error_percent(r["estimate"][k], r["measured"][k]) for k in r["estimate"]}
     write(rows, output, list(paths))
     if stale:

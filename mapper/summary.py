@@ -39,6 +39,6 @@ def render(dataflow, console, title):
     per_target = "; ".join(f"{t} {e['lut']:,} LUT, {e['ff']:,} FF, {e['dsp']} DSP, {e['bram']} BRAM"
                            for t, e in ((t, estimate(dataflow, t)) for t in TARGETS))
     table.caption = (f"{dataflow.cycles_per_frame} cycles per frame (bottleneck {bottleneck.name}) · latency "
-                     f"{dataflow.latency} cycles{'' if dataflow.latency_exact else ' (bound)'} · "
+                     f"{dataflow.latency} cycles{'' if dataflow.latency_exact else ' (model)'} · "
                      f"{dataflow.multipliers} multipliers · estimated: {per_target}")
     console.print(table)

@@ -134,14 +134,19 @@ def kernel_cells(design, target, workdir=None, only=None):
     return result
 
 
+def shell_verilog(design):
+    """The Verilog synthesized for ``design``: its dataflow inside the narrow I/O shell."""
+    from amaranth.back import verilog
+    return verilog.convert(narrow_shell(lower.top(design.dataflow)), name=SHELL_TOP)
+
+
 def synthesize(design, target, clock_mhz=None, workdir=None):
     """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``."""
     if target not in TARGETS:
         raise QloomError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}.")
     t = TARGETS[target]
     clock_mhz = float(clock_mhz or t["default_mhz"])
-    from amaranth.back import verilog
-    text = verilog.convert(narrow_shell(lower.top(design.dataflow)), name=SHELL_TOP)
+    text = shell_verilog(design)
     synth_cmd = _synth_script(design, target)
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="qloom-synth-"))

@@ -29,7 +29,8 @@ def test_shipped_digits_resnet_in_rtl(digits, simulator):
     if simulator == "verilator":             # the same build, without stalls
         _, run = check(digits / "digits_resnet_qdq.onnx", x[:6], simulator, gap=0, stall=0)
         d = design.dataflow
-        assert run.cycles_per_inference == d.cycles_per_frame and run.latency <= d.latency
+        assert run.cycles_per_inference == d.cycles_per_frame
+        assert abs(run.latency - d.latency) <= 3     # the beat model (dataflow.beat_times)
 
 
 @pytest.mark.parametrize("seed,fmt,act,simulator", [(1, "QDQ", "uint8", "verilator"), (2, "QOperator", "int8", "verilator"),
@@ -62,7 +63,7 @@ def test_conv_mvu_busy_at_95_percent(digits):
     d = design.dataflow
     assert d.bottleneck.name.startswith("mvu_conv")
     assert d.cycles_per_frame <= run.cycles_per_inference <= d.cycles_per_frame / 0.95
-    assert run.latency <= d.latency                      # the latency model is a bound with windows
+    assert run.latency == d.latency                      # the beat model (dataflow.beat_times)
 
 
 @pytest.mark.parametrize("seed,fmt,act,simulator", [(2, "QDQ", "uint8", "icarus"), (1, "QOperator", "int8", "icarus")])

@@ -33,6 +33,9 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     assert pnr["utilization"]["ICESTORM_LC"]["used"] <= pnr["utilization"]["ICESTORM_LC"]["available"]
     assert row["estimate"] == resources.estimate(design.dataflow, "ice40-up5k")
     assert row["cycles_per_inference"] == design.dataflow.cycles_per_frame
+    # the row names the circuit it measured: the Verilog synthesized, by hash
+    assert row["verilog_sha256"] == results.verilog_sha256((work / "shell.v").read_text())
+    assert not results.changed(row, design) and results.changed({**row, "verilog_sha256": "0" * 64}, design)
     # the benchmark table shows the measured figures
     text = results.markdown([row], "test")
     assert f"| {row['measured']['lut']:,} | {row['measured']['ff']:,} |" in text
