@@ -408,11 +408,16 @@ class RequantKernel:
             products = sum(acc + PRODUCT_CHUNK if len(c) > 1 else acc if c == {3} else 0 for c in columns)
             selects = acc * self.varying_bits(lane) if self.channels // self.pe > 4 else 0
             lut = len(columns) * (acc + 3) + products + selects + fixes * (acc // 2 + out) + 3 * out
-            width = acc + self.mul_bits + 1
-            ff, operands = 2 * acc + len(columns) * (acc + PRODUCT_CHUNK) + fixes * (out + 1), len(columns) + 1
-            while operands > 1:          # partial sums are narrower than the total early on
-                operands = -(-operands // 2)
-                ff += operands * width * 3 // 4 + fixes * (out + 1)
+            # registers: acc and the partial products (a constant digit's is acc shifted, the
+            # same register), then each level's sums (about as wide as acc plus the digits they
+            # span), the fixes riding along (their codes only with more than two words, else a
+            # constant or the address bit, merged)
+            riding = fixes * (out + 1) if self.channels // self.pe > 2 else fixes
+            own = sum(len(c) > 1 or c == {3} for c in columns)
+            ff, operands, level = 2 * acc + own * (acc + PRODUCT_CHUNK) + riding, len(columns) + 1, 0
+            while operands > 1:
+                operands, level = -(-operands // 2), level + 1
+                ff += operands * (acc + PRODUCT_CHUNK * (1 << level)) + riding
             return lut, ff
         # float emulation: 24×25-bit product as partial products, an adder tree, two roundings
         parts = -(-25 // PRODUCT_CHUNK)
@@ -422,7 +427,8 @@ class RequantKernel:
 
     def resources(self):
         lut, ff = (sum(v) for v in zip(*(self._lane(p) for p in range(self.pe))))
-        return {"lut": lut + 30, "ff": ff + self.pe * self.param_bits + 20,
+        params = self.pe * self.param_bits if self.channels // self.pe > 2 else 0     # the ROM's read register
+        return {"lut": lut + 30, "ff": ff + params + 20,
                 "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
