@@ -1,5 +1,39 @@
 """The Dataflow graph as a table: folding, cycles, latency, estimates, the bottleneck."""
-from . import dataflow as df
+
+
+def kernel_rows(design_json):
+    """One row per kernel of design.json's dataflow (Dataflow.to_json): what the compile
+    summary and the report's table show."""
+    rows = []
+    for k in design_json["kernels"]:
+        kind = k["kind"]
+        fold, detail = "", ""
+        if kind == "MVU":
+            fold = f"{k['pe']}×{k['simd']}"
+            detail = f"{k['in_features']}→{k['out_features']}, w{k['weight_bits']} acc{k['acc_bits']}"
+        elif kind == "Depthwise":
+            fold = f"{k['pe']}×1"
+            detail = f"depthwise {k['channels']} ch × {k['taps']} taps, w{k['weight_bits']} acc{k['acc_bits']}"
+        elif kind == "Requant":
+            fold, detail = str(k["pe"]), k["implementation"]
+        elif kind == "WidthConverter":
+            detail = f"{k['lanes_in']}→{k['lanes_out']} lanes"
+        elif kind == "FIFO":
+            detail = f"depth {k['depth']}"
+        elif kind == "Window":
+            detail = f"{k['for']} {'×'.join(map(str, k['kernel']))}, line buffer {k['line_buffer']} beats"
+        elif kind == "Add":
+            fold, line = str(k["lanes"]), k["line"]
+            detail = f"fork → 2 paths → add, (a·{line['mul_a']} + b·{line['mul_b']} + K) >> {line['shift']}"
+        elif kind == "Concat":
+            fold = str(k["lanes"])
+            detail = f"fork → 2 paths ({' and '.join(str(len(p)) for p in k['paths'])} kernels) → concat"
+        est = k["estimate"]
+        rows.append({"kernel": k["name"], "kind": kind, "layer": k.get("layer", ""), "onnx_node": k.get("onnx_node", ""),
+                     "fold": fold, "detail": detail, "cycles_per_frame": k["cycles_per_frame"],
+                     "latency": k["latency"], "est_lut": est["lut"], "est_ff": est["ff"], "est_dsp": est["dsp"],
+                     "est_ram_bits": est["bram_bits"], "bottleneck": k["name"] == design_json["bottleneck"]})
+    return rows
 
 
 def render(dataflow, console, title):
@@ -9,36 +43,14 @@ def render(dataflow, console, title):
                          ("detail", "left"), ("cycles/frame", "right"), ("latency", "right"),
                          ("est. LUT", "right"), ("est. FF", "right"), ("est. RAM bits", "right")):
         table.add_column(col, justify=justify)
-    bottleneck = dataflow.bottleneck
-    for k in dataflow.all_kernels:
-        r = k.resources()
-        layer, node, fold, detail = "", "", "", ""
-        if isinstance(k, df.MVUKernel):
-            layer, node, fold = k.dense.name, k.dense.onnx_node, f"{k.pe}×{k.simd}"
-            detail = f"{k.dense.in_features}→{k.dense.out_features}, w{k.weight_bits} acc{k.acc_bits}"
-        elif isinstance(k, df.DepthwiseKernel):
-            layer, node, fold = k.conv.name, k.conv.onnx_node, f"{k.pe}×1"
-            detail = f"depthwise {k.conv.out_channels} ch × {k.taps} taps, w{k.weight_bits} acc{k.acc_bits}"
-        elif isinstance(k, df.RequantKernel):
-            layer, node, fold, detail = k.node.name, k.node.onnx_node, f"{k.pe}", k.plan.kind + " serial" * k.serial
-        elif isinstance(k, df.WidthConverterKernel):
-            detail = f"{k.lanes_in}→{k.lanes_out} lanes"
-        elif isinstance(k, df.FifoKernel):
-            detail = f"depth {k.depth}"
-        elif isinstance(k, df.WindowKernel):
-            detail = f"{k.what} {'×'.join(map(str, k.kernel))}, line buffer {k.depth} beats"
-        elif isinstance(k, df.BranchKernel):
-            layer, node, fold = k.join.node.name, k.join.node.onnx_node, f"{k.join.lanes}"
-            detail = (f"fork → 2 paths → add, (a·{k.join.plan.mul_a} + b·{k.join.plan.mul_b} + K) >> "
-                      f"{k.join.plan.shift}" if isinstance(k.join, df.AddKernel) else
-                      f"fork → 2 paths → concat {'+'.join(map(str, k.join.channels))} channels")
-        name = f"[bold red]{k.name}[/]" if k is bottleneck else k.name
-        table.add_row(name, layer, node, fold, detail, str(k.cycles_per_frame), str(k.latency),
-                      f"{r['lut']:,}", f"{r['ff']:,}", f"{r['bram_bits']:,}")
+    for r in kernel_rows(dataflow.to_json()):
+        name = f"[bold red]{r['kernel']}[/]" if r["bottleneck"] else r["kernel"]
+        table.add_row(name, r["layer"], r["onnx_node"], r["fold"], r["detail"], str(r["cycles_per_frame"]),
+                      str(r["latency"]), f"{r['est_lut']:,}", f"{r['est_ff']:,}", f"{r['est_ram_bits']:,}")
     from .resources import TARGETS, estimate
     per_target = "; ".join(f"{t} {e['lut']:,} LUT, {e['ff']:,} FF, {e['dsp']} DSP, {e['bram']} BRAM"
                            for t, e in ((t, estimate(dataflow, t)) for t in TARGETS))
-    table.caption = (f"{dataflow.cycles_per_frame} cycles per frame (bottleneck {bottleneck.name}) · latency "
+    table.caption = (f"{dataflow.cycles_per_frame} cycles per frame (bottleneck {dataflow.bottleneck.name}) · latency "
                      f"{dataflow.latency} cycles{'' if dataflow.latency_exact else ' (model)'} · "
                      f"{dataflow.multipliers} multipliers · estimated: {per_target}")
     console.print(table)

@@ -7,39 +7,10 @@ import json
 from pathlib import Path
 
 from .mapper import resources
+from .mapper.summary import kernel_rows
 
 COLUMNS = ("kernel", "kind", "layer", "onnx_node", "fold", "detail", "cycles_per_frame", "latency",
            "est_lut", "est_ff", "est_dsp", "est_ram_bits")
-
-
-def kernel_rows(design_json):
-    rows = []
-    for k in design_json["kernels"]:
-        kind = k["kind"]
-        fold, detail = "", ""
-        if kind == "MVU":
-            fold = f"{k['pe']}×{k['simd']}"
-            detail = f"{k['in_features']}→{k['out_features']}, w{k['weight_bits']} acc{k['acc_bits']}"
-        elif kind == "Depthwise":
-            fold = f"{k['pe']}×1"
-            detail = f"depthwise {k['channels']} ch × {k['taps']} taps, w{k['weight_bits']} acc{k['acc_bits']}"
-        elif kind == "Requant":
-            fold, detail = str(k["pe"]), k["implementation"]
-        elif kind == "WidthConverter":
-            detail = f"{k['lanes_in']}→{k['lanes_out']} lanes"
-        elif kind == "FIFO":
-            detail = f"depth {k['depth']}"
-        elif kind == "Window":
-            detail = f"{k['for']} {'×'.join(map(str, k['kernel']))}, line buffer {k['line_buffer']} beats"
-        elif kind in ("Add", "Concat"):
-            fold = str(k["lanes"])
-            detail = f"{kind.lower()} of paths of {' and '.join(str(len(p)) for p in k['paths'])} kernels"
-        est = k["estimate"]
-        rows.append({"kernel": k["name"], "kind": kind, "layer": k.get("layer", ""), "onnx_node": k.get("onnx_node", ""),
-                     "fold": fold, "detail": detail, "cycles_per_frame": k["cycles_per_frame"],
-                     "latency": k["latency"], "est_lut": est["lut"], "est_ff": est["ff"], "est_dsp": est["dsp"],
-                     "est_ram_bits": est["bram_bits"], "bottleneck": k["name"] == design_json["bottleneck"]})
-    return rows
 
 
 def data(design, synth_results=()):
