@@ -158,7 +158,8 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
               "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
         try:
             _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
-                  "--seed", "1", "--timing-allow-fail", *t["args"]], work, "nextpnr place and route")
+                  "--seed", "1", "--timing-allow-fail", "--log", "nextpnr.log", *t["args"]], work,
+                 "nextpnr place and route")
         except QloomError as e:
             raise _does_not_fit(e, target) from None
         stat = json.loads((work / "stat.json").read_text())

@@ -29,6 +29,7 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     assert row["measured"] == {"lut": cells["SB_LUT4"], "ff": synth.count(cells, ["SB_DFF"]),
                                "dsp": cells.get("SB_MAC16", 0), "bram": cells.get("SB_RAM40_4K", 0)}
     assert row["fmax_mhz"] == round(min(v["achieved"] for v in pnr["fmax"].values()), 2)
+    assert "Max frequency for clock" in (work / "nextpnr.log").read_text()    # its log, to follow a long run
     assert 0 < row["measured"]["lut"] <= 5280 and row["measured"]["ff"] > 0
     assert pnr["utilization"]["ICESTORM_LC"]["used"] <= pnr["utilization"]["ICESTORM_LC"]["available"]
     assert row["estimate"] == resources.estimate(design.dataflow, "ice40-up5k")
