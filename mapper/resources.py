@@ -80,7 +80,7 @@ def estimate_kernel(k, dataflow, target):
     """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target``."""
     t = TARGETS[target]
     use_dsp = 0 < dataflow.multipliers <= t["dsp_products"]
-    r = k.resources(target.split("-")[0]) if hasattr(k, "LUT_FIT") else k.resources()    # fitted per family
+    r = k.resources(target.split("-")[0]) if getattr(k, "per_family", False) else k.resources()
     total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
     if hasattr(k, "multiplier_luts"):
         if use_dsp:
