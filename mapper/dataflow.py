@@ -318,6 +318,11 @@ class RequantKernel:
         return self.beats_out * max(0, self.period - self.interval) if self.serial else 0
 
     @property
+    def fold(self):
+        """Beats (channel groups) per pixel: the words of the parameter ROM."""
+        return self.channels // self.pe
+
+    @property
     def beat_latency(self):
         """Cycles from the beat it needs to an output beat (the lag is the pacing beat_times follows)."""
         return self.period - 1 if self.serial else self.latency
@@ -351,7 +356,7 @@ class RequantKernel:
     def memories(self):
         """Per-channel parameters, code tables, and the output queue (latency + 1 beats; the
         serial circuit has none)."""
-        fold = self.channels // self.pe
+        fold = self.fold
         mems = [Memory("params", self.pe * self.param_bits, fold)] if fold > 1 else []
         for i, t in enumerate(getattr(self.plan.impl, "tables", ())):
             mems += [Memory(f"table{i}_{p}", self.node.code.bits, fold * t.table.shape[1]) for p in range(self.pe)]
@@ -406,13 +411,13 @@ class RequantKernel:
             fixes = self.plan.impl.fixes
             columns = [c for c in self.digit_columns(lane) if c != {0}]
             products = sum(acc + PRODUCT_CHUNK if len(c) > 1 else acc if c == {3} else 0 for c in columns)
-            selects = acc * self.varying_bits(lane) if self.channels // self.pe > 4 else 0
+            selects = acc * self.varying_bits(lane) if self.fold > 4 else 0
             lut = len(columns) * (acc + 3) + products + selects + fixes * (acc // 2 + out) + 3 * out
             # registers: acc and the partial products (a constant digit's is acc shifted, the
             # same register), then each level's sums (about as wide as acc plus the digits they
             # span), the fixes riding along (their codes only with more than two words, else a
             # constant or the address bit, merged)
-            riding = fixes * (out + 1) if self.channels // self.pe > 2 else fixes
+            riding = fixes * (out + 1) if self.fold > 2 else fixes
             own = sum(len(c) > 1 or c == {3} for c in columns)
             ff, operands, level = 2 * acc + own * (acc + PRODUCT_CHUNK) + riding, len(columns) + 1, 0
             while operands > 1:
@@ -434,7 +439,7 @@ class RequantKernel:
         lut, ff = (sum(v) for v in zip(*(self._lane(p) for p in range(self.pe))))
         if self.serial:
             lut = round(lut * self.SERIAL_LUT_SCALE[family])
-        params = self.pe * self.param_bits if self.channels // self.pe > 2 else 0     # the ROM's read register
+        params = self.pe * self.param_bits if self.fold > 2 else 0     # the ROM's read register
         return {"lut": lut + 30, "ff": ff + params + 20,
                 "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
@@ -530,7 +535,12 @@ class WindowKernel:
     @property
     def cycles_per_frame(self):
         need, release = self.rows
-        return window_timing(self.in_beats, self.depth, self.beats_out // self.out_size[0], need, release)
+        return window_timing(self.in_beats, self.depth, self.per_row, need, release)
+
+    @property
+    def per_row(self):
+        """Output beats per output row."""
+        return self.beats_out // self.out_size[0]
 
     @property
     def rows(self):
@@ -540,14 +550,13 @@ class WindowKernel:
 
     def needs_array(self):
         """needs(n) for the beats of one frame, n = 1 … beats_out."""
-        per_row = self.beats_out // self.out_size[0]
-        return np.asarray(self.rows[0], np.int64)[np.arange(self.beats_out) // per_row]
+        return np.asarray(self.rows[0], np.int64)[np.arange(self.beats_out) // self.per_row]
 
     def needs(self, n):
         """The input rows up to the last one of the n-th beat's output row (the rows of earlier
         frames all)."""
         frames, j = divmod(n - 1, self.beats_out)
-        return frames * self.in_beats + self.rows[0][j // (self.beats_out // self.out_size[0])]
+        return frames * self.in_beats + self.rows[0][j // self.per_row]
 
     @property
     def latency(self):
