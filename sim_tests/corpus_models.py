@@ -1,0 +1,4 @@
+"""Bad-input corpus cases: see badinput.py."""
+from badinput import Case
+
+CASES = []
