@@ -17,9 +17,18 @@ def f32(x):
 
 
 def quantize_linear(x, scale, zero_point, qmin, qmax):
-    """ONNX QuantizeLinear as ORT computes it: ``sat(RNE(f32(x / s)) + zp)``."""
-    v = f32(f32(x) / F32(scale))
-    return np.clip(np.rint(v).astype(np.int64) + int(zero_point), qmin, qmax)
+    """ONNX QuantizeLinear as ORT computes it: ``sat(RNE(f32(x / s)) + zp)``, for every float.
+
+    Like ORT's kernel (MLAS), the quotient is clamped to ``[qmin - zp, qmax - zp]`` in float32
+    before it is rounded, so ±inf and quotients beyond any integer saturate, and NaN gives
+    ``qmin`` (``max(NaN, lo)`` is ``lo``); measured against onnxruntime in test_numeric.
+    """
+    zp = int(zero_point)
+    lo, hi = F32(qmin - zp), F32(qmax - zp)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        v = f32(f32(x) / F32(scale))
+    v = np.where(np.isnan(v), lo, np.clip(v, lo, hi))
+    return np.rint(v).astype(np.int64) + zp
 
 
 def dequantize_linear(q, scale, zero_point):
