@@ -69,13 +69,19 @@ def _design(args):
     return qc.compile_model(args.model, fold=args.fold, max_multipliers=args.max_multipliers)
 
 
+def _inputs_of(args):
+    """The command's input files: an output must never replace or hold them."""
+    return [getattr(args, k, None) for k in ("model", "input", "labels", "fold")]
+
+
 def cmd_compile(args):
-    from . import compile as qc
+    from . import compile as qc, outputs
     from .mapper import summary
     console = _console()
+    outputs.check_folder(args.output, "-o", protect=_inputs_of(args), force=args.force)
     design = _design(args)
     summary.render(design.dataflow, console, f"qloom compile {args.model}")
-    out = qc.write(design, args.output)
+    out = qc.write(design, args.output, protect=_inputs_of(args), force=args.force)
     console.print(f"wrote {out}/top.v ({len(design.verilog):,} characters), {out}/design.json, {out}/fold.json, "
                   f"{out}/report.html, {out}/report.json")
     return 0
@@ -83,9 +89,11 @@ def cmd_compile(args):
 
 def cmd_simulate(args):
     from rich.progress import Progress
-    from . import agreement, compile as qc
+    from . import agreement, compile as qc, outputs
     from .mapper import numeric
     console = _console()
+    if args.output:
+        outputs.check_file(args.output, "--output", kind="a .npy file", suffix=".npy", protect=_inputs_of(args))
     design = _design(args)
     graph, d = design.graph, design.dataflow
     x = load_inputs(args.input, graph)
@@ -119,7 +127,8 @@ def cmd_simulate(args):
         console.print(f"  accuracy: hardware {float((floats.argmax(-1) == labels).mean()):.4f}, "
                       f"onnxruntime {float((ort_out.argmax(-1) == labels).mean()):.4f}")
     if args.output:
-        np.save(args.output, floats)
+        outputs.write_file(args.output, "--output", lambda p: np.save(p, floats), kind="a .npy file",
+                           suffix=".npy", protect=_inputs_of(args))
         console.print(f"  wrote {args.output}")
     return 0 if bad_ref == 0 and bad_ort == 0 else 1
 
@@ -138,22 +147,41 @@ def render_synth(results, console, title):
     console.print(table)
 
 
+def _synth_outputs(args):
+    """Each target's output folder (one per target when several), checked before any work."""
+    from . import outputs
+    if args.json:
+        outputs.check_file(args.json, "--json", kind="a JSON file", suffix=".json", protect=_inputs_of(args))
+    if not args.output:
+        return {}
+    if len(args.target) == 1:
+        folders = {args.target[0]: Path(args.output)}
+    else:
+        outputs.check_folder(args.output, "-o", protect=_inputs_of(args), force=args.force)
+        folders = {t: Path(args.output) / t for t in args.target}
+    for out in folders.values():
+        outputs.check_folder(out, "-o", protect=_inputs_of(args), force=args.force)
+    return folders
+
+
 def cmd_synth(args):
-    from . import compile as qc, synth
+    from . import compile as qc, outputs, synth
     console = _console()
+    folders = _synth_outputs(args)
     results = []
     for target in args.target:
         budget = args.max_multipliers or synth.TARGETS[target]["multipliers"]
         design = qc.compile_model(args.model, fold=args.fold, max_multipliers=budget)
         with console.status(f"Yosys + nextpnr for {target} …"):
             results.append(synth.synthesize(design, target, clock_mhz=args.clock))
-        if args.output:      # the design as compiled for this target, its report with measured figures
-            out = Path(args.output) / target if len(args.target) > 1 else Path(args.output)
-            qc.write(design, out, results[-1:])
+        if target in folders:      # the design as compiled for this target, its report with measured figures
+            out = qc.write(design, folders[target], results[-1:], protect=_inputs_of(args), force=args.force)
             console.print(f"wrote {out}/ (top.v, design.json, fold.json, report.html with measured resources)")
     render_synth(results, console, f"qloom synth {args.model} (inside the byte-wide I/O shell)")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+        text = json.dumps([r.to_json() for r in results], indent=2) + "\n"
+        outputs.write_file(args.json, "--json", lambda p: p.write_text(text), kind="a JSON file", suffix=".json",
+                           protect=_inputs_of(args))
         console.print(f"wrote {args.json}")
     return 0
 
@@ -168,11 +196,11 @@ def cmd_demo(args):
         console.rule(f"[bold]{Path(model).relative_to(REPO)}")
         cmd_inspect(argparse.Namespace(model=model))
         status |= cmd_check(argparse.Namespace(model=model, input=inputs, labels=labels, count=0))
-        cmd_compile(argparse.Namespace(output=str(REPO / "build" / Path(model).stem), **design_args))
+        cmd_compile(argparse.Namespace(output=str(REPO / "build" / Path(model).stem), force=False, **design_args))
         status |= cmd_simulate(argparse.Namespace(input=inputs, labels=labels, simulator="verilator", output=None,
                                                   gap=0.0, stall=0.0, seed=0, chunk=1024, **design_args))
         if name == "digits_mlp_qdq.onnx":
-            cmd_synth(argparse.Namespace(target=["ice40-up5k", "ecp5-85k"], clock=None, json=None,
+            cmd_synth(argparse.Namespace(target=["ice40-up5k", "ecp5-85k"], clock=None, json=None, force=False,
                                          output=str(REPO / "build" / "digits_mlp_qdq_synth"),
                                          **{**design_args, "max_multipliers": None}))
     return status
@@ -198,6 +226,8 @@ def parser():
     s = sub.add_parser("compile", help="emit the streaming circuit as Verilog with its design description")
     s.add_argument("model")
     s.add_argument("-o", "--output", required=True, help="output directory (top.v, design.json, fold.json)")
+    s.add_argument("--force", action="store_true", help="replace an earlier qloom output in DIR even "
+                   "when it now holds other files (never a folder qloom did not write)")
     design_options(s)
     s.set_defaults(func=cmd_compile)
     s = sub.add_parser("simulate", help="run frames through the emitted Verilog and compare bit for bit")
@@ -220,6 +250,8 @@ def parser():
     s.add_argument("--json", help="also write the results to this JSON file")
     s.add_argument("-o", "--output", help="also write the compiled design and its report, with the measured "
                    "resources beside the estimates, to this directory (one per target when several)")
+    s.add_argument("--force", action="store_true", help="replace an earlier qloom output in DIR even "
+                   "when it now holds other files (never a folder qloom did not write)")
     s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
     s.add_argument("--max-multipliers", type=int, help="multiplier budget for the default folding "
                    "(default: the target's, 4 on iCE40 UP5K, 32 on ECP5-85F)")
@@ -229,13 +261,66 @@ def parser():
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every clean-up on the way out runs."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def crash_log(exc):
+    """Write the traceback of an unexpected exception to a log file; returns its path."""
+    import os
+    import tempfile
+    import time
+    import traceback
+    from . import __version__
+    text = (f"qloom {__version__}, {time.strftime('%Y-%m-%d %H:%M:%S')}\nargv: {sys.argv}\n\n"
+            + "".join(traceback.format_exception(exc)))
+    for folder in (Path(os.environ.get("QLOOM_CACHE", Path.home() / ".cache" / "qloom")) / "logs",
+                   Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="crash-", suffix=".log", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return name
+        except OSError:
+            continue
+    return None
+
+
+def internal_error(exc):
+    from . import __version__
+    log = crash_log(exc)
+    what = "ran out of memory" if isinstance(exc, MemoryError) else " ".join(f"{type(exc).__name__}: {exc}".split())
+    where = f"the traceback is in {log}" if log else "no log file could be written"
+    return (f"qloom: internal error in qloom {__version__} ({what[:300]}): please report it with the command "
+            f"you ran; {where}.")
+
+
 def main(argv=None):
+    """Run one command; exit 0 (success), 1 (mismatches found), 2 (a user error, said as one
+    paragraph), 3 (an internal error: its traceback goes to a log file), 130 (interrupted)."""
+    import signal
     args = parser().parse_args(argv)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:           # not the main thread: leave signals alone
+        pass
     try:
         return args.func(args)
     except QloomError as e:
-        print(f"qloom: error: {e}", file=sys.stderr)
+        print(f"qloom: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("qloom: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Terminated):
+        print("qloom: interrupted; nothing was left half-written", file=sys.stderr)
         return 130
+    except Exception as e:       # the last resort: a bug of qloom's, never a traceback on screen
+        print(internal_error(e), file=sys.stderr)
+        return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

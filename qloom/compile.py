@@ -1,8 +1,6 @@
 """Model → design: the QGraph, its proven requantization plans, the folding, the Dataflow
 graph and the Verilog; and running frames through that Verilog."""
 import json
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -10,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import lower, simulate
+from . import lower, outputs, simulate
 from .mapper import dataflow as df
 from .mapper import folding as fl
 from .mapper import frontend, inspect, qgraph as qg
@@ -49,27 +47,19 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model), fifo_depths=depths))
 
 
-def write(design, out_dir, synth_results=()):
+def write(design, out_dir, synth_results=(), *, protect=(), force=False):
     """Write top.v, design.json, fold.json, report.json and report.html (with measured
-    resources when ``synth_results`` are given); the directory appears whole or not at all."""
+    resources when ``synth_results`` are given); the directory appears whole or not at all, and
+    replaces only an earlier qloom output (qloom.outputs)."""
     from . import report
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with outputs.folder(out_dir, "-o", protect=protect, force=force) as tmp:
         (tmp / "top.v").write_text(design.verilog)
         info = design.dataflow.to_json()
         info["top"] = lower.TOP_NAME
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "fold.json").write_text(json.dumps(design.dataflow.folding, indent=2) + "\n")
         report.write(design, tmp, synth_results)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
 
 
 def to_beats(codes, io):

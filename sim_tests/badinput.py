@@ -50,6 +50,8 @@ def check(case, folder, capsys):
     for p, data in before.items():
         assert (folder / p).exists(), f"{p} was deleted"
         assert (folder / p).read_bytes() == data, f"{p} was changed"
+    left = [str(p) for p in folder.rglob("*") if ".qloom-tmp-" in p.name or ".qloom-old-" in p.name]
+    assert not left, f"temporary outputs left behind: {left}"
     if case.after:
         case.after(folder)
 

@@ -16,8 +16,10 @@ def test_compile_writes_verilog_design_and_reusable_folding(tmp_path, digits):
     out = tmp_path / "out"
     r = qloom("compile", str(digits / "digits_mlp_qdq.onnx"), "-o", str(out), "--max-multipliers", "8")
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["design.json", "fold.json", "report.html", "report.json",
-                                                     "top.v"]
+    assert sorted(p.name for p in out.iterdir()) == [".qloom-output", "design.json", "fold.json", "report.html",
+                                                     "report.json", "top.v"]
+    assert json.loads((out / ".qloom-output").read_text())["files"] == ["design.json", "fold.json", "report.html",
+                                                                     "report.json", "top.v"]
     assert "module qloom_top(" in (out / "top.v").read_text()
     design = json.loads((out / "design.json").read_text())
     fold = json.loads((out / "fold.json").read_text())
