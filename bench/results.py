@@ -14,12 +14,13 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from qloom import compile as qc, synth
+from qloom import compile as qc, outputs, synth
 from qloom.mapper import resources
 from qloom.mapper.errors import QloomError
 
@@ -109,8 +110,12 @@ def _pct(v):
     return "—" if v is None else f"{v:+.1f} %"
 
 
+TITLE = "# qloom benchmark results"
+RESULTS_FILE = dict(kind="a qloom benchmark table", suffix=".md", ours=lambda p: p.read_text().startswith(TITLE))
+
+
 def markdown(rows, machine, names=()):
-    lines = ["# qloom benchmark results", "",
+    lines = [TITLE, "",
              f"Written by `make bench` (`python -m bench`); machine: {machine}. Resources and Fmax are read "
              "from Yosys `stat -json` and nextpnr `--report` (iCE40: SB_LUT4 cells; ECP5: nextpnr's "
              "TRELLIS_COMB logic cells), inside qloom's byte-wide I/O shell; cycles from Verilator. "
@@ -171,8 +176,15 @@ def main(argv=None):
                    help="measure nothing: recompute the estimate columns of the last run's rows with the "
                         "current estimator, for rows whose design (folding, cycles) is unchanged")
     args = p.parse_args(argv)
-    if args.reestimate:
-        return reestimate(Path(args.output))
+    try:
+        outputs.check_file(args.output, "--output", **RESULTS_FILE)     # before hours of work
+        return reestimate(Path(args.output)) if args.reestimate else run(args)
+    except QloomError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args):
     targets = TARGETS[:1] if args.quick else (args.target or TARGETS)
     previous = WORK / "results.json"
     kept = json.loads(previous.read_text()) if (args.only or args.target) and previous.exists() else []
@@ -198,7 +210,7 @@ def write(rows, output, names):
     """RESULTS.md (printed too) and build/bench/results.json, the rows a later --only keeps."""
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     text = markdown(rows, machine, names)
-    output.write_text(text)
+    outputs.write_file(output, "--output", lambda p: p.write_text(text), **RESULTS_FILE)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(text)

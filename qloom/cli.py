@@ -93,7 +93,7 @@ def cmd_simulate(args):
     from .mapper import numeric
     console = _console()
     if args.output:
-        outputs.check_file(args.output, "--output", kind="a .npy file", suffix=".npy", protect=_inputs_of(args))
+        outputs.check_file(args.output, "--output", **outputs.NPY, protect=_inputs_of(args))
     design = _design(args)
     graph, d = design.graph, design.dataflow
     x = load_inputs(args.input, graph)
@@ -127,8 +127,8 @@ def cmd_simulate(args):
         console.print(f"  accuracy: hardware {float((floats.argmax(-1) == labels).mean()):.4f}, "
                       f"onnxruntime {float((ort_out.argmax(-1) == labels).mean()):.4f}")
     if args.output:
-        outputs.write_file(args.output, "--output", lambda p: np.save(p, floats), kind="a .npy file",
-                           suffix=".npy", protect=_inputs_of(args))
+        outputs.write_file(args.output, "--output", lambda p: np.save(p, floats), **outputs.NPY,
+                           protect=_inputs_of(args))
         console.print(f"  wrote {args.output}")
     return 0 if bad_ref == 0 and bad_ort == 0 else 1
 
@@ -151,7 +151,7 @@ def _synth_outputs(args):
     """Each target's output folder (one per target when several), checked before any work."""
     from . import outputs
     if args.json:
-        outputs.check_file(args.json, "--json", kind="a JSON file", suffix=".json", protect=_inputs_of(args))
+        outputs.check_file(args.json, "--json", **outputs.JSON, protect=_inputs_of(args))
     if not args.output:
         return {}
     if len(args.target) == 1:
@@ -180,8 +180,7 @@ def cmd_synth(args):
     render_synth(results, console, f"qloom synth {args.model} (inside the byte-wide I/O shell)")
     if args.json:
         text = json.dumps([r.to_json() for r in results], indent=2) + "\n"
-        outputs.write_file(args.json, "--json", lambda p: p.write_text(text), kind="a JSON file", suffix=".json",
-                           protect=_inputs_of(args))
+        outputs.write_file(args.json, "--json", lambda p: p.write_text(text), **outputs.JSON, protect=_inputs_of(args))
         console.print(f"wrote {args.json}")
     return 0
 

@@ -149,8 +149,23 @@ def _put_in_place(tmp, out, what, force):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def check_file(path, what, *, kind, suffix, protect=()):
-    """Refuse ``path`` before any work unless qloom may write a ``kind`` file there."""
+def is_npy(p):
+    with open(p, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
+
+
+def is_json(p):
+    json.loads(Path(p).read_text())
+    return True
+
+
+NPY = dict(kind="a .npy file", suffix=".npy", ours=is_npy)
+JSON = dict(kind="a JSON file", suffix=".json", ours=is_json)
+
+
+def check_file(path, what, *, kind, suffix, ours, protect=()):
+    """Refuse ``path`` before any work unless qloom may write a ``kind`` file there: an existing
+    file is replaced only when ``ours(path)`` says it is of that kind."""
     if str(path).strip() == "":
         raise OutputError(f"{what}: the output file name is empty; give a path ending in {suffix}.")
     p = Path(path)
@@ -165,27 +180,22 @@ def check_file(path, what, *, kind, suffix, protect=()):
     if not p.absolute().parent.is_dir():
         raise OutputError(f"{what}: the folder of '{p}' does not exist; create it first or give "
                           "another path.")
-    if p.exists() and not _is_kind(p, suffix):
+    if p.exists() and not _safely(ours, p):
         raise OutputError(f"{what}: '{p}' exists and is not {kind}; qloom replaces only its own kind of "
                           "output file. Give another path, or remove the file yourself.")
     return p
 
 
-def _is_kind(p, suffix):
+def _safely(ours, p):
     try:
-        with open(p, "rb") as f:
-            head = f.read(8)
-        if suffix == ".npy":
-            return head.startswith(b"\x93NUMPY")
-        json.loads(p.read_text())
-        return True
-    except (OSError, ValueError):
+        return bool(ours(p))
+    except (OSError, ValueError, UnicodeDecodeError):
         return False
 
 
-def write_file(path, what, write, *, kind, suffix, protect=()):
+def write_file(path, what, write, *, kind, suffix, ours, protect=()):
     """Write a file through ``write(tmp_path)`` into a sibling, then rename it over ``path``."""
-    p = check_file(path, what, kind=kind, suffix=suffix, protect=protect)
+    p = check_file(path, what, kind=kind, suffix=suffix, ours=ours, protect=protect)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{p.name}.qloom-tmp-", suffix=suffix, dir=p.absolute().parent)
         os.close(fd)

@@ -110,3 +110,16 @@ def test_main_restores_the_sigterm_handler(capsys):
     before = signal.getsignal(signal.SIGTERM)
     cli.main(["inspect", "no-such-model.onnx"])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("name,message", [
+    ("notes.md", r"bench: error: --output: '\S+notes\.md' exists and is not a qloom benchmark table; qloom replaces "
+                 r"only its own kind of output file"),
+    ("notes.txt", r"bench: error: --output: '\S+notes\.txt' does not end in \.md"),
+])
+def test_bench_never_replaces_a_file_it_did_not_write(tmp_path, capsys, name, message):
+    from bench import results
+    canary(tmp_path / name)
+    assert results.main(["--reestimate", "--output", str(tmp_path / name)]) == 2
+    assert re.match(message, capsys.readouterr().err)
+    assert (tmp_path / name).read_bytes() == CANARY
