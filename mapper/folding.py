@@ -1,5 +1,7 @@
 """Folding: how many multipliers each matrix-vector unit gets (``pe`` outputs × ``simd`` inputs)."""
 import json
+import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,43 +84,141 @@ def balanced(graph, max_multipliers=DEFAULT_MAX_MULTIPLIERS):
     return for_cycles(graph, candidates[-1])
 
 
+MAX_FOLD_BYTES = 1 << 20        # a folding file is a few lines per layer
+MAX_FIFO_DEPTH = 1 << 20        # beats
+
+
+def _example(graph):
+    layers = matrix_layers(graph)
+    first = layers[0].name if layers else "dense0"
+    return '{"%s": {"pe": 1, "simd": 1}, ...}' % first
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"the key {twice[0]!r} appears twice in one object")
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_spec(path, example='{"dense0": {"pe": 4, "simd": 8}, ...}'):
+    """The folding file's JSON object: a regular file of at most MAX_FOLD_BYTES, strict JSON
+    (no NaN, no key twice), an object at the top."""
+    want = f"give --fold a JSON file like {example}, as qloom compile writes to DIR/fold.json"
+    where = f"--fold {path}"
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise QloomError(f"{where}: no such file; {want}.") from None
+    except (OSError, ValueError) as e:
+        raise QloomError(f"{where}: cannot be read ({getattr(e, 'strerror', None) or e}); {want}.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise QloomError(f"{where}: is a directory; {want}.")
+    if not stat.S_ISREG(st.st_mode):
+        raise QloomError(f"{where}: is not a regular file (a FIFO, socket or device); {want}.")
+    if st.st_size > MAX_FOLD_BYTES:
+        raise QloomError(f"{where}: is {st.st_size:,} bytes, more than the {MAX_FOLD_BYTES:,} a folding file "
+                         f"may have (a few lines a layer); {want}.")
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_FOLD_BYTES + 1).decode("utf-8")
+    except OSError as e:
+        raise QloomError(f"{where}: cannot be read ({e.strerror or e}); {want}.") from None
+    except UnicodeDecodeError:
+        raise QloomError(f"{where}: is not UTF-8 text; {want}.") from None
+    try:
+        spec = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise QloomError(f"{where}: is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                         f"{want}.") from None
+    except ValueError as e:
+        raise QloomError(f"{where}: is not valid JSON ({e}); {want}.") from None
+    except RecursionError:
+        raise QloomError(f"{where}: nests its JSON too deeply; {want}.") from None
+    if not isinstance(spec, dict):
+        raise QloomError(f"{where}: holds {_json_kind(spec)} at the top, not an object of layers; {want}.")
+    return spec
+
+
+def _json_kind(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return json.dumps(v)
+    return {list: "a list", str: "a string", int: "a number", float: "a number", dict: "an object"}[type(v)]
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _factor(path, d, key, v):
+    """pe (a divisor of the outputs) or simd (a divisor of the inputs or input channels)."""
+    if key == "pe":
+        n, what = d.out_features, "outputs"
+    else:
+        n, what = d.simd_of, ("inputs" if d.vectors == 1 else "input channels")
+    where = f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}')"
+    choose = f"choose one of {divisors(n)}"
+    if v is None:
+        raise QloomError(f'{where} has no "{key}"; {choose} (the divisors of its {n} {what}).')
+    if not _is_int(v):
+        raise QloomError(f"{where}: {key} {json.dumps(v)} is not a whole number; {choose} (the divisors of its "
+                         f"{n} {what}).")
+    if v < 1:
+        raise QloomError(f"{where}: {key} {v} is not a positive whole number; {choose} (the divisors of its "
+                         f"{n} {what}).")
+    if n % v:
+        raise QloomError(f"{where}: {key} {v} does not divide its {n} {what}; {choose}.")
+    return v
+
+
 def load(path, graph):
     """A folding file {"dense0": {"pe": 4, "simd": 8}, ...}; every layer must be present."""
-    try:
-        spec = json.loads(open(path).read())
-    except (OSError, ValueError) as e:
-        raise QloomError(f"{path}: cannot read the folding file ({e}). It must be JSON like "
-                         '{"dense0": {"pe": 4, "simd": 8}}.') from None
-    folding = {}
-    for d in matrix_layers(graph):
-        entry = spec.get(d.name)
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), int) for k in ("pe", "simd")):
-            raise QloomError(f"{path}: layer '{d.name}' (ONNX node '{d.onnx_node}') needs an entry "
-                             '{"pe": P, "simd": S} with integers.')
-        pe, simd = entry["pe"], entry["simd"]
-        if d.out_features % pe or pe < 1:
-            raise QloomError(f"{path}: layer '{d.name}' (ONNX node '{d.onnx_node}'): pe {pe} does not divide "
-                             f"its {d.out_features} outputs; choose one of {divisors(d.out_features)}.")
-        if d.simd_of % simd or simd < 1:
-            what = "inputs" if d.vectors == 1 else "input channels"
-            raise QloomError(f"{path}: layer '{d.name}' (ONNX node '{d.onnx_node}'): simd {simd} does not divide "
-                             f"its {d.simd_of} {what}; choose one of {divisors(d.simd_of)}.")
-        folding[d.name] = (pe, simd)
-    extra = set(spec) - set(folding) - {"fifo_depths"}
+    spec = read_spec(path, _example(graph))
+    layers = matrix_layers(graph)
+    names = [d.name for d in layers]
+    extra = [k for k in spec if k not in names and k != "fifo_depths"]
     if extra:
-        raise QloomError(f"{path}: unknown layers {sorted(extra)}; the layers are {sorted(folding)}.")
+        raise QloomError(f"--fold {path}: {', '.join(map(repr, extra))} {'is not a layer' if len(extra) == 1 else 'are not layers'} "
+                         f"of this model; its layers are {', '.join(map(repr, names))}"
+                         + (' (and "fifo_depths" for join FIFOs).' if names else "."))
+    folding = {}
+    for d in layers:
+        entry = spec.get(d.name)
+        if not isinstance(entry, dict):
+            has = "the file has none" if d.name not in spec else f"not {json.dumps(entry)[:40]}"
+            raise QloomError(f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}') needs an entry "
+                             f'{{"pe": P, "simd": S}} with whole numbers; {has}.')
+        unknown = sorted(set(entry) - {"pe", "simd"})
+        if unknown:
+            raise QloomError(f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}'): unknown key "
+                             f'{unknown[0]!r}; an entry has "pe" and "simd" only.')
+        folding[d.name] = (_factor(path, d, "pe", entry.get("pe")), _factor(path, d, "simd", entry.get("simd")))
+    _depths(path, spec)
     return folding
+
+
+def _depths(path, spec):
+    depths = spec.get("fifo_depths", {})
+    want = (f'"fifo_depths" maps join FIFO names to depths in beats, whole numbers from 1 to {MAX_FIFO_DEPTH:,}, '
+            'e.g. {"join_add0_b": 300} (or leave it out: qloom computes them)')
+    if not isinstance(depths, dict):
+        raise QloomError(f"--fold {path}: \"fifo_depths\" is {_json_kind(depths)}; {want}.")
+    for name, v in depths.items():
+        if not _is_int(v) or not 1 <= v <= MAX_FIFO_DEPTH:
+            raise QloomError(f"--fold {path}: \"fifo_depths\": FIFO {name!r} has depth {json.dumps(v)[:40]}; {want}.")
+    return dict(depths)
 
 
 def fifo_depths(path):
     """The optional "fifo_depths" of a folding file: {join FIFO name: depth}."""
-    spec = json.loads(open(path).read())
-    depths = spec.get("fifo_depths", {})
-    if not isinstance(depths, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                               for v in depths.values()):
-        raise QloomError(f'{path}: "fifo_depths" must map FIFO names to positive integers, e.g. '
-                         '{"join_add0_b": 300}.')
-    return depths
+    return _depths(path, read_spec(path))
 
 
 def to_json(folding):

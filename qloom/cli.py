@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import inputs
 from .mapper.errors import QloomError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -15,24 +16,6 @@ DIGITS = REPO / "models" / "digits"
 def _console():
     from rich.console import Console
     return Console(highlight=False, width=140)
-
-
-def load_inputs(path, graph):
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise QloomError(f"{path}: cannot read inputs ({e}). Give a .npy file of float32 frames.") from None
-    shape = graph.nodes[0].shape
-    if x.ndim == 0 or len(x) == 0:
-        raise QloomError(f"{path}: holds no input frames; give an array of shape (frames, "
-                         f"{', '.join(map(str, shape))}).")
-    if x.shape[1:] != tuple(shape):
-        if x.size % int(np.prod(shape)) == 0 and x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
-            x = x.reshape((len(x),) + tuple(shape))
-        else:
-            raise QloomError(f"{path}: inputs have shape {x.shape}, the model takes frames of shape "
-                             f"{tuple(shape)}; give an array of shape (frames, {', '.join(map(str, shape))}).")
-    return x.astype(np.float32)
 
 
 def cmd_inspect(args):
@@ -47,7 +30,8 @@ def cmd_check(args):
     from .mapper import frontend
     console = _console()
     graph = frontend.load_qgraph(args.model)
-    x = load_inputs(args.input, graph) if args.input else agreement.random_inputs(graph, args.count)
+    x = inputs.load_inputs(args.input, graph) if args.input else inputs.random_inputs(graph, args.count)
+    labels = inputs.load_labels(args.labels, graph, len(x), args.input) if args.labels else None
     result = agreement.compare(graph, args.model, x)
     console.print(f"{args.model}: {result.frames} frames, {result.outputs} outputs: "
                   f"{result.mismatches} mismatches between qloom's integer reference and onnxruntime")
@@ -57,7 +41,6 @@ def cmd_check(args):
     for note in graph.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if args.labels:
-        labels = np.load(args.labels).reshape(-1)
         acc_ref = float((result.reference.argmax(axis=-1) == labels).mean())
         acc_ort = float((result.onnxruntime.argmax(axis=-1) == labels).mean())
         console.print(f"accuracy: qloom reference {acc_ref:.4f}, onnxruntime {acc_ort:.4f}")
@@ -94,9 +77,13 @@ def cmd_simulate(args):
     console = _console()
     if args.output:
         outputs.check_file(args.output, "--output", **outputs.NPY, protect=_inputs_of(args))
+    inputs.peek(args.input, "--input")
+    if args.labels:
+        inputs.peek(args.labels, "--labels")
     design = _design(args)
     graph, d = design.graph, design.dataflow
-    x = load_inputs(args.input, graph)
+    x = inputs.load_inputs(args.input, graph)
+    labels = inputs.load_labels(args.labels, graph, len(x), args.input) if args.labels else None
     codes = graph.nodes[0].reference(x)
     values = graph.run({graph.inputs[0]: x})
     want = values[design.output_codes]
@@ -123,7 +110,6 @@ def cmd_simulate(args):
     console.print(f"  initiation interval: {run0.cycles_per_inference:g} cycles per inference "
                   f"(model {d.cycles_per_frame}) · latency {run0.latency} cycles (model {d.latency})")
     if args.labels:
-        labels = np.load(args.labels).reshape(-1)
         console.print(f"  accuracy: hardware {float((floats.argmax(-1) == labels).mean()):.4f}, "
                       f"onnxruntime {float((ort_out.argmax(-1) == labels).mean()):.4f}")
     if args.output:
@@ -206,7 +192,7 @@ def cmd_demo(args):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="qloom", description="Compile quantized ONNX networks into "
+    p = inputs.Parser(prog="qloom", description="Compile quantized ONNX networks into "
                                 "bit-exact streaming dataflow circuits.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("inspect", help="print the integer graph with accumulator ranges and requantization")
@@ -216,11 +202,11 @@ def parser():
     s.add_argument("model")
     s.add_argument("--input", help=".npy file of float input frames (default: random frames)")
     s.add_argument("--labels", help=".npy file of class labels, to print accuracy")
-    s.add_argument("--count", type=int, default=1000, help="random frames when no --input (default 1000)")
+    s.add_argument("--count", type=inputs.positive_int, default=1000, help="random frames when no --input (default 1000)")
     s.set_defaults(func=cmd_check)
     def design_options(s):
         s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
-        s.add_argument("--max-multipliers", type=int, default=32,
+        s.add_argument("--max-multipliers", type=inputs.positive_int, default=32,
                        help="multiplier budget for the default folding (default 32)")
     s = sub.add_parser("compile", help="emit the streaming circuit as Verilog with its design description")
     s.add_argument("model")
@@ -235,24 +221,24 @@ def parser():
     s.add_argument("--simulator", choices=["verilator", "icarus", "amaranth"], default="verilator")
     s.add_argument("--output", help="write the dequantized outputs to this .npy file")
     s.add_argument("--labels", help=".npy file of class labels, to print accuracy")
-    s.add_argument("--gap", type=float, default=0.0, help="probability of an idle input cycle (default 0)")
-    s.add_argument("--stall", type=float, default=0.0, help="probability of output backpressure (default 0)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chunk", type=int, default=512, help="frames per simulator run (default 512)")
+    s.add_argument("--gap", type=inputs.probability, default=0.0, help="probability of an idle input cycle (default 0)")
+    s.add_argument("--stall", type=inputs.probability, default=0.0, help="probability of output backpressure (default 0)")
+    s.add_argument("--seed", type=inputs.non_negative_int, default=0)
+    s.add_argument("--chunk", type=inputs.positive_int, default=512, help="frames per simulator run (default 512)")
     design_options(s)
     s.set_defaults(func=cmd_simulate)
     s = sub.add_parser("synth", help="synthesize, place and route with Yosys and nextpnr; resources and Fmax")
     s.add_argument("model")
     s.add_argument("--target", action="append", choices=["ice40-up5k", "ecp5-85k"], required=True,
                    help="FPGA to build for (repeat for several)")
-    s.add_argument("--clock", type=float, help="clock to place and route for, MHz (default 50 iCE40, 100 ECP5)")
+    s.add_argument("--clock", type=inputs.clock_mhz, help="clock to place and route for, MHz (default 50 iCE40, 100 ECP5)")
     s.add_argument("--json", help="also write the results to this JSON file")
     s.add_argument("-o", "--output", help="also write the compiled design and its report, with the measured "
                    "resources beside the estimates, to this directory (one per target when several)")
     s.add_argument("--force", action="store_true", help="replace an earlier qloom output in DIR even "
                    "when it now holds other files (never a folder qloom did not write)")
     s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
-    s.add_argument("--max-multipliers", type=int, help="multiplier budget for the default folding "
+    s.add_argument("--max-multipliers", type=inputs.positive_int, help="multiplier budget for the default folding "
                    "(default: the target's, 4 on iCE40 UP5K, 32 on ECP5-85F)")
     s.set_defaults(func=cmd_synth)
     s = sub.add_parser("demo", help="the main job on the shipped digits models")
