@@ -186,7 +186,8 @@ def load_inputs(path, graph, option="--input"):
             raise InputFileError(f"{where}: holds integers of dtype {x.dtype}, and {v} (element "
                                  f"{inexact[0]:,} of the flattened array) is not exact as float32, the model's "
                                  f"input type; give float32 frames, or integers within ±16,777,216.")
-    return x.reshape(target).astype(np.float32)
+    with np.errstate(over="ignore"):          # float64 beyond float32's range: ±inf, as onnxruntime is given
+        return x.reshape(target).astype(np.float32)
 
 
 def random_inputs(graph, count):
