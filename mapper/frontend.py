@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import onnx
 
-from . import numeric, onnx_load, qgraph as qg
-from .errors import NotQuantizedError, UnsupportedError, onnx_node_label
+from . import numeric, onnx_load, op_types, qgraph as qg
+from .errors import NotQuantizedError, ShapeError, UnsupportedError, onnx_node_label
 from .numeric import F32
 from .requant_targets import CodeTable, FloatChain, FloatMean, ScaleRound
 
@@ -48,6 +48,7 @@ class DeqConst:            # DequantizeLinear(initializer)
     scale: np.ndarray
     zero_point: np.ndarray
     axis: int
+    name: str = ""         # the initializer's
 
 
 @dataclass
@@ -128,6 +129,30 @@ class PendingAdd:          # DQ(codes) + DQ(constant), waiting for QuantizeLinea
     node: onnx.NodeProto
 
 
+SCALE_ROLES = {"x_scale": "the input scale", "a_scale": "the input scale", "A_scale": "the scale of input A",
+               "B_scale": "the scale of input B", "b_scale": "the weight scale", "w_scale": "the weight scale",
+               "y_scale": "the output scale", "C_scale": "the output scale", "Y_scale": "the output scale"}
+
+
+def scale_problem(scale):
+    """Why a float32 scale (array) cannot be a quantization scale, or None: each value must be
+    positive, finite and normal."""
+    a = np.asarray(scale, F32).reshape(-1)
+    for k, v in enumerate(a):
+        where = f" (channel {k} of {a.size})" if a.size > 1 else ""
+        if np.isnan(v):
+            return f"NaN{where}"
+        if np.isinf(v):
+            return f"infinite{where}"
+        if v == 0:
+            return f"zero{where}"
+        if v < 0:
+            return f"negative ({float(v):g}){where}"
+        if v < np.finfo(F32).tiny:
+            return f"subnormal ({float(v):g}, below float32's smallest normal 1.18e-38){where}"
+    return None
+
+
 def _per_channel(a, n, what, label):
     a = np.asarray(a).reshape(-1)
     if a.size == 1:
@@ -146,6 +171,10 @@ class Frontend:
         self.nodes, self.shapes, self.counts = [], {}, {}
         self.stale = set()
         self.notes = []
+        self.consumers = {}
+        for node in model.graph.node:
+            for k, name in enumerate(node.input):
+                self.consumers.setdefault(name, []).append((node, k))
 
     # -- helpers ------------------------------------------------------------------------------
     def fresh(self, kind):
@@ -182,11 +211,64 @@ class Frontend:
         self.shapes[node.output] = shape
         return Codes(node.output, shape, code, float(F32(scale)), int(zero_point))
 
+    def formal(self, node, index):
+        """The schema's name of input ``index`` (``x_scale``, ``b_zero_point``, ...)."""
+        schema = op_types.schema_of(node, self.types_check.opsets)
+        if schema is None:
+            return f"input {index}"
+        formals = schema.inputs
+        if formals and formals[-1].option == "variadic" and index >= len(formals) - 1:
+            return {0: "input", 1: "input scale", 2: "input zero point"}[(index - len(formals) + 1) % 3] \
+                if node.op_type == "QLinearConcat" else formals[-1].name
+        return formals[index].name if index < len(formals) else f"input {index}"
+
+    def check_scale(self, node, index, scale, role=None):
+        """A scale read from input ``index`` of ``node``: positive, finite, normal float32."""
+        problem = scale_problem(scale)
+        if problem:
+            formal = self.formal(node, index)
+            role = role or SCALE_ROLES.get(formal, "a scale")
+            self.refuse(node, f"{formal} '{node.input[index]}' ({role}) is {problem}; a quantization scale must be "
+                              "a positive, finite, normal float32. Quantize the model again (a broken calibration "
+                              "gives such scales).")
+        return np.asarray(scale, F32)
+
+    def dq_role(self, node):
+        """What the constant a DequantizeLinear dequantizes is for, by its first consumer."""
+        uses = self.consumers.get(node.output[0], [])
+        name = node.input[0]
+        if not uses:
+            return f"the scale of the constant '{name}'"
+        user, k = uses[0]
+        part = {1: "weights", 2: "bias"}.get(k, "input") if user.op_type in ("MatMul", "Gemm", "Conv") \
+            else "constant input"
+        return f"the scale of the constant '{name}', the {part} of {onnx_node_label(user)}"
+
     def code_type(self, node, zero_point_array):
         dtype = np.asarray(zero_point_array).dtype
         if str(dtype) not in numeric.DTYPE_RANGES:
             self.refuse(node, f"quantized type {dtype} is not supported; use uint8 or int8.")
         return qg.CodeType.from_dtype(dtype)
+
+    def output_code(self, node):
+        """The code type of a node's output as its type says (a zero point may be absent)."""
+        t = self.types.get(node.output[0], "").removeprefix("tensor(").removesuffix(")")
+        if t not in numeric.DTYPE_RANGES:
+            self.refuse(node, f"its output '{node.output[0]}' is {t or 'of unknown type'}, not quantized codes; "
+                              "qloom maps layers whose output is uint8 or int8 codes.")
+        return qg.CodeType.from_dtype(t)
+
+    def zero_point(self, node, index):
+        """Zero point input ``index``, or 0 of the node's output code type when absent."""
+        if len(node.input) > index and node.input[index]:
+            return np.asarray(self.const(node, index, "the zero point"))
+        return np.zeros((), {"uint8": np.uint8, "int8": np.int8}[self.output_code(node).name])
+
+    def spatial(self, node, rank, what):
+        """Refuse windows over other than 2 spatial axes (1-D, 3-D convolutions and pools)."""
+        if rank != 2:
+            self.refuse(node, f"a {rank}-D {what} is not supported (its input has {rank} spatial "
+                              f"{'axis' if rank == 1 else 'axes'}); qloom supports 2-D {what}s on NCHW activations.")
 
     def producer(self, tensor):
         return next((n for n in self.nodes if n.output == tensor), None)
@@ -227,9 +309,13 @@ class Frontend:
         w_eff = c.weight.astype(np.int64) - c.w_zero.astype(np.int64)[:, None, None, None]
         bias = np.zeros(w_eff.shape[0], np.int64) if c.bias is None else c.bias.astype(np.int64)
         bias = bias - c.x.zero_point * w_eff.reshape(w_eff.shape[0], -1).sum(axis=1)
-        if len(c.x.shape) != 3 or w_eff.shape[1] * c.groups != c.x.shape[0]:
-            self.refuse(c.node, f"expects {w_eff.shape[1] * c.groups} input channels (NCHW) but its input "
-                                f"has shape {c.x.shape}; only 2-D convolutions are supported.")
+        self.spatial(c.node, len(c.x.shape) - 1, "convolution")
+        if c.groups < 1 or w_eff.shape[0] % c.groups:
+            self.refuse(c.node, f"group {c.groups} does not divide its {w_eff.shape[0]} output channels; "
+                                "onnxruntime refuses such a convolution. Give a group that divides both channel counts.")
+        if w_eff.shape[1] * c.groups != c.x.shape[0]:
+            self.refuse(c.node, f"expects {w_eff.shape[1] * c.groups} input channels ({w_eff.shape[1]} per group "
+                                f"× group {c.groups}) but its input has {c.x.shape[0]} (shape {c.x.shape}).")
         if c.weight.dtype == np.int8 and np.abs(c.weight.astype(np.int64)).max(initial=0) > 64:
             self.notes.append(f"{onnx_node_label(c.node)}: int8 weights exceed ±64 (see the MatMul note); "
                               "quantize with reduce_range=True to make every CPU agree.")
@@ -242,8 +328,7 @@ class Frontend:
 
     def conv_attrs(self, node, kernel_shape):
         a = self.attrs(node)
-        if len(kernel_shape) != 2:
-            self.refuse(node, f"only 2-D convolutions are supported, not {len(kernel_shape)}-D.")
+        self.spatial(node, len(kernel_shape), "convolution")
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             self.refuse(node, "auto_pad is not supported; export with explicit pads.")
         return (tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0))),
@@ -255,8 +340,8 @@ class Frontend:
                 raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: the weights are float; "
                                         "quantize the model with onnxruntime.quantization.quantize_static.")
             self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
-        if w.codes.ndim != 4:
-            self.refuse(node, f"weights of rank {w.codes.ndim}; a 2-D convolution needs 4-D weights.")
+        self.spatial(node, w.codes.ndim - 2, "convolution")
+        self.weight_codes(node, w)
         n_out = w.codes.shape[0]
         if np.asarray(w.scale).size > 1 and w.axis != 0:
             self.refuse(node, "weights are quantized along an axis other than the output channels.")
@@ -272,17 +357,7 @@ class Frontend:
         if not isinstance(x, Deq):
             self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
         weight, w_zero, w_scale = self.conv_weight(node, w)
-        bias_codes = None
-        bias = self.value(node, 2)
-        if bias is not None:
-            if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
-                self.refuse(node, "the bias must be an int32 constant behind DequantizeLinear.")
-            bias_codes = _per_channel(bias.codes, weight.shape[0], "bias", onnx_node_label(node))
-            bscale = _per_channel(bias.scale, weight.shape[0], "bias scale", onnx_node_label(node))
-            if not np.array_equal(numeric.f32(bscale), numeric.f32(F32(x.codes.scale) * w_scale)) or \
-                    np.any(np.asarray(bias.zero_point) != 0):
-                self.refuse(node, "the bias scale is not input scale × weight scale (or its zero point is "
-                                  "not 0), so onnxruntime cannot fuse this layer to integers.")
+        bias_codes = self.qdq_bias(node, x.codes, self.value(node, 2), weight.shape[0], w_scale)
         return ConvLinear(x.codes, weight, w_zero, w_scale, bias_codes, False, node,
                           *self.conv_attrs(node, weight.shape[2:]))
 
@@ -291,7 +366,7 @@ class Frontend:
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
         w_scale, w_zero = self.qparams(node, 4, 5)
         weight, w_zero, w_scale = self.conv_weight(node, DeqConst(self.const(node, 3, "the weight"),
-                                                                  w_scale, w_zero, 0))
+                                                                  w_scale, w_zero, 0, node.input[3]))
         y_scale, y_zero, code = self.out_params(node, 6, 7)
         bias = None
         if len(node.input) > 8 and node.input[8]:
@@ -303,8 +378,9 @@ class Frontend:
     def op_MaxPool(self, node):
         x = self.value(node, 0)
         codes = x.codes if isinstance(x, Deq) else x
-        if not isinstance(codes, Codes) or len(codes.shape) != 3:
+        if not isinstance(codes, Codes):
             self.refuse(node, "MaxPool is supported on quantized NCHW activations.")
+        self.spatial(node, len(codes.shape) - 1, "MaxPool")
         a = self.attrs(node)
         if len(node.output) > 1 and node.output[1]:
             self.refuse(node, "MaxPool with an Indices output is not supported.")
@@ -312,8 +388,7 @@ class Frontend:
                 a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             self.refuse(node, "only MaxPool with ceil_mode=0, storage_order=0 and explicit pads is supported.")
         kernel = tuple(a["kernel_shape"])
-        if len(kernel) != 2:
-            self.refuse(node, "only 2-D MaxPool is supported.")
+        self.spatial(node, len(kernel), "MaxPool")
         name = self.fresh("maxpool")
         p = self.emit(qg.MaxPool(name, node.name or node.output[0], (codes.tensor,), name + ".out", kernel=kernel,
                                  strides=tuple(a.get("strides", (1, 1))), pads=tuple(a.get("pads", (0, 0, 0, 0))),
@@ -340,10 +415,17 @@ class Frontend:
 
     def op_QLinearConcat(self, node):
         y_scale, y_zero, code = self.out_params(node, 0, 1)
+        if (len(node.input) - 2) % 3:
+            self.refuse(node, f"it has {len(node.input)} inputs; QLinearConcat takes y_scale, y_zero_point and "
+                              "then (tensor, scale, zero point) triples.")
         parts = []
         for k in range(2, len(node.input), 3):
             x = self.qcodes(node, k)
-            self.check_input_params(node, x, *self.qparams(node, k + 1, k + 2))
+            scale, zp = self.qparams(node, k + 1, k + 2)
+            if str(zp.dtype) != x.code.name:
+                self.refuse(node, f"the zero point '{node.input[k + 2]}' of input '{node.input[k]}' is {zp.dtype}, "
+                                  f"but the input is {x.code.name}; give it the type of its input.")
+            self.check_input_params(node, x, scale, zp)
             parts.append(x)
         self.concat_axis(node, parts)
         return self.concat(node, parts, y_scale, y_zero, code)
@@ -368,9 +450,10 @@ class Frontend:
         """The NCHW codes a QDQ pool reads: DequantizeLinear(codes), the pool waiting for its
         QuantizeLinear."""
         x = self.value(node, 0)
-        if not isinstance(x, Deq) or len(x.codes.shape) != 3:
+        if not isinstance(x, Deq):
             self.refuse(node, f"{node.op_type} is supported on dequantized NCHW activations followed by "
                               f"QuantizeLinear (QDQ), or as com.microsoft.QLinear{node.op_type}.")
+        self.spatial(node, len(x.codes.shape) - 1, node.op_type)
         return x.codes
 
     def qlinear_pool(self, node):
@@ -379,6 +462,7 @@ class Frontend:
         if self.attrs(node).get("channels_last", 0):
             self.refuse(node, "channels_last=1 is not supported; export the model in NCHW.")
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        self.spatial(node, len(x.shape) - 1, node.op_type.removeprefix("QLinear"))
         return (x, *self.out_params(node, 3, 4))
 
     def op_GlobalAveragePool(self, node):
@@ -390,13 +474,17 @@ class Frontend:
     def global_mean(self, node, x, scale, zero_point, code):
         """GlobalAveragePool as onnxruntime's QLinearGlobalAveragePool computes it: the integer
         sum minus count · zx, then ``RNE(f32(sum · f32(sx / f32(sy · count)))) + zy`` saturated."""
-        if len(x.shape) != 3:
-            self.refuse(node, f"GlobalAveragePool of a tensor of shape {x.shape}; NCHW is needed.")
+        self.spatial(node, len(x.shape) - 1, "GlobalAveragePool")
         name = self.fresh("sumpool")
         s = self.emit(qg.SumPool(name, node.name or node.output[0], (x.tensor,), name + ".acc",
                                  zero_point=x.zero_point, in_shape=tuple(x.shape)))
         self.shapes[s.output] = s.out_shape
-        m = F32(F32(x.scale) / F32(F32(scale) * F32(s.count)))
+        with np.errstate(all="ignore"):
+            m = F32(F32(x.scale) / F32(F32(scale) * F32(s.count)))
+        if scale_problem(m):
+            self.refuse(node, f"its multiplier input scale / (output scale × {s.count} values) = {x.scale:g} / "
+                              f"({float(scale):g} × {s.count}) is {scale_problem(m)} in float32; quantize the "
+                              "model again with scales of sensible size.")
         try:
             t = ScaleRound(tables=(), multiplier=np.full(x.shape[0], m, F32), zero_point=int(zero_point),
                            lo=code.qmin, hi=code.qmax)
@@ -419,8 +507,8 @@ class Frontend:
                 any(d != 1 for d in a.get("dilations", (1, 1))):
             self.refuse(node, "only AveragePool with ceil_mode=0, no dilation and explicit pads is supported.")
         kernel = tuple(a["kernel_shape"])
-        if len(kernel) != 2 or len(x.shape) != 3:
-            self.refuse(node, "only 2-D AveragePool on NCHW activations is supported.")
+        self.spatial(node, len(x.shape) - 1, "AveragePool")
+        self.spatial(node, len(kernel), "AveragePool")
         strides, pads = tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0)))
         if kernel == tuple(x.shape[1:]) and not any(pads):
             return self.global_mean(node, x, scale, zero_point, code)
@@ -442,7 +530,15 @@ class Frontend:
         return self.requant(node, s, t, code, scale, zero_point)
 
     def scale_round(self, node, x, w_scale, out_scale, zero_point, code, relu):
-        m = numeric.fused_multiplier(x.scale, w_scale, out_scale)
+        with np.errstate(all="ignore"):
+            m = numeric.fused_multiplier(x.scale, w_scale, out_scale)
+        problem = scale_problem(m)
+        if problem:
+            k = int(np.argmax(~(np.isfinite(m) & (m >= np.finfo(F32).tiny))))
+            self.refuse(node, f"its requantization multiplier input scale × weight scale / output scale = "
+                              f"{x.scale:g} × {float(np.asarray(w_scale).reshape(-1)[k]):g} / {float(out_scale):g} "
+                              f"is {problem} in float32, so onnxruntime's fused integer kernel cannot compute "
+                              "it. Quantize the model again with scales of sensible size.")
         lo = max(code.qmin, int(zero_point)) if relu else code.qmin
         try:
             return ScaleRound(tables=(), multiplier=m, zero_point=int(zero_point), lo=lo, hi=code.qmax)
@@ -457,20 +553,56 @@ class Frontend:
         if len(inputs) != 1:
             raise UnsupportedError(f"{self.path}: the model has {len(inputs)} inputs "
                                    f"({', '.join(i.name for i in inputs)}); qloom supports exactly one.")
-        self.input_names = [inputs[0].name]
-        shape = onnx_load.static_input_shape(self.path, inputs[0])
-        self.values[inputs[0].name] = FloatInput(inputs[0].name, shape)
+        if len(graph.output) != 1:
+            names = ", ".join(f"'{o.name}'" for o in graph.output)
+            raise UnsupportedError(f"{self.path}: the model has {len(graph.output)} outputs"
+                                   f"{' (' + names + ')' if names else ''}; qloom builds circuits with exactly one "
+                                   "output. Keep the one you need, e.g. with onnx.utils.extract_model(in, out, "
+                                   "input_names, [output_name]).")
+        self.types_check = op_types.TypeCheck(self.model, self.path)
+        self.types = self.types_check.types
+        x = inputs[0]
+        if self.types.get(x.name) != "tensor(float)":
+            got = self.types.get(x.name, "not a tensor").removeprefix("tensor(").removesuffix(")")
+            raise UnsupportedError(f"{self.path}: the model's input '{x.name}' is {got}; qloom's circuits take "
+                                   "float32 frames and quantize them with a QuantizeLinear. Export the model with "
+                                   "a float32 input.")
+        self.input_names = [x.name]
+        shape = onnx_load.static_input_shape(self.path, x)
+        self.values[x.name] = FloatInput(x.name, shape)
         self.check_quantized()
         for node in graph.node:
+            contrib = node.domain == "com.microsoft"
             handler = getattr(self, "op_" + node.op_type, None)
-            if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft"):
+            if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft") or \
+                    contrib != (node.op_type in op_types.CONTRIB):
                 self.refuse(node, f"operator {node.domain + '.' if node.domain else ''}{node.op_type} "
                                   f"is not supported. Supported: {SUPPORTED}.")
-            out = handler(node)
+            if not node.output or not node.output[0]:
+                self.refuse(node, "it has no output.")
+            try:
+                out = handler(node)
+            except qg.NodeError as e:
+                raise ShapeError(f"{onnx_node_label(node)} in {self.path}: {e}.") from None
             self.values[node.output[0]] = out
+        self.check_input_quantized(x.name)
         outputs = [self.graph_output(o.name) for o in graph.output]
-        return qg.QGraph(tuple(self.nodes), tuple(self.input_names), tuple(outputs), dict(self.shapes),
-                         notes=tuple(self.notes))
+        try:
+            return qg.QGraph(tuple(self.nodes), tuple(self.input_names), tuple(outputs), dict(self.shapes),
+                             notes=tuple(self.notes))
+        except qg.NodeError as e:
+            raise ShapeError(f"{self.path}: {e}") from None
+
+    def check_input_quantized(self, name):
+        """The input feeds exactly one QuantizeLinear, the first node of the QGraph."""
+        quantizers = [n for n in self.nodes if isinstance(n, qg.Quantize)]
+        if not quantizers:
+            raise UnsupportedError(f"{self.path}: the input '{name}' is not quantized by a QuantizeLinear "
+                                   "node; qloom's circuits take codes made by one QuantizeLinear of the input.")
+        if len(quantizers) > 1:
+            raise UnsupportedError(f"{self.path}: the input '{name}' is quantized by {len(quantizers)} "
+                                   f"QuantizeLinear nodes ({', '.join(repr(q.onnx_node) for q in quantizers)}); "
+                                   "qloom streams one quantized input. Quantize the input once.")
 
     def check_quantized(self):
         ops = {n.op_type for n in self.model.graph.node}
@@ -508,10 +640,22 @@ class Frontend:
     def op_Identity(self, node):
         return self.value(node, 0)
 
+    def qdq_attributes(self, node):
+        a = self.attrs(node)
+        if a.get("block_size", 0):
+            self.refuse(node, f"blocked quantization (block_size {a['block_size']}) is not supported; quantize "
+                              "per tensor or per output channel.")
+        if a.get("precision", 0) not in (0, onnx.TensorProto.FLOAT):
+            self.refuse(node, f"precision {onnx.TensorProto.DataType.Name(a['precision']).lower()} is not "
+                              "supported; qloom quantizes in float32 (leave precision unset).")
+
     def op_QuantizeLinear(self, node):
         x = self.value(node, 0)
-        scale = self.const(node, 1, "the scale")
-        zp = self.const(node, 2, "the zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
+        self.qdq_attributes(node)
+        role = "the input scale" if isinstance(x, FloatInput) else \
+            f"the output scale of {onnx_node_label(x.node)}" if hasattr(x, "node") else "the output scale"
+        scale = self.check_scale(node, 1, self.const(node, 1, "the scale"), role)
+        zp = self.zero_point(node, 2)
         if np.asarray(scale).size != 1 or np.asarray(zp).size != 1:
             self.refuse(node, "per-channel activation quantization is not supported; use per-tensor.")
         code = self.code_type(node, zp)
@@ -554,14 +698,37 @@ class Frontend:
 
     def op_DequantizeLinear(self, node):
         x = self.value(node, 0)
+        self.qdq_attributes(node)
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
         if isinstance(x, Const):
+            scale = self.check_scale(node, 1, self.const(node, 1, "the scale"), self.dq_role(node))
             zp = self.const(node, 2, "the zero point") if len(node.input) > 2 and node.input[2] else \
                 np.zeros((), x.array.dtype)
-            return DeqConst(x.array, np.asarray(self.const(node, 1, "the scale"), F32), np.asarray(zp), axis)
+            if scale.size > 1 or np.asarray(zp).size > 1:
+                if not -x.array.ndim <= axis < x.array.ndim:
+                    self.refuse(node, f"axis {axis} is out of range for its {x.array.ndim}-D input.")
+                axis %= x.array.ndim
+            return DeqConst(x.array, scale, np.asarray(zp), axis, node.input[0])
         if isinstance(x, Codes):
-            return Deq(x)
+            scale = self.check_scale(node, 1, self.const(node, 1, "the scale"),
+                                     f"the scale of the activations '{node.input[0]}'")
+            zp = self.zero_point(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros((), np.int64)
+            if scale.size != 1 or np.asarray(zp).size != 1:
+                self.refuse(node, "per-channel dequantization of activations is not supported; use per-tensor.")
+            scale, zp = float(F32(scale.reshape(()))), int(np.asarray(zp).reshape(()))
+            if (scale, zp) == (x.scale, x.zero_point):
+                return Deq(x)
+            codes = replace(x, scale=scale, zero_point=zp)    # the same codes, read with other parameters
+            if id(x) in self.stale:
+                self.stale.add(id(codes))
+            return Deq(codes)
         self.refuse(node, "dequantizes a value that is neither a constant nor quantized codes.")
+
+    def weight_codes(self, node, w):
+        if str(w.codes.dtype) not in numeric.DTYPE_RANGES:
+            self.refuse(node, f"the weights{' ' + repr(w.name) if w.name else ''} are {w.codes.dtype} codes; "
+                              "qloom's weights are int8 or uint8 codes (int32 is for biases). Quantize the "
+                              "weights to 8 bits.")
 
     def weight_of(self, node, w, out_axis):
         """Weight codes as (out, in), zero points and scales per output channel."""
@@ -571,6 +738,7 @@ class Frontend:
                                         "quantize the model with onnxruntime.quantization.quantize_static.")
             self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
         codes = w.codes
+        self.weight_codes(node, w)
         if codes.ndim != 2:
             self.refuse(node, f"weights of rank {codes.ndim} are not supported; a Dense layer needs 2-D weights.")
         n_out = codes.shape[out_axis]
@@ -588,17 +756,29 @@ class Frontend:
         if not isinstance(x, Deq):
             self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
-        bias_codes = None
-        if bias is not None:
-            if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
-                self.refuse(node, "the bias must be an int32 constant behind DequantizeLinear.")
-            bias_codes = _per_channel(bias.codes, weight.shape[0], "bias", onnx_node_label(node))
-            expect = numeric.f32(F32(x.codes.scale) * w_scale)
-            bscale = _per_channel(bias.scale, weight.shape[0], "bias scale", onnx_node_label(node))
-            if not np.array_equal(numeric.f32(bscale), expect) or np.any(np.asarray(bias.zero_point) != 0):
-                self.refuse(node, "the bias scale is not input scale × weight scale (or its zero point is "
-                                  "not 0), so onnxruntime cannot fuse this layer to integers.")
+        bias_codes = self.qdq_bias(node, x.codes, bias, weight.shape[0], w_scale)
         return Linear(x.codes, weight, w_zero, w_scale, bias_codes, False, node)
+
+    def qdq_bias(self, node, x, bias, n_out, w_scale):
+        """The int32 codes of a QDQ bias, which onnxruntime fuses only at scale input scale × weight
+        scale with zero point 0."""
+        if bias is None:
+            return None
+        if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
+            self.refuse(node, "the bias must be an int32 constant behind DequantizeLinear.")
+        label = onnx_node_label(node)
+        codes = _per_channel(bias.codes, n_out, "bias", label)
+        bscale = numeric.f32(_per_channel(bias.scale, n_out, "bias scale", label))
+        expect = numeric.f32(F32(x.scale) * w_scale)
+        if not np.array_equal(bscale, expect):
+            k = int(np.argmax(bscale != expect))
+            self.refuse(node, f"the bias scale{'' if n_out == 1 else f' of channel {k}'} is {float(bscale[k]):g}, "
+                              f"not input scale × weight scale = {x.scale:g} × {float(w_scale[k]):g} = "
+                              f"{float(expect[k]):g} (in float32), so onnxruntime cannot fuse this layer to "
+                              "integers. Quantize the bias at that scale.")
+        if np.any(np.asarray(bias.zero_point) != 0):
+            self.refuse(node, "the bias zero point is not 0, so onnxruntime cannot fuse this layer to integers.")
+        return codes
 
     def op_MatMul(self, node):
         return self.linear(node, self.value(node, 0), self.value(node, 1), None, out_axis=1)
@@ -629,6 +809,10 @@ class Frontend:
         """A residual add of two code tensors of the same shape (onnxruntime's QLinearAdd)."""
         if a.shape != b.shape:
             self.refuse(node, f"adds tensors of shapes {a.shape} and {b.shape}; only equal shapes are supported.")
+        if not a.code == b.code == code:
+            self.refuse(node, f"adds {a.code.name} and {b.code.name} codes into {code.name}; onnxruntime runs an "
+                              "Add on quantized codes as QLinearAdd only when both inputs and the output have one "
+                              "type (it computes others in float, which qloom does not model).")
         name = self.fresh("add")
         lo = max(code.qmin, int(zero_point)) if relu else code.qmin
         n = self.emit(qg.Add(name, node.name or node.output[0], (a.tensor, b.tensor), name + ".out",
@@ -647,6 +831,8 @@ class Frontend:
         if isinstance(a, Const) and isinstance(b, Acc):
             a, b = b, a
         if isinstance(a, Acc) and a.is_float and a.bias is None and isinstance(b, Const):
+            if b.array.dtype != F32 or not np.all(np.isfinite(b.array)):
+                self.refuse(node, "the bias it adds must be finite float32 values.")
             return replace(a, bias=_per_channel(b.array, a.weight.shape[0], "bias",
                                                 onnx_node_label(node)).astype(F32))
         self.refuse(node, "only the addition of a quantized constant (a bias) to quantized activations "
@@ -657,6 +843,10 @@ class Frontend:
         if np.asarray(b_scale).size != 1 or np.asarray(b_zero).size != 1:
             self.refuse(node, "the added constant must be quantized per tensor.")
         b = np.asarray(b_codes).reshape(-1)
+        if not str(b.dtype) == a.code.name == code.name:
+            self.refuse(node, f"adds {b.dtype} constant codes to {a.code.name} activations into {code.name}; "
+                              "onnxruntime runs such an Add as QLinearAdd only when both inputs and the output "
+                              "have one type (it computes others in float, which qloom does not model).")
         channels = a.shape[-1] if len(a.shape) else 1
         if b.size not in (1, channels) or len(a.shape) != 1:
             self.refuse(node, f"adds a constant of shape {np.shape(b_codes)} to activations of shape "
@@ -673,10 +863,10 @@ class Frontend:
         return Codes(a.tensor, a.shape, code, float(F32(c_scale)), int(c_zero))
 
     def qparams(self, node, s_index, z_index):
-        scale = self.const(node, s_index, "the scale")
+        scale = self.check_scale(node, s_index, self.const(node, s_index, "the scale"))
         zp = self.const(node, z_index, "the zero point") if len(node.input) > z_index and node.input[z_index] \
-            else np.uint8(0)
-        return np.asarray(scale, F32), np.asarray(zp)
+            else np.zeros((), np.int64)
+        return scale, np.asarray(zp)
 
     def qcodes(self, node, index):
         x = self.value(node, index)
@@ -688,17 +878,23 @@ class Frontend:
         scale, zp = self.qparams(node, s_index, z_index)
         if scale.size != 1 or zp.size != 1:
             self.refuse(node, "the output must be quantized per tensor.")
-        return float(scale.reshape(())), int(zp.reshape(())), self.code_type(node, zp)
+        return float(scale.reshape(())), int(zp.reshape(())), self.output_code(node)
 
     def check_input_params(self, node, x, scale, zp):
-        if float(F32(np.asarray(scale).reshape(-1)[0])) != x.scale or int(np.asarray(zp).reshape(-1)[0]) != x.zero_point:
-            self.refuse(node, "its input scale/zero point differ from those its input was quantized with.")
+        scale, zp = np.asarray(scale).reshape(-1), np.asarray(zp).reshape(-1)
+        if scale.size != 1 or zp.size > 1:
+            self.refuse(node, "its activations input must be quantized per tensor.")
+        s, z = float(F32(scale[0])), int(zp[0]) if zp.size else 0
+        if (s, z) != (x.scale, x.zero_point):
+            self.refuse(node, f"it reads its input with scale {s:g} and zero point {z}, but the input was quantized "
+                              f"with scale {x.scale:g} and zero point {x.zero_point}; give the node the parameters "
+                              "of its input.")
 
     def op_QLinearMatMul(self, node):
         x = self.qcodes(node, 0)
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
         w_scale, w_zero = self.qparams(node, 4, 5)
-        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1)
+        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1, node.input[3])
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis=1)
         y_scale, y_zero, code = self.out_params(node, 6, 7)
         d = self.dense(node, x, weight, w_zero, None)
@@ -710,13 +906,14 @@ class Frontend:
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
         out_axis = self.gemm_axis(node)
         w_scale, w_zero = self.qparams(node, 4, 5)
-        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, out_axis)
+        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, out_axis, node.input[3])
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
         bias = None
         if len(node.input) > 6 and node.input[6]:
             bias = _per_channel(self.const(node, 6, "the bias"), weight.shape[0], "bias", onnx_node_label(node))
-        if len(node.input) < 8 or not node.input[7]:
-            self.refuse(node, "QGemm without an output scale produces float; it is not supported.")
+        if len(node.input) < 9 or not node.input[7] or not node.input[8]:
+            self.refuse(node, "QGemm without an output scale and zero point (inputs 7 and 8) produces float in "
+                              "onnxruntime; qloom maps QGemm with quantized outputs. Give it y_scale and y_zero_point.")
         y_scale, y_zero, code = self.out_params(node, 7, 8)
         d = self.dense(node, x, weight, w_zero, bias)
         return self.requant(node, d, self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
@@ -738,24 +935,29 @@ class Frontend:
         c_scale, c_zero, code = self.out_params(node, 6, 7)
         return self.add_table(node, a, b.array, sb, zb, c_scale, c_zero, code)
 
+    def integer_input_zero(self, node, x):
+        """MatMulInteger/ConvInteger: the input zero point (input 2) is the one x was quantized with."""
+        zx = self.const(node, 2, "the input zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
+        if np.asarray(zx).size != 1:
+            self.refuse(node, "its input zero point must be one value (per tensor).")
+        if int(np.asarray(zx).reshape(())) != x.zero_point:
+            self.refuse(node, f"its input zero point {int(np.asarray(zx).reshape(()))} differs from the one its "
+                              f"input was quantized with ({x.zero_point}).")
+
     def op_MatMulInteger(self, node):
         x = self.qcodes(node, 0)
-        zx = self.const(node, 2, "the input zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
-        if int(np.asarray(zx).reshape(-1)[0]) != x.zero_point:
-            self.refuse(node, "its input zero point differs from the one its input was quantized with.")
+        self.integer_input_zero(node, x)
         zw = self.const(node, 3, "the weight zero point") if len(node.input) > 3 and node.input[3] else np.int8(0)
-        w = DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), 1)
+        w = DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), 1, node.input[1])
         weight, w_zero, _ = self.weight_of(node, w, out_axis=1)
         return Acc(x, weight, w_zero, node)
 
     def op_ConvInteger(self, node):
         x = self.qcodes(node, 0)
-        zx = self.const(node, 2, "the input zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
-        if int(np.asarray(zx).reshape(-1)[0]) != x.zero_point:
-            self.refuse(node, "its input zero point differs from the one its input was quantized with.")
+        self.integer_input_zero(node, x)
         zw = self.const(node, 3, "the weight zero point") if len(node.input) > 3 and node.input[3] else np.int8(0)
         weight, w_zero, _ = self.conv_weight(node, DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32),
-                                                            np.asarray(zw), 0))
+                                                            np.asarray(zw), 0, node.input[1]))
         return Acc(x, weight, w_zero, node, conv=self.conv_attrs(node, weight.shape[2:]))
 
     def op_Cast(self, node):
@@ -766,9 +968,13 @@ class Frontend:
 
     def op_Mul(self, node):
         a, b = self.value(node, 0), self.value(node, 1)
+        k = 1
         if isinstance(a, Const):
-            a, b = b, a
+            a, b, k = b, a, 0
         if isinstance(a, Acc) and a.is_float and a.scale is None and a.bias is None and isinstance(b, Const):
+            if b.array.dtype != F32:
+                self.refuse(node, f"the scale '{node.input[k]}' is {b.array.dtype}; qloom supports float32.")
+            self.check_scale(node, k, b.array, f"the scale of the result of {onnx_node_label(a.node)}")
             return replace(a, scale=_per_channel(b.array, a.weight.shape[0], "scale",
                                                  onnx_node_label(node)).astype(F32))
         self.refuse(node, "only one Mul by a constant scale after MatMulInteger → Cast is supported.")

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import numeric
+from .errors import ShapeError
 from .requant_targets import Target
+
+
+class NodeError(ShapeError, ValueError):
+    """A node whose parts do not fit together (the frontend names the ONNX node it came from)."""
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,7 @@ class CodeType:
 
     def __post_init__(self):
         if not (isinstance(self.bits, int) and 1 <= self.bits <= 32):
-            raise ValueError(f"bits must be an integer in 1..32, not {self.bits!r}")
+            raise NodeError(f"code width must be an integer number of bits in 1..32, not {self.bits!r}")
 
     @classmethod
     def from_dtype(cls, dtype):
@@ -79,8 +84,8 @@ class Dense(Node):
 
     def __post_init__(self):
         if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
-            raise ValueError(f"{self.label}: weight must be 2-D (out, in) and bias (out,), "
-                             f"not {self.weight.shape} and {self.bias.shape}")
+            raise NodeError(f"{self.label}: weight must be 2-D (out, in) and bias (out,), "
+                            f"not {self.weight.shape} and {self.bias.shape}")
         for a in (self.weight, self.bias):
             a.setflags(write=False)
 
@@ -154,11 +159,13 @@ class Conv(Node):
     in_shape: tuple           # (C, H, W)
 
     def __post_init__(self):
+        if self.weight.ndim != 4 or len(self.in_shape) != 3 or not self.groups >= 1:
+            raise NodeError(f"{self.label}: a 2-D convolution needs 4-D weights, a (C, H, W) input and a group "
+                            f"of at least 1, not weights {self.weight.shape}, input {self.in_shape}, group {self.groups}")
         o, cg = self.weight.shape[:2]
-        if self.weight.ndim != 4 or self.bias.shape != (o,) or cg * self.groups != self.in_shape[0] \
-                or o % self.groups:
-            raise ValueError(f"{self.label}: inconsistent weight {self.weight.shape}, bias {self.bias.shape}, "
-                             f"groups {self.groups} for input {self.in_shape}")
+        if self.bias.shape != (o,) or cg * self.groups != self.in_shape[0] or o % self.groups:
+            raise NodeError(f"{self.label}: inconsistent weight {self.weight.shape}, bias {self.bias.shape}, "
+                            f"groups {self.groups} for input {self.in_shape}")
         for a in (self.weight, self.bias):
             a.setflags(write=False)
 
@@ -389,11 +396,11 @@ class QGraph:
         for node in self.nodes:
             for name in node.inputs:
                 if name not in known:
-                    raise ValueError(f"{node.label} reads '{name}' before it is produced")
+                    raise NodeError(f"{node.label} reads '{name}' before it is produced")
             known.add(node.output)
         missing = [o for o in self.outputs if o not in known]
         if missing:
-            raise ValueError(f"graph outputs {missing} are never produced")
+            raise NodeError(f"graph outputs {missing} are never produced")
 
     def producer(self, tensor):
         return next((n for n in self.nodes if n.output == tensor), None)
