@@ -115,7 +115,10 @@ def _stat_regular(path, label, what_to_do, model=False):
         raise ModelFileError(f"{label}cannot be opened ({getattr(e, 'strerror', None) or e}). "
                              f"{what_to_do}") from None
     if stat.S_ISDIR(info.st_mode):
-        inside = sorted(p.name for p in islice(Path(path).glob("*.onnx"), 100))[:3] if model else []
+        try:
+            inside = sorted(p.name for p in islice(Path(path).glob("*.onnx"), 100))[:3] if model else []
+        except OSError:
+            inside = []
         found = f" (it holds {', '.join(inside)})" if inside else ""
         raise ModelFileError(f"{label}is a directory, not a file{found}. {what_to_do}")
     if not stat.S_ISREG(info.st_mode):

@@ -161,6 +161,10 @@ def duplicate_output(model, folder):
     model.graph.output.append(model.graph.output[0])
 
 
+def duplicate_initializer(model, folder):
+    model.graph.initializer.append(tensor(model, "x_scale"))
+
+
 def same_output(model, folder):
     node(model, "dq_w0").output[0] = node(model, "quant_in").output[0]
 
@@ -235,10 +239,11 @@ CASES = [
                M + r"the model holds 3\.0 TiB of parameters"),
     model_case("model_external_data_shorter", external(data=bytes(17), length=None),
                W0 + r"needs bytes 0 to 18 of 'w\.bin', which holds only 17 bytes: the data file is shorter than "
-                    r"the tensor \(truncated\?\)\. Copy the whole data file, or export the model again\.$"),
+                    r"the tensor \(truncated\?\)\. Copy the whole data file, or export the model again\.$",
+               survive=("m.onnx", "w.bin")),
     model_case("model_external_data_longer", external(data=bytes(19), length=None),
                W0 + r"reads 'w\.bin' from byte 0 to its end, 19 bytes, but its " + SHAPE + r" takes 18 bytes: "
-                    r"the data file is longer than the tensor\."),
+                    r"the data file is longer than the tensor\.", survive=("m.onnx", "w.bin")),
     model_case("model_external_length_not_the_tensor", external(length="17"),
                W0 + r"declares 17 bytes of data in 'w\.bin', but its " + SHAPE + r" takes 18 bytes\. The model "
                     r"and its data file do not match; export them again together\.$"),
@@ -283,6 +288,8 @@ CASES = [
                    r"a model whose node names repeat\."),
     model_case("model_duplicate_graph_output", duplicate_output,
                M + r"graph output 'y' is listed twice\."),
+    model_case("model_duplicate_initializer", duplicate_initializer,
+               M + r"the ONNX checker rejects this model: x_scale initializer name is not unique\. Fix the exporter"),
     model_case("model_duplicate_node_output", same_output,
                M + r"the ONNX checker rejects this model: Graph must be in single static assignment \(SSA\) form, "
                    r"however 'x_q' has been used as output names multiple times\. Fix the exporter output"),

@@ -185,3 +185,98 @@ def test_average_pools_onnxruntime_divides_unevenly_are_refused_by_node(capsys, 
     code, out, err = run_cli(capsys, "compile", str(path), "-o", str(tmp_path / "out"))
     assert code == 2 and "Traceback" not in err and not (tmp_path / "out").exists()
     assert re.match(r"qloom: error: QLinearAveragePool node '.*' in .*: " + why, err), err
+
+
+def peak_rss_of_cli(*argv, cwd):
+    """(exit code, stderr, peak resident set in MiB) of ``python -m qloom argv`` in ``cwd``."""
+    import os
+    with open(cwd / "stderr.txt", "wb") as err:
+        p = subprocess.Popen([sys.executable, "-m", "qloom", *argv], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, (cwd / "stderr.txt").read_text(), usage.ru_maxrss / 1024
+
+
+def huge_model_file(folder):
+    import os
+    onnx.save(small_qdq(folder), folder / "m.onnx")
+    os.truncate(folder / "m.onnx", 2_500_000_000)   # a sparse file: declared, not written
+
+
+def huge_external_weight(folder):
+    import os
+    model = small_qdq(folder)
+    w = next(t for t in model.graph.initializer if t.name == "w0")
+    w.ClearField("raw_data")
+    del w.dims[:]
+    w.dims.extend([1024, 1024, 1024])
+    w.data_location = TensorProto.EXTERNAL
+    w.external_data.add(key="location", value="w.bin")
+    onnx.save(model, folder / "m.onnx")
+    (folder / "w.bin").touch()
+    os.truncate(folder / "w.bin", 1 << 30)
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (huge_model_file, r"m\.onnx: the file is 2\.3 GiB; an \.onnx file is one protobuf message"),
+    (huge_external_weight, r"m\.onnx: the model holds 1\.0 GiB of parameters"),
+])
+def test_huge_declared_sizes_are_refused_without_reading_them(tmp_path, make, pattern):
+    (tmp_path / "small").mkdir()
+    onnx.save(small_qdq(tmp_path), tmp_path / "small" / "m.onnx")
+    code, err, baseline = peak_rss_of_cli("inspect", "m.onnx", cwd=tmp_path / "small")
+    assert code == 0, err
+    make(tmp_path)
+    code, err, peak = peak_rss_of_cli("inspect", "m.onnx", cwd=tmp_path)
+    assert code == 2 and re.match(pattern, err.removeprefix("qloom: error: ")), err
+    assert peak < 400 and peak < baseline + 64, (peak, baseline)   # MiB; the declared data is >= 1024 MiB
+
+
+@pytest.mark.parametrize("unreadable, pattern", [
+    ("m.onnx", r"^\S+m\.onnx: cannot be read \(permission denied\)\. Give qloom read access to it \(chmod \+r\) "
+               r"or copy it somewhere readable\.$"),
+    ("weights.bin", r"^\S+m\.onnx: tensor '\w+' keeps its data in 'weights\.bin', which cannot be read \(permission "
+                    r"denied\)\. Give qloom read access to it \(chmod \+r\) or copy it somewhere readable\.$"),
+])
+def test_an_unreadable_file_says_permission_denied(capsys, tmp_path, monkeypatch, unreadable, pattern):
+    import os
+    onnx.save(small_qdq(tmp_path), tmp_path / "m.onnx", save_as_external_data=True, location="weights.bin",
+              size_threshold=0)
+    real_open = os.open
+
+    def denied(path, *args, **kw):   # as chmod 000 would (the tests may run as root, who reads anything)
+        if str(path).endswith(unreadable):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kw)
+    monkeypatch.setattr(onnx_load.os, "open", denied)
+    expect_error(capsys, tmp_path / "m.onnx", pattern)
+
+
+def test_the_model_file_limit_is_raised_by_its_environment_variable(capsys, tmp_path, monkeypatch, digits):
+    monkeypatch.setattr(onnx_load, "MAX_MODEL_FILE_BYTES", 1024)
+    expect_error(capsys, digits / "digits_mlp_qdq.onnx",
+                 r"^\S+digits_mlp_qdq\.onnx: the file is \d+\.\d KiB; qloom reads model files of at most 1\.0 KiB "
+                 r".*raise the limit with the environment variable QLOOM_MAX_MODEL_BYTES=<bytes>\.$")
+    monkeypatch.setenv("QLOOM_MAX_MODEL_BYTES", str(1 << 30))
+    assert onnx_load.load(digits / "digits_mlp_qdq.onnx").graph.node
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_a_bad_model_file_limit_variable_is_refused(capsys, monkeypatch, digits, value):
+    monkeypatch.setenv("QLOOM_MAX_MODEL_BYTES", value)
+    expect_error(capsys, digits / "digits_mlp_qdq.onnx",
+                 rf"^QLOOM_MAX_MODEL_BYTES='{value}' is not a positive number of bytes; set it to e\.g\. "
+                 r"536870912 or unset it\.$")
+
+
+@pytest.mark.parametrize("one_file", [True, False])
+def test_external_data_loads_the_same_values_as_inline(tmp_path, one_file):
+    model = small_qdq(tmp_path)
+    inline = onnx_load.initializers(model)
+    onnx.save(model, tmp_path / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=one_file,
+              location="weights.bin", size_threshold=0)
+    assert len(list(tmp_path.iterdir())) == (2 if one_file else 1 + len(inline))
+    loaded = onnx_load.initializers(onnx_load.load(tmp_path / "m.onnx"))
+    assert sorted(loaded) == sorted(inline)
+    for name, value in inline.items():
+        assert loaded[name].dtype == value.dtype and np.array_equal(loaded[name], value), name
