@@ -1,0 +1,56 @@
+"""The circuits qloom emits, pinned: the sha256 (first 16 hex digits) of top.v and of design.json
+without its source path, for the shipped models, the bench models and a seeded concat network,
+at 32 multipliers.  A change that is not meant to alter a circuit keeps these; one that is says
+so in its commit and updates them here.  top.v is hashed without Amaranth's ``src`` attributes:
+they hold the absolute path and line of the Python that made each signal, so they differ
+between checkouts and move with any edit of hdl/ that alters no circuit."""
+import hashlib
+import json
+import logging
+import re
+
+import numpy as np
+import pytest
+
+from conftest import DIGITS
+from qloom.compile import compile_model
+
+CIRCUITS = {     # model: (top.v without src attributes, design.json without "source"), at 9341688
+    "digits_mlp_qdq": ("c86769de4da22781", "afbf7994a35c84d1"),
+    "digits_mlp_qop": ("ee52b51d3c0aeb2b", "2820e2d89cacce82"),
+    "digits_cnn_qdq": ("1b1b586c02c9cf5c", "018bd4f72f510769"),
+    "digits_resnet_qdq": ("67542ebd1dfd968d", "9fe742dba141568f"),
+    "concat_900_qdq": ("f268d808626e5e37", "fe346c2f29d91ccc"),
+    "ad_mlp_qdq": ("fff478a8e7b6eecc", "f57e9e88a4357fb6"),
+    "ds_cnn_qdq": ("0e2baf7df61e6055", "9b45228f646b49b1"),
+    "resnet8_qdq": ("c2d73ea6b9bdaf1a", "0e5e8cd3429acb8e"),
+}
+
+
+SRC = re.compile(r'\(\* src = "[^"]*" \*\)\s*')
+
+
+def digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_path(name, folder):
+    if name.startswith("digits_"):
+        return DIGITS / f"{name}.onnx"
+    if name == "concat_900_qdq":
+        from conv_factory import quantize, random_concat
+        rng = np.random.default_rng(900)
+        model, shape = random_concat(rng, False)
+        x = rng.normal(size=(4, *shape)).astype(np.float32)
+        return quantize(model, folder / f"{name}.onnx", x, "QDQ", "uint8")
+    from bench import models
+    logging.getLogger().setLevel(logging.ERROR)      # quantize_static's pre-processing advice
+    return models.make_ad_mlp(folder) if name == "ad_mlp_qdq" else models.make_cnn(name[:-4], folder)
+
+
+@pytest.mark.parametrize("name", CIRCUITS)
+def test_the_emitted_circuit_is_unchanged(name, tmp_path):
+    design = compile_model(model_path(name, tmp_path), max_multipliers=32)
+    info = design.dataflow.to_json()
+    info.pop("source")
+    assert (digest(SRC.sub("", design.verilog)), digest(json.dumps(info, indent=2, sort_keys=True))) == CIRCUITS[name]
