@@ -289,13 +289,14 @@ def main(argv=None):
     """Run one command; exit 0 (success), 1 (mismatches found), 2 (a user error, said as one
     paragraph), 3 (an internal error: its traceback goes to a log file), 130 (interrupted)."""
     import signal
-    args = parser().parse_args(argv)
-    previous = None
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, _terminate)
+        except ValueError:       # not the main thread: leave signals alone
+            pass
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:           # not the main thread: leave signals alone
-        pass
-    try:
+        args = parser().parse_args(argv)
         return args.func(args)
     except QloomError as e:
         print(f"qloom: error: {' '.join(str(e).split())}", file=sys.stderr)
@@ -307,5 +308,5 @@ def main(argv=None):
         print(internal_error(e), file=sys.stderr)
         return 3
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -279,22 +279,9 @@ def clock_mhz(text):
     return v
 
 
-def _refuse(error):
-    def command(args):
-        raise error
-    return command
-
-
 class Parser(argparse.ArgumentParser):
     """argparse, whose refusals (a bad value, a missing or unknown argument) become a UsageError,
-    said by qloom.cli.main like every other error: one paragraph, exit 2.  parse_args hands the
-    error back as the command to run, so that it is raised where main catches errors."""
+    said by qloom.cli.main like every other error: one paragraph, exit 2."""
 
     def error(self, message):
         raise UsageError(f"{' '.join(message.split())}; see '{self.prog} --help'.")
-
-    def parse_args(self, args=None, namespace=None):
-        try:
-            return super().parse_args(args, namespace)
-        except UsageError as e:
-            return argparse.Namespace(func=_refuse(e), command=None)

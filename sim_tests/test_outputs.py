@@ -21,16 +21,17 @@ def leftovers(folder):
 INTERRUPTED = """
 import os, signal, sys
 from qloom import cli, report
-def write(*args, **kwargs):           # SIGTERM arrives while the output is being written
-    os.kill(os.getpid(), signal.SIGTERM)
+def write(*args, **kwargs):           # the signal arrives while the output is being written
+    os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
     raise AssertionError("SIGTERM did not interrupt")
 report.write = write
 sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("earlier", [False, True])
-def test_sigterm_while_writing_leaves_no_temporary_and_keeps_the_earlier_output(tmp_path, earlier):
+@pytest.mark.parametrize("earlier,sig", [(False, "SIGTERM"), (True, "SIGTERM"), (True, "SIGINT"),
+                                         (False, "SIGHUP")])
+def test_a_signal_while_writing_leaves_no_temporary_and_keeps_the_earlier_output(tmp_path, earlier, sig):
     tiny_model(tmp_path / "m.onnx")
     canary(tmp_path / "notes.txt")
     if earlier:
@@ -39,7 +40,7 @@ def test_sigterm_while_writing_leaves_no_temporary_and_keeps_the_earlier_output(
         assert r.returncode == 0, r.stderr
         before = (tmp_path / "out" / "top.v").read_text()
     r = subprocess.run([sys.executable, "-c", INTERRUPTED, "compile", "m.onnx", "-o", "out"], cwd=tmp_path,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env={**os.environ, "SIGNAL": sig})
     assert r.returncode == 130, r.stderr
     assert r.stderr == "qloom: interrupted; nothing was left half-written\n"
     assert leftovers(tmp_path) == []
@@ -106,10 +107,10 @@ def _with_func(p, command, func):
     return p
 
 
-def test_main_restores_the_sigterm_handler(capsys):
-    before = signal.getsignal(signal.SIGTERM)
+def test_main_restores_the_signal_handlers(capsys):
+    before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)]
     cli.main(["inspect", "no-such-model.onnx"])
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)] == before
 
 
 @pytest.mark.parametrize("name,message", [
