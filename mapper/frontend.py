@@ -134,12 +134,15 @@ SCALE_ROLES = {"x_scale": "the input scale", "a_scale": "the input scale", "A_sc
                "y_scale": "the output scale", "C_scale": "the output scale", "Y_scale": "the output scale"}
 
 
+RANK0_PARAMS = {"QLinearAdd", "QLinearAveragePool"}    # onnxruntime wants rank-0 scales and zero points
+
+
 def scale_problem(scale):
     """Why a float32 scale (array) cannot be a quantization scale, or None: each value must be
     positive, finite and normal."""
     a = np.asarray(scale, F32).reshape(-1)
     for k, v in enumerate(a):
-        where = f" (channel {k} of {a.size})" if a.size > 1 else ""
+        where = f" in channel {k} of {a.size}" if a.size > 1 else ""
         if np.isnan(v):
             return f"NaN{where}"
         if np.isinf(v):
@@ -147,9 +150,9 @@ def scale_problem(scale):
         if v == 0:
             return f"zero{where}"
         if v < 0:
-            return f"negative ({float(v):g}){where}"
+            return f"negative{where} ({float(v):g})"
         if v < np.finfo(F32).tiny:
-            return f"subnormal ({float(v):g}, below float32's smallest normal 1.18e-38){where}"
+            return f"subnormal{where} ({float(v):g}, below float32's smallest normal 1.18e-38)"
     return None
 
 
@@ -295,7 +298,19 @@ class Frontend:
         d = self.emit(qg.Dense(name, onnx_node.name or onnx_node.output[0], (x.tensor,), name + ".acc",
                                weight=w_eff, bias=bias))
         self.shapes[d.output] = (d.out_features,)
+        self.check_int32(onnx_node, d, x)
         return d
+
+    def check_int32(self, onnx_node, layer, x):
+        """onnxruntime accumulates Σ (x − zx)(w − zw) + bias in int32, wrapping around: qloom's exact
+        sum equals it only while every possible sum fits in int32."""
+        lo, hi = layer.acc_range(x.code.qmin, x.code.qmax)
+        k = int(np.argmax((lo < -2**31) | (hi >= 2**31)))
+        if lo[k] < -2**31 or hi[k] >= 2**31:
+            self.refuse(onnx_node, f"its accumulator Σ (x − zx)(w − zw) + bias can reach "
+                                   f"{int(lo[k] if lo[k] < -2**31 else hi[k]):,} in output channel {k}, beyond int32, "
+                                   "where onnxruntime wraps around while qloom computes the exact sum. Quantize the "
+                                   "layer (its bias) with smaller values.")
 
     def requant(self, onnx_node, dense, target, code, scale, zero_point):
         name = self.fresh("requant")
@@ -310,7 +325,9 @@ class Frontend:
         bias = np.zeros(w_eff.shape[0], np.int64) if c.bias is None else c.bias.astype(np.int64)
         bias = bias - c.x.zero_point * w_eff.reshape(w_eff.shape[0], -1).sum(axis=1)
         self.spatial(c.node, len(c.x.shape) - 1, "convolution")
-        if c.groups < 1 or w_eff.shape[0] % c.groups:
+        if c.groups < 1:
+            self.refuse(c.node, f"group {c.groups} is not a positive number; onnxruntime refuses such a convolution.")
+        if w_eff.shape[0] % c.groups:
             self.refuse(c.node, f"group {c.groups} does not divide its {w_eff.shape[0]} output channels; "
                                 "onnxruntime refuses such a convolution. Give a group that divides both channel counts.")
         if w_eff.shape[1] * c.groups != c.x.shape[0]:
@@ -324,6 +341,7 @@ class Frontend:
                                  weight=w_eff, bias=bias, strides=c.strides, pads=c.pads, dilations=c.dilations,
                                  groups=c.groups, zero_point=c.x.zero_point, in_shape=tuple(c.x.shape)))
         self.shapes[conv.output] = conv.out_shape
+        self.check_int32(c.node, conv, c.x)
         return conv
 
     def conv_attrs(self, node, kernel_shape):
@@ -364,7 +382,7 @@ class Frontend:
     def op_QLinearConv(self, node):
         x = self.qcodes(node, 0)
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
-        w_scale, w_zero = self.qparams(node, 4, 5)
+        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, 0))
         weight, w_zero, w_scale = self.conv_weight(node, DeqConst(self.const(node, 3, "the weight"),
                                                                   w_scale, w_zero, 0, node.input[3]))
         y_scale, y_zero, code = self.out_params(node, 6, 7)
@@ -415,7 +433,7 @@ class Frontend:
 
     def op_QLinearConcat(self, node):
         y_scale, y_zero, code = self.out_params(node, 0, 1)
-        if (len(node.input) - 2) % 3:
+        if (len(node.input) - 2) % 3 or len(node.input) < 5:
             self.refuse(node, f"it has {len(node.input)} inputs; QLinearConcat takes y_scale, y_zero_point and "
                               "then (tensor, scale, zero point) triples.")
         parts = []
@@ -539,6 +557,13 @@ class Frontend:
                               f"{x.scale:g} × {float(np.asarray(w_scale).reshape(-1)[k]):g} / {float(out_scale):g} "
                               f"is {problem} in float32, so onnxruntime's fused integer kernel cannot compute "
                               "it. Quantize the model again with scales of sensible size.")
+        if np.any(m >= 2.0 ** 32):
+            k = int(np.argmax(m >= 2.0 ** 32))
+            self.refuse(node, f"its requantization multiplier input scale × weight scale / output scale = "
+                              f"{x.scale:g} × {float(np.asarray(w_scale).reshape(-1)[k]):g} / {float(out_scale):g} "
+                              f"= {float(m[k]):g} is 2**32 or more: every accumulator but 0 saturates, and the "
+                              "products leave the range qloom computes exactly. Quantize the model again with "
+                              "scales of sensible size.")
         lo = max(code.qmin, int(zero_point)) if relu else code.qmin
         try:
             return ScaleRound(tables=(), multiplier=m, zero_point=int(zero_point), lo=lo, hi=code.qmax)
@@ -658,6 +683,9 @@ class Frontend:
         zp = self.zero_point(node, 2)
         if np.asarray(scale).size != 1 or np.asarray(zp).size != 1:
             self.refuse(node, "per-channel activation quantization is not supported; use per-tensor.")
+        self.check_qshape(node, 1, scale)
+        if len(node.input) > 2 and node.input[2]:
+            self.check_qshape(node, 2, zp)
         code = self.code_type(node, zp)
         scale, zp = float(F32(np.asarray(scale).reshape(()))), int(np.asarray(zp).reshape(()))
         if isinstance(x, FloatInput):
@@ -708,6 +736,11 @@ class Frontend:
                 if not -x.array.ndim <= axis < x.array.ndim:
                     self.refuse(node, f"axis {axis} is out of range for its {x.array.ndim}-D input.")
                 axis %= x.array.ndim
+            for k, a in ((1, scale), (2, zp)):
+                if k < len(node.input) and node.input[k]:
+                    self.check_qshape(node, k, a, x.array.shape[axis] if x.array.ndim else None)
+            if len(node.input) > 2 and node.input[2]:
+                self.check_zero_shape(node, 1, 2, scale, np.asarray(zp))
             return DeqConst(x.array, scale, np.asarray(zp), axis, node.input[0])
         if isinstance(x, Codes):
             scale = self.check_scale(node, 1, self.const(node, 1, "the scale"),
@@ -788,8 +821,10 @@ class Frontend:
 
     def gemm_axis(self, node):
         a = self.attrs(node)
-        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-            self.refuse(node, "only Gemm with transA=0, alpha=1 and beta=1 is supported.")
+        bad = [f"{k}={a[k]:g}" for k, ok in (("transA", 0), ("alpha", 1.0), ("beta", 1.0)) if a.get(k, ok) != ok]
+        if bad:
+            self.refuse(node, f"{' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} not supported; qloom maps "
+                              f"{node.op_type} with transA=0, alpha=1 and beta=1.")
         return 0 if a.get("transB", 0) else 1
 
     def op_Gemm(self, node):
@@ -862,11 +897,41 @@ class Frontend:
         self.stale.add(id(a))      # the codes before the addition no longer exist in hardware
         return Codes(a.tensor, a.shape, code, float(F32(c_scale)), int(c_zero))
 
-    def qparams(self, node, s_index, z_index):
+    def qparams(self, node, s_index, z_index, per_axis=None):
+        """Scale and zero point inputs: one value each (a scalar or 1-D of 1), or ``per_axis`` values
+        (1-D) for weights; a zero point absent is 0."""
         scale = self.check_scale(node, s_index, self.const(node, s_index, "the scale"))
-        zp = self.const(node, z_index, "the zero point") if len(node.input) > z_index and node.input[z_index] \
-            else np.zeros((), np.int64)
-        return scale, np.asarray(zp)
+        self.check_qshape(node, s_index, scale, per_axis)
+        if len(node.input) > z_index and node.input[z_index]:
+            zp = np.asarray(self.const(node, z_index, "the zero point"))
+            self.check_qshape(node, z_index, zp, per_axis)
+            self.check_zero_shape(node, s_index, z_index, scale, zp)
+        else:
+            zp = np.zeros((), np.int64)
+        return scale, zp
+
+    def check_zero_shape(self, node, s_index, z_index, scale, zp):
+        """A zero point is one value with one scale, or one per channel with as many scales."""
+        if (scale.size == 1) != (zp.size == 1) or (scale.size > 1 and zp.shape != scale.shape):
+            self.refuse(node, f"its zero point '{node.input[z_index]}' has shape {zp.shape} but its scale "
+                              f"'{node.input[s_index]}' {scale.shape}; onnxruntime wants both per tensor or both "
+                              "with one value per channel.")
+
+    def out_channels(self, node, axis):
+        """The size of axis ``axis`` of the weights (input 3) of a QLinear op, or None."""
+        w = self.const(node, 3, "the weight")
+        return w.shape[axis] if w.ndim > axis else None
+
+    def check_qshape(self, node, index, a, per_axis=None):
+        """A quantization parameter is one value (rank 0, or 1-D of one) or, per axis, 1-D of
+        ``per_axis`` values: onnxruntime refuses other shapes."""
+        a = np.asarray(a)
+        if a.ndim == 0 or (a.ndim == 1 and (a.size == 1 or a.size == per_axis) and node.op_type not in RANK0_PARAMS):
+            return
+        want = "a scalar (rank 0)" if node.op_type in RANK0_PARAMS else \
+            "a scalar" + (f" or a 1-D tensor of {per_axis} values (one per output channel)" if per_axis else "")
+        self.refuse(node, f"{self.formal(node, index)} '{node.input[index]}' has shape {a.shape}; onnxruntime "
+                          f"wants {want} there.")
 
     def qcodes(self, node, index):
         x = self.value(node, index)
@@ -893,7 +958,7 @@ class Frontend:
     def op_QLinearMatMul(self, node):
         x = self.qcodes(node, 0)
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
-        w_scale, w_zero = self.qparams(node, 4, 5)
+        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, 1))
         w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1, node.input[3])
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis=1)
         y_scale, y_zero, code = self.out_params(node, 6, 7)
@@ -905,7 +970,7 @@ class Frontend:
         x = self.qcodes(node, 0)
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
         out_axis = self.gemm_axis(node)
-        w_scale, w_zero = self.qparams(node, 4, 5)
+        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, out_axis))
         w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, out_axis, node.input[3])
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
         bias = None

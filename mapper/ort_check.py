@@ -23,10 +23,12 @@ _NOISE = [
     (re.compile(r"Non-zero status code returned while running \w+ node\. Name:'[^']*' Status Message: "), ""),
     (re.compile(r"In Node, \(\"[^\"]*\", \w+, \"[^\"]*\", -?\d+\) : \(.*?\) -> \(.*?\) , Error "), ""),
     # a C++ source location and the function it is in: "/onnxruntime_src/...cc:52 virtual ... const "
-    (re.compile(r"(/\S+\.(cc|h|cpp):\d+ )(.*?\)( const)? )?"), ""),
+    (re.compile(r"/\S+\.(?:cc|h|cpp):\d+ (?:[\w:<>*&]+ [\w:<>*&, ]*\([^()]*\)(?: const)? )?"), ""),
 ]
-_NODE = [re.compile(p) for p in (r"In Node, \(\"([^\"]+)\", (\w+),", r"running (\w+) node\. Name:'([^']+)'",
-                                 r"in node \(([^)]+)\)", r"Node \(([^)]+)\)")]
+_NODE = [(re.compile(p), name, op) for p, name, op in (     # (pattern, group of the node's name, of its op)
+    (r"In Node, \(\"([^\"]+)\", (\w+),", 1, 2), (r"running (\w+) node\. Name:'([^']+)'", 2, 1),
+    (r"for (\w+)\(\d+\) node with name '([^']+)'", 2, 1), (r"in node \(([^)]+)\)", 1, None),
+    (r"Node \(([^)]+)\)", 1, None))]
 
 
 def describe(e):
@@ -34,10 +36,10 @@ def describe(e):
     (``(name, op)``, op may be None), or None."""
     text = str(e)
     node = None
-    for k, p in enumerate(_NODE):
+    for p, name, op in _NODE:
         m = p.search(text)
         if m:
-            node = (m.group(1), m.group(2)) if k == 0 else (m.group(2), m.group(1)) if k == 1 else (m.group(1), None)
+            node = (m.group(name), m.group(op) if op else None)
             break
     for p, sub in _NOISE:
         text = p.sub(sub, text)

@@ -57,8 +57,9 @@ def check(case, folder, capsys):
 
 
 def all_cases():
-    import corpus_args, corpus_models, corpus_outputs, corpus_sizes
-    cases = [*corpus_outputs.CASES, *corpus_models.CASES, *corpus_args.CASES, *corpus_sizes.CASES]
+    import corpus_args, corpus_frontend, corpus_models, corpus_outputs, corpus_sizes
+    cases = [*corpus_outputs.CASES, *corpus_models.CASES, *corpus_args.CASES, *corpus_sizes.CASES,
+             *corpus_frontend.CASES]
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
