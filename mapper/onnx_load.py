@@ -464,10 +464,15 @@ def static_input_shape(path, value_info):
 
 
 def _check_declared_shapes(path, graph):
-    """No output or intermediate value is declared with a negative dimension."""
-    for kind, infos in (("graph output", graph.output), ("value", graph.value_info)):
+    """No input, output or intermediate value is declared with an element type ONNX does not
+    define, nor an output or value with a negative dimension."""
+    for kind, infos in (("graph input", graph.input), ("graph output", graph.output), ("value", graph.value_info)):
         for info in infos:
-            for i, d in enumerate(info.type.tensor_type.shape.dim):
+            elem_type = info.type.tensor_type.elem_type
+            if elem_type not in TensorProto.DataType.values():
+                raise ModelFileError(f"{path}: {kind} '{info.name}' is declared with element type {elem_type}, "
+                                     "which is not an ONNX type. Export the model again.")
+            for i, d in enumerate(info.type.tensor_type.shape.dim if kind != "graph input" else ()):
                 if d.HasField("dim_value") and d.dim_value < 0:
                     raise ShapeError(f"{path}: {kind} '{info.name}' is declared with dimension {i} = "
                                      f"{d.dim_value}, which is not a size. Re-export the model, or set that "

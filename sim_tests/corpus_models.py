@@ -125,6 +125,12 @@ def input_dim(i, value=None, param=None):
     return change
 
 
+def input_type(elem_type):
+    def change(model, folder):
+        model.graph.input[0].type.tensor_type.elem_type = elem_type
+    return change
+
+
 def output_dim(i, value):
     def change(model, folder):
         d = model.graph.output[0].type.tensor_type.shape.dim[i]
@@ -317,6 +323,9 @@ CASES = [
                M + r"input 'x' has batch size 0; qloom streams one frame at a time"),
     model_case("model_input_is_a_sequence", sequence_input,
                M + r"input 'x' is a sequence, not a tensor; qloom takes one tensor input\.$"),
+    model_case("model_input_of_unknown_element_type", input_type(77),
+               M + r"graph input 'x' is declared with element type 77, which is not an ONNX type\. Export the "
+                   r"model again\.$"),
     model_case("model_output_dimension_minus_one", output_dim(1, -1),
                M + r"graph output 'y' is declared with dimension 1 = -1, which is not a size\."),
 
