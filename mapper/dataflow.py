@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import qgraph as qg
+from . import limits, qgraph as qg
 from .errors import UnsupportedError
 from .folding import is_depthwise
 from .resources import Memory
@@ -1048,10 +1048,11 @@ def flat(kernels):
 def beat_times(kernels, arrive):
     """When each output beat of a frame leaves a chain of ``kernels`` whose input beat i
     arrives at ``arrive[i - 1]``, without back-pressure: a kernel's beat n leaves its latency
-    after the input beats it needs (``needs``) are in, and no sooner than its issue interval
-    after beat n − 1 (cycles per frame / beats out; one for a window generator, which reads
-    a window as fast as it may); a join's beat leaves when the beats it takes from both paths
-    are there."""
+    after the input beats it needs (``needs``, taken for every beat at once) are in, and no
+    sooner than its issue interval after beat n − 1 (cycles per frame / beats out; one for a
+    window generator, which reads a window as fast as it may); a join's beat leaves when the
+    beats it takes from both paths are there.  A kernel of more than limits.BEATS beats per
+    frame is refused before its arrays are made."""
     for k in kernels:
         if isinstance(k, BranchKernel):
             a, b = (beat_times(p, arrive) for p in k.paths)
@@ -1066,8 +1067,11 @@ def beat_times(kernels, arrive):
                 ready = np.maximum(a[ia], np.where(ib >= 0, b[np.maximum(ib, 0)], 0))
             arrive = _paced(ready + k.latency, 1)
             continue
+        error = limits.beats_violation(k)
+        if error:                           # bounded before a beat's array is allocated
+            raise error
         need = k.needs_array() if hasattr(k, "needs_array") else \
-            np.fromiter((k.needs(i) for i in range(1, k.beats_out + 1)), np.int64, k.beats_out)
+            np.asarray(k.needs(np.arange(1, k.beats_out + 1, dtype=np.int64)), np.int64)
         step = 1 if isinstance(k, WindowKernel) else k.cycles_per_frame / k.beats_out
         arrive = _paced(arrive[need - 1] + getattr(k, "beat_latency", k.latency), step)
     return arrive

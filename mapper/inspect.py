@@ -1,8 +1,9 @@
 """``qloom inspect``: the QGraph as a table, with the requantization plan of every layer."""
 from dataclasses import dataclass
 
+import numpy as np
 
-from . import qgraph as qg
+from . import limits, qgraph as qg
 from .requant import plan, plan_add, signed_bits
 
 
@@ -20,22 +21,55 @@ class LayerRow:
     macs: int
 
 
-def plans(graph):
-    """The proven requantization plan of every Requant node, by name."""
+@dataclass(frozen=True, eq=False)
+class NotProven:
+    """A layer a report leaves unproven: beyond limits.CHANNELS, or past what is left of
+    limits.PLANNER_STEPS (``why``)."""
+    acc_lo: np.ndarray
+    acc_hi: np.ndarray
+    why: str
+    impl = None
+
+    @property
+    def kind(self):
+        return f"not proven ({self.why})"
+
+    @property
+    def acc_bits(self):
+        return signed_bits(self.acc_lo, self.acc_hi)
+
+
+def plans(graph, partial=False):
+    """The proven requantization plan of every Requant node and the line of every Add, by name.
+    Refused (limits.LimitError) before any proof beyond limits.CHANNELS or limits.PLANNER_STEPS;
+    with ``partial`` (a report) such layers get a NotProven instead, and the proofs made stay
+    within PLANNER_STEPS in all."""
+    jobs = {job[0].name: job for job in limits.planner_jobs(graph)}
+    if not partial:
+        for error in limits.planner_violations(graph, jobs=jobs.values()):
+            raise error
+    budget = limits.PLANNER_STEPS.value
     result = {}
     for node in graph.nodes:
         if isinstance(node, qg.Add):
             result[node.name] = plan_add(node, graph.code_range(node.inputs[0]), graph.code_range(node.inputs[1]))
         elif isinstance(node, qg.Requant):
-            dense = graph.producer(node.inputs[0])
-            lo, hi = graph.code_range(dense.inputs[0])
-            acc_lo, acc_hi = dense.acc_range(lo, hi)
+            _, _, acc_lo, acc_hi = jobs[node.name]
+            if partial:
+                steps = limits.planner_steps(node.target, acc_lo, acc_hi) \
+                    if node.channels <= limits.CHANNELS.value else None
+                if steps is None or steps > budget:
+                    why = (f"{node.channels:,} channels, over {limits.CHANNELS.value:,}" if steps is None else
+                           f"{steps:,} steps, over the {budget:,} left")
+                    result[node.name] = NotProven(acc_lo, acc_hi, why)
+                    continue
+                budget -= steps
             result[node.name] = plan(node.target, acc_lo, acc_hi, label=node.label)
     return result
 
 
 def rows(graph, requant_plans=None):
-    requant_plans = plans(graph) if requant_plans is None else requant_plans
+    requant_plans = plans(graph, partial=True) if requant_plans is None else requant_plans
     out = []
     for node in graph.nodes:
         in_shape = graph.shapes.get(node.inputs[0], ()) if node.inputs else ()
@@ -93,6 +127,7 @@ def _code_bits(graph, tensor):
 
 
 def render(graph, title, console):
+    from rich.markup import escape
     from rich.table import Table
     table = Table(title=title, show_lines=False)
     for col, justify in (("layer", "left"), ("ONNX node", "left"), ("op", "left"), ("in", "right"),
@@ -113,4 +148,6 @@ def render(graph, title, console):
     console.print(table)
     for note in graph.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    for error in limits.violations(graph):
+        console.print(f"[yellow]note:[/yellow] qloom compile refuses this model: {escape(str(error))}")
     return layer_rows

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import limits
 from .errors import RequantError
 from .requant_targets import ScaleRound
 
@@ -233,9 +234,11 @@ def _agrees(impl, target, lo, hi, bps):
 
 
 def plan(target, acc_lo, acc_hi, label="layer"):
-    """The cheapest proven implementation of ``target`` over [acc_lo, acc_hi] per channel."""
+    """The cheapest proven implementation of ``target`` over [acc_lo, acc_hi] per channel
+    (refused before any proof beyond limits.CHANNELS or limits.PLANNER_STEPS)."""
     acc_lo = np.asarray(acc_lo, dtype=np.int64)
     acc_hi = np.asarray(acc_hi, dtype=np.int64)
+    limits.check_plan(target, acc_lo, acc_hi, label)
     out_lo, out_hi = target.output_range()
     bps, tlo, thi = [], [], []
     for c in range(target.channels):

@@ -58,6 +58,15 @@ class Target:
             codes = t.apply(codes, channel)
         return codes
 
+    def levels(self, acc_lo, acc_hi):
+        """Per channel, the breakpoints of T on [acc_lo_c, acc_hi_c]: T(acc_hi_c) − T(acc_lo_c)
+        (T is monotone), every channel at once (what the planner's work grows with)."""
+        c = np.arange(self.channels)
+        ends = [self.first_stage(np.asarray(a, dtype=np.int64).reshape(-1), c) for a in (acc_lo, acc_hi)]
+        for t in self.tables:
+            ends = [t.table[c, codes - t.in_qmin] for codes in ends]
+        return np.asarray(ends[1] - ends[0], dtype=np.int64)
+
     def reference(self, acc):
         acc = np.asarray(acc, dtype=np.int64)
         out = np.stack([self.first_stage(acc[:, c], c) for c in range(self.channels)], axis=1)

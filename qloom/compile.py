@@ -11,7 +11,7 @@ import numpy as np
 from . import lower, outputs, simulate
 from .mapper import dataflow as df
 from .mapper import folding as fl
-from .mapper import frontend, inspect, qgraph as qg
+from .mapper import frontend, inspect, limits, qgraph as qg
 
 
 @dataclass
@@ -39,12 +39,18 @@ class Design:
 
 
 def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
+    """The Design of ``model``; refused (mapper.limits) before any proof when its tensors,
+    channels, proofs or memory are beyond qloom's bounds, and before its timing is followed or
+    its Verilog emitted when its Dataflow graph is."""
     graph = frontend.load_qgraph(model)
+    limits.check_graph(graph, str(model))
     plans = inspect.plans(graph)
     df.check_hardware(graph, str(model))
     folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
     depths = fl.fifo_depths(fold) if fold else {}
-    return Design(str(model), graph, plans, df.build(graph, folding, plans, source=str(model), fifo_depths=depths))
+    dataflow = df.build(graph, folding, plans, source=str(model), fifo_depths=depths)
+    limits.check_dataflow(dataflow, str(model))
+    return Design(str(model), graph, plans, dataflow)
 
 
 def write(design, out_dir, synth_results=(), *, protect=(), force=False):

@@ -1,0 +1,324 @@
+"""Bounds checked before work: sizes qloom refuses before it allocates, proves or emits
+anything, so that no model hangs it or exhausts memory.
+
+Each bound is a :class:`Limit` with a default and the environment variable that raises it
+(``QLOOM_MAX_…=N``).  ``check_graph`` runs on the QGraph before any proof (tensor sizes,
+channels, the requantization planner's work, the memory the design must hold at least),
+``check_dataflow`` on the Dataflow graph before its timing is followed or its circuit emitted
+(beats per frame, memory bits, estimated LUTs).  ``inspect`` reports a model beyond them
+instead: the layers it would not prove are marked, and ``violations`` are its notes.
+
+The defaults are several times what the largest device qloom builds for holds (the ECP5-85F:
+83,640 LUTs, 208 blocks of 18 kbit); the shipped and benchmark models stay far below every one.
+"""
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import qgraph as qg
+from .errors import QloomError, UnsupportedError
+from .folding import is_depthwise
+
+# the largest device qloom builds for (qloom.synth.TARGETS "ecp5-85k"; a test keeps them equal)
+LARGEST_DEVICE = "ECP5-85F"
+LARGEST_LUTS = 83_640
+LARGEST_BRAM_BITS = 208 * 18 * 1024
+
+# planner work per channel (requant.plan): interval matrices of (levels + 1)² entries, and a
+# fixed cost of the per-channel searches, about 2,048 such steps (0.3–1 µs each, measured)
+CHANNEL_STEPS = 2048
+
+
+class LimitError(UnsupportedError):
+    """A size beyond one of qloom's bounds (this module)."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    what: str
+    env: str
+    default: int
+
+    @property
+    def value(self):
+        """The bound: ``$env`` when set (a positive integer, ``_`` allowed), else the default."""
+        text = os.environ.get(self.env, "").strip()
+        if not text:
+            return self.default
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise QloomError(f"environment variable {self.env}={text!r}: must be a positive whole number "
+                             f"(the most {self.what}; default {self.default:,}). Set it to a number or unset it.")
+        return value
+
+    def raise_it(self):
+        """How to raise the bound, for the end of a message."""
+        return f"set {self.env}=N to raise the limit"
+
+
+TENSOR_ELEMENTS = Limit("elements per frame of a tensor", "QLOOM_MAX_TENSOR_ELEMENTS", 1 << 22)
+CHANNELS = Limit("output channels of a layer", "QLOOM_MAX_CHANNELS", 1 << 16)
+PLANNER_STEPS = Limit("steps of requantization proof", "QLOOM_MAX_PLANNER_STEPS", 1 << 28)
+MEMORY_BITS = Limit("bits of memory", "QLOOM_MAX_MEMORY_BITS", 1 << 23)
+LUTS = Limit("estimated LUTs", "QLOOM_MAX_LUTS", 350_000)
+BEATS = Limit("stream beats per frame of a kernel", "QLOOM_MAX_BEATS", 1 << 23)
+
+ALL = (TENSOR_ELEMENTS, CHANNELS, PLANNER_STEPS, MEMORY_BITS, LUTS, BEATS)
+
+
+def _device(limit, have, unit):
+    return (f"more than any device qloom builds for: the limit is {limit.value:,} {unit}, "
+            f"{limit.value / have:.1f}× the {have:,} of the {LARGEST_DEVICE}, the largest")
+
+
+def _dims(shape):
+    return "×".join(str(int(d)) for d in shape)
+
+
+# ---- the QGraph: before any proof -------------------------------------------------------------
+
+def _at(source):
+    return f"{source}: " if source else ""
+
+
+def tensor_violations(graph, source=""):
+    limit = TENSOR_ELEMENTS.value
+    for node in graph.nodes:
+        shape = node.shape if isinstance(node, qg.Quantize) else graph.shapes.get(node.output, ())
+        n = math.prod(int(d) for d in shape)
+        if n > limit:
+            yield LimitError(f"{_at(source)}{node.label} produces a tensor of {_dims(shape)} = {n:,} elements per "
+                             f"frame; qloom holds at most {limit:,} (its timing model and references hold a frame "
+                             "whole). Use a smaller input or reduce it earlier (stride, pooling), or "
+                             f"{TENSOR_ELEMENTS.raise_it()}.")
+            return
+
+
+def channel_violation(channels, label):
+    """The LimitError for a layer (``label``, with the file when known) of more channels than
+    CHANNELS, or None."""
+    if channels <= CHANNELS.value:
+        return None
+    return LimitError(f"{label} has {channels:,} output channels; qloom proves the requantization of at most "
+                      f"{CHANNELS.value:,} channels per layer (each on its own, about a millisecond each). Use fewer "
+                      f"channels, or {CHANNELS.raise_it()}.")
+
+
+def planner_steps(target, acc_lo, acc_hi):
+    """The planner's work for ``target`` over [acc_lo_c, acc_hi_c] (requant.plan): per channel
+    (levels + 1)² + CHANNEL_STEPS, the levels counted exactly (Target.levels)."""
+    levels = np.asarray(target.levels(acc_lo, acc_hi), np.int64)
+    return int(((levels + 1) ** 2).sum()) + CHANNEL_STEPS * target.channels
+
+
+WEIGHTS_AT_ONCE = 1 << 20      # weights per slice of a layer whose accumulator ranges are computed
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Some output channels of a Dense or Conv: what their acc_range reads."""
+    weight: np.ndarray
+    bias: np.ndarray
+    zero_point: int
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+
+def acc_range(layer, lo, hi):
+    """``layer.acc_range(lo, hi)``; a Dense or Conv of more than WEIGHTS_AT_ONCE weights is
+    taken a slice of output channels at a time, so that the temporaries stay a few MiB."""
+    weight = getattr(layer, "weight", None)
+    if weight is None or weight.size <= WEIGHTS_AT_ONCE:
+        return layer.acc_range(lo, hi)
+    rows = max(1, WEIGHTS_AT_ONCE // max(1, weight.size // weight.shape[0]))
+    parts = [type(layer).acc_range(_Rows(weight[k:k + rows], layer.bias[k:k + rows], getattr(layer, "zero_point", 0)),
+                                   lo, hi) for k in range(0, weight.shape[0], rows)]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in (0, 1))
+
+
+def planner_jobs(graph):
+    """(Requant node, the layer it requantizes, acc_lo, acc_hi) for every Requant, in graph
+    order: what inspect.plans proves."""
+    for node in graph.nodes:
+        if isinstance(node, qg.Requant):
+            layer = graph.producer(node.inputs[0])
+            lo, hi = graph.code_range(layer.inputs[0])
+            yield (node, layer, *acc_range(layer, lo, hi))
+
+
+def planner_violation(target, acc_lo, acc_hi, label, steps, total=None):
+    """The LimitError of a proof beyond PLANNER_STEPS: ``steps`` for the layer ``label`` (the
+    one with the most), ``total`` for the whole model when it has more than one."""
+    levels = int(np.max(target.levels(acc_lo, acc_hi), initial=0))
+    model = f"; the whole model takes {total:,}" if total is not None and total != steps else ""
+    return LimitError(f"{label}: proving its requantization takes about {steps:,} steps ({target.channels:,} "
+                      f"channels of up to {levels:,} output levels each){model}; qloom proves at most "
+                      f"{PLANNER_STEPS.value:,} steps per model (a few minutes). Use fewer channels or fewer "
+                      f"output levels, or {PLANNER_STEPS.raise_it()}.")
+
+
+def check_plan(target, acc_lo, acc_hi, label):
+    """Refuse one layer's proof beyond CHANNELS or PLANNER_STEPS before it starts (requant.plan)."""
+    error = channel_violation(target.channels, label)
+    if error:
+        raise error
+    steps = planner_steps(target, acc_lo, acc_hi)
+    if steps > PLANNER_STEPS.value:
+        raise planner_violation(target, acc_lo, acc_hi, label, steps)
+
+
+def planner_violations(graph, source="", jobs=None):
+    """Beyond CHANNELS (the first such layer) or PLANNER_STEPS (the model's proofs in all);
+    ``jobs``: planner_jobs(graph) when already computed."""
+    found = []
+    for node, layer, lo, hi in (planner_jobs(graph) if jobs is None else jobs):
+        error = channel_violation(node.channels, _at(source) + layer.label)
+        if error:
+            yield error
+            return
+        found.append((planner_steps(node.target, lo, hi), node, layer, lo, hi))
+    total = sum(j[0] for j in found)
+    if total > PLANNER_STEPS.value:
+        steps, node, layer, lo, hi = max(found, key=lambda j: j[0])
+        yield planner_violation(node.target, lo, hi, _at(source) + layer.label, steps, total)
+
+
+def weight_bits(node):
+    """(entries, bits) of the weights the hardware stores for a Dense or Conv (an MVU's matrix,
+    a grouped conv's block-diagonal; a depthwise unit's taps), in memory or in logic."""
+    w = node.weight
+    lo, hi = min(0, int(w.min(initial=0))), max(0, int(w.max(initial=0)))
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    if isinstance(node, qg.Conv) and not is_depthwise(node):
+        return node.out_channels * math.prod(node.kernel) * node.in_shape[0], bits
+    return w.size, bits
+
+
+def _code_bits(graph, tensor):
+    node = graph.producer(tensor)
+    while isinstance(node, (qg.Reshape, qg.Transpose, qg.MaxPool)):
+        node = graph.producer(node.inputs[0])
+    code = getattr(node, "code", None)
+    return code.bits if code is not None else 8
+
+
+def line_buffer_bits(node, graph):
+    """At least the bits of the line buffer of the window generator in front of ``node``
+    (dataflow.WindowKernel.depth: the rows a window spans, a stride's rows and one more, of
+    W·C codes); 0 where there is none (a 1×1 conv reads its pixels in order)."""
+    if isinstance(node, qg.Conv):
+        if not is_depthwise(node) and node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads):
+            return 0
+        kernel, strides, dilations = node.kernel, node.strides, node.dilations
+    elif isinstance(node, qg.MaxPool):
+        kernel, strides, dilations = node.kernel, node.strides, node.dilations
+    elif isinstance(node, qg.FloatSumPool):
+        kernel, strides, dilations = node.kernel, node.strides, (1, 1)
+    else:
+        return 0
+    c, _, w = (int(d) for d in graph.shapes[node.inputs[0]])
+    span = (kernel[0] - 1) * dilations[0] + 1
+    return (span + strides[0] + 1) * w * c * _code_bits(graph, node.inputs[0])
+
+
+def memory_violations(graph, source=""):
+    """The design must hold every weight and line buffer: refused when these alone are beyond
+    MEMORY_BITS (check_dataflow counts the Dataflow graph's memories again, exactly)."""
+    parts = []
+    for node in graph.nodes:
+        if isinstance(node, (qg.Dense, qg.Conv)):
+            entries, bits = weight_bits(node)
+            parts.append((entries * bits, f"{node.label}: {entries:,} weights of {bits} bits"))
+        lines = line_buffer_bits(node, graph)
+        if lines:
+            parts.append((lines, f"{node.label}: a line buffer of at least {lines:,} bits"))
+    total = sum(b for b, _ in parts)
+    if total > MEMORY_BITS.value:
+        _, what = max(parts, key=lambda p: p[0])
+        yield LimitError(f"{_at(source)}the design must hold at least {total:,} bits of weights and line buffers "
+                         f"(the most in {what}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits')} (block RAM). "
+                         f"Use a smaller model, or {MEMORY_BITS.raise_it()}.")
+
+
+def violations(graph, source="", design=True):
+    """Every kind of bound the model is beyond (LimitError), cheapest checks first; ``design``
+    adds the memory its circuit must hold."""
+    yield from tensor_violations(graph, source)
+    if design:
+        yield from memory_violations(graph, source)
+    yield from planner_violations(graph, source)
+
+
+def check_graph(graph, source):
+    """Refuse, before any proof, a model beyond the bounds of a design (the first found)."""
+    for error in violations(graph, source):
+        raise error
+
+
+# ---- the Dataflow graph: before its timing is followed or its circuit emitted ----------------------
+
+def kernel_label(kernel):
+    """A kernel and the layer it computes, for messages."""
+    for attr in ("dense", "conv", "node"):
+        layer = getattr(kernel, attr, None)
+        if isinstance(layer, qg.Node):
+            return f"{type(kernel).__name__.removesuffix('Kernel')} '{kernel.name}' of {layer.label}"
+    join = getattr(kernel, "join", None)
+    if join is not None:
+        return f"the branch into {join.node.label}"
+    return f"{type(kernel).__name__.removesuffix('Kernel')} '{kernel.name}'"
+
+
+def beats_violation(kernel, source=""):
+    beats = int(kernel.beats_out)
+    if beats <= BEATS.value:
+        return None
+    return LimitError(f"{_at(source)}{kernel_label(kernel)} sends {beats:,} beats per frame; qloom's timing model "
+                      f"follows at most {BEATS.value:,} beats per frame of a kernel, one by one. Use a smaller input "
+                      f"or more lanes (larger pe or simd), or {BEATS.raise_it()}.")
+
+
+def stored_bits(kernel):
+    """Bits a kernel stores: its memories, and an MVU's weights when they are unrolled into
+    logic (one step per frame: no weight memory)."""
+    bits = sum(m.bits for m in kernel.memories())
+    if hasattr(kernel, "in_fold") and kernel.in_fold * kernel.out_fold == 1:
+        bits += kernel.dense.weight.size * kernel.weight_bits
+    return bits
+
+
+def check_dataflow(dataflow, source):
+    """Refuse a Dataflow graph beyond BEATS, MEMORY_BITS or LUTS (its estimate on the largest
+    device), naming the kernel that holds the most; before its timing is followed (beat_times)
+    or its circuit emitted."""
+    from .resources import estimate_kernel
+    kernels = dataflow.all_kernels
+    for k in kernels:
+        error = beats_violation(k, source)
+        if error:
+            raise error
+    bits = [(stored_bits(k), k) for k in kernels]
+    total = sum(b for b, _ in bits)
+    if total > MEMORY_BITS.value:
+        most, k = max(bits, key=lambda p: p[0])
+        raise LimitError(f"{_at(source)}the design's memories and weights hold {total:,} bits (the most, {most:,}, in "
+                         f"{kernel_label(k)}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits')} (block RAM). Use "
+                         f"a smaller model or smaller FIFO depths, or {MEMORY_BITS.raise_it()}.")
+    luts = [(estimate_kernel(k, dataflow, "ecp5-85k")["lut"], k) for k in kernels]
+    total = sum(n for n, _ in luts)
+    if total > LUTS.value:
+        most, k = max(luts, key=lambda p: p[0])
+        lanes = getattr(k, "pe", 1) * getattr(k, "simd", 1)
+        raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
+                         f"{most:,}, in {kernel_label(k)}, of {lanes:,} lanes), {_device(LUTS, LARGEST_LUTS, 'LUTs')}. "
+                         "Fold it more (a smaller --max-multipliers, or smaller pe and simd in the folding file), "
+                         f"or {LUTS.raise_it()}.")
