@@ -71,9 +71,9 @@ BEATS = Limit("stream beats per frame of a kernel", "QLOOM_MAX_BEATS", 1 << 23)
 ALL = (TENSOR_ELEMENTS, CHANNELS, PLANNER_STEPS, MEMORY_BITS, LUTS, BEATS)
 
 
-def _device(limit, have, unit):
+def _device(limit, have, unit, of):
     return (f"more than any device qloom builds for: the limit is {limit.value:,} {unit}, "
-            f"{limit.value / have:.1f}× the {have:,} of the {LARGEST_DEVICE}, the largest")
+            f"{limit.value / have:.1f}× the {have:,} {of} of the {LARGEST_DEVICE}, the largest")
 
 
 def _dims(shape):
@@ -92,7 +92,8 @@ def tensor_violations(graph, source=""):
         shape = node.shape if isinstance(node, qg.Quantize) else graph.shapes.get(node.output, ())
         n = math.prod(int(d) for d in shape)
         if n > limit:
-            yield LimitError(f"{_at(source)}{node.label} produces a tensor of {_dims(shape)} = {n:,} elements per "
+            dims = f"{_dims(shape)} = " if len(shape) > 1 else ""
+            yield LimitError(f"{_at(source)}{node.label} produces a tensor of {dims}{n:,} elements per "
                              f"frame; qloom holds at most {limit:,} (its timing model and references hold a frame "
                              "whole). Use a smaller input or reduce it earlier (stride, pooling), or "
                              f"{TENSOR_ELEMENTS.raise_it()}.")
@@ -105,7 +106,7 @@ def channel_violation(channels, label):
     if channels <= CHANNELS.value:
         return None
     return LimitError(f"{label} has {channels:,} output channels; qloom proves the requantization of at most "
-                      f"{CHANNELS.value:,} channels per layer (each on its own, about a millisecond each). Use fewer "
+                      f"{CHANNELS.value:,} channels per layer (each channel on its own, about a millisecond each). Use fewer "
                       f"channels, or {CHANNELS.raise_it()}.")
 
 
@@ -157,9 +158,9 @@ def planner_violation(target, acc_lo, acc_hi, label, steps, total=None):
     """The LimitError of a proof beyond PLANNER_STEPS: ``steps`` for the layer ``label`` (the
     one with the most), ``total`` for the whole model when it has more than one."""
     levels = int(np.max(target.levels(acc_lo, acc_hi), initial=0))
-    model = f"; the whole model takes {total:,}" if total is not None and total != steps else ""
+    model = f"; {total:,} for the whole model" if total is not None and total != steps else ""
     return LimitError(f"{label}: proving its requantization takes about {steps:,} steps ({target.channels:,} "
-                      f"channels of up to {levels:,} output levels each){model}; qloom proves at most "
+                      f"channels of up to {levels:,} output levels each{model}); qloom proves at most "
                       f"{PLANNER_STEPS.value:,} steps per model (a few minutes). Use fewer channels or fewer "
                       f"output levels, or {PLANNER_STEPS.raise_it()}.")
 
@@ -245,7 +246,7 @@ def memory_violations(graph, source=""):
     if total > MEMORY_BITS.value:
         _, what = max(parts, key=lambda p: p[0])
         yield LimitError(f"{_at(source)}the design must hold at least {total:,} bits of weights and line buffers "
-                         f"(the most in {what}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits')} (block RAM). "
+                         f"(the most in {what}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. "
                          f"Use a smaller model, or {MEMORY_BITS.raise_it()}.")
 
 
@@ -266,23 +267,28 @@ def check_graph(graph, source):
 
 # ---- the Dataflow graph: before its timing is followed or its circuit emitted ----------------------
 
-def kernel_label(kernel):
-    """A kernel and the layer it computes, for messages."""
+def kernel_label(kernel, graph=None):
+    """A kernel and the layer it computes, for messages (a window generator, a FIFO or a
+    converter: the QGraph node its name ends with, when ``graph`` is given)."""
+    kind = type(kernel).__name__.removesuffix("Kernel")
     for attr in ("dense", "conv", "node"):
         layer = getattr(kernel, attr, None)
         if isinstance(layer, qg.Node):
-            return f"{type(kernel).__name__.removesuffix('Kernel')} '{kernel.name}' of {layer.label}"
+            return f"{kind} '{kernel.name}' of {layer.label}"
     join = getattr(kernel, "join", None)
     if join is not None:
         return f"the branch into {join.node.label}"
-    return f"{type(kernel).__name__.removesuffix('Kernel')} '{kernel.name}'"
+    for node in (graph.nodes if graph is not None else ()):
+        if kernel.name.endswith("_" + node.name):
+            return f"{kind} '{kernel.name}' of {node.label}"
+    return f"{kind} '{kernel.name}'"
 
 
-def beats_violation(kernel, source=""):
+def beats_violation(kernel, source="", graph=None):
     beats = int(kernel.beats_out)
     if beats <= BEATS.value:
         return None
-    return LimitError(f"{_at(source)}{kernel_label(kernel)} sends {beats:,} beats per frame; qloom's timing model "
+    return LimitError(f"{_at(source)}{kernel_label(kernel, graph)} sends {beats:,} beats per frame; qloom's timing model "
                       f"follows at most {BEATS.value:,} beats per frame of a kernel, one by one. Use a smaller input "
                       f"or more lanes (larger pe or simd), or {BEATS.raise_it()}.")
 
@@ -296,14 +302,14 @@ def stored_bits(kernel):
     return bits
 
 
-def check_dataflow(dataflow, source):
+def check_dataflow(dataflow, source, graph=None):
     """Refuse a Dataflow graph beyond BEATS, MEMORY_BITS or LUTS (its estimate on the largest
     device), naming the kernel that holds the most; before its timing is followed (beat_times)
     or its circuit emitted."""
     from .resources import estimate_kernel
     kernels = dataflow.all_kernels
     for k in kernels:
-        error = beats_violation(k, source)
+        error = beats_violation(k, source, graph)
         if error:
             raise error
     bits = [(stored_bits(k), k) for k in kernels]
@@ -311,14 +317,14 @@ def check_dataflow(dataflow, source):
     if total > MEMORY_BITS.value:
         most, k = max(bits, key=lambda p: p[0])
         raise LimitError(f"{_at(source)}the design's memories and weights hold {total:,} bits (the most, {most:,}, in "
-                         f"{kernel_label(k)}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits')} (block RAM). Use "
+                         f"{kernel_label(k, graph)}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
                          f"a smaller model or smaller FIFO depths, or {MEMORY_BITS.raise_it()}.")
     luts = [(estimate_kernel(k, dataflow, "ecp5-85k")["lut"], k) for k in kernels]
     total = sum(n for n, _ in luts)
     if total > LUTS.value:
         most, k = max(luts, key=lambda p: p[0])
-        lanes = getattr(k, "pe", 1) * getattr(k, "simd", 1)
+        fold = f", pe {k.pe} × simd {k.simd}" if hasattr(k, "multiplier_luts") else ""
         raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
-                         f"{most:,}, in {kernel_label(k)}, of {lanes:,} lanes), {_device(LUTS, LARGEST_LUTS, 'LUTs')}. "
+                         f"{most:,}, in {kernel_label(k, graph)}{fold}), {_device(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "
                          "Fold it more (a smaller --max-multipliers, or smaller pe and simd in the folding file), "
                          f"or {LUTS.raise_it()}.")

@@ -49,7 +49,7 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
     depths = fl.fifo_depths(fold) if fold else {}
     dataflow = df.build(graph, folding, plans, source=str(model), fifo_depths=depths)
-    limits.check_dataflow(dataflow, str(model))
+    limits.check_dataflow(dataflow, str(model), graph)
     return Design(str(model), graph, plans, dataflow)
 
 
