@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from . import numeric, onnx_load, op_types, qgraph as qg
+from .frontend_checks import RANK0_PARAMS, Checks, scale_problem
 from .errors import NotQuantizedError, ShapeError, UnsupportedError, onnx_node_label
 from .numeric import F32
 from .requant_targets import CodeTable, FloatChain, FloatMean, ScaleRound
@@ -129,33 +130,6 @@ class PendingAdd:          # DQ(codes) + DQ(constant), waiting for QuantizeLinea
     node: onnx.NodeProto
 
 
-SCALE_ROLES = {"x_scale": "the input scale", "a_scale": "the input scale", "A_scale": "the scale of input A",
-               "B_scale": "the scale of input B", "b_scale": "the weight scale", "w_scale": "the weight scale",
-               "y_scale": "the output scale", "C_scale": "the output scale", "Y_scale": "the output scale"}
-
-
-RANK0_PARAMS = {"QLinearAdd", "QLinearAveragePool"}    # onnxruntime wants rank-0 scales and zero points
-
-
-def scale_problem(scale):
-    """Why a float32 scale (array) cannot be a quantization scale, or None: each value must be
-    positive, finite and normal."""
-    a = np.asarray(scale, F32).reshape(-1)
-    for k, v in enumerate(a):
-        where = f" in channel {k} of {a.size}" if a.size > 1 else ""
-        if np.isnan(v):
-            return f"NaN{where}"
-        if np.isinf(v):
-            return f"infinite{where}"
-        if v == 0:
-            return f"zero{where}"
-        if v < 0:
-            return f"negative{where} ({float(v):g})"
-        if v < np.finfo(F32).tiny:
-            return f"subnormal{where} ({float(v):g}, below float32's smallest normal 1.18e-38)"
-    return None
-
-
 def _per_channel(a, n, what, label):
     a = np.asarray(a).reshape(-1)
     if a.size == 1:
@@ -166,7 +140,7 @@ def _per_channel(a, n, what, label):
     return a
 
 
-class Frontend:
+class Frontend(Checks):
     def __init__(self, model, path):
         self.model, self.path = model, path
         self.inits = onnx_load.initializers(model)
@@ -214,64 +188,11 @@ class Frontend:
         self.shapes[node.output] = shape
         return Codes(node.output, shape, code, float(F32(scale)), int(zero_point))
 
-    def formal(self, node, index):
-        """The schema's name of input ``index`` (``x_scale``, ``b_zero_point``, ...)."""
-        schema = op_types.schema_of(node, self.types_check.opsets)
-        if schema is None:
-            return f"input {index}"
-        formals = schema.inputs
-        if formals and formals[-1].option == "variadic" and index >= len(formals) - 1:
-            return {0: "input", 1: "input scale", 2: "input zero point"}[(index - len(formals) + 1) % 3] \
-                if node.op_type == "QLinearConcat" else formals[-1].name
-        return formals[index].name if index < len(formals) else f"input {index}"
-
-    def check_scale(self, node, index, scale, role=None):
-        """A scale read from input ``index`` of ``node``: positive, finite, normal float32."""
-        problem = scale_problem(scale)
-        if problem:
-            formal = self.formal(node, index)
-            role = role or SCALE_ROLES.get(formal, "a scale")
-            self.refuse(node, f"{formal} '{node.input[index]}' ({role}) is {problem}; a quantization scale must be "
-                              "a positive, finite, normal float32. Quantize the model again (a broken calibration "
-                              "gives such scales).")
-        return np.asarray(scale, F32)
-
-    def dq_role(self, node):
-        """What the constant a DequantizeLinear dequantizes is for, by its first consumer."""
-        uses = self.consumers.get(node.output[0], [])
-        name = node.input[0]
-        if not uses:
-            return f"the scale of the constant '{name}'"
-        user, k = uses[0]
-        part = {1: "weights", 2: "bias"}.get(k, "input") if user.op_type in ("MatMul", "Gemm", "Conv") \
-            else "constant input"
-        return f"the scale of the constant '{name}', the {part} of {onnx_node_label(user)}"
-
     def code_type(self, node, zero_point_array):
         dtype = np.asarray(zero_point_array).dtype
         if str(dtype) not in numeric.DTYPE_RANGES:
             self.refuse(node, f"quantized type {dtype} is not supported; use uint8 or int8.")
         return qg.CodeType.from_dtype(dtype)
-
-    def output_code(self, node):
-        """The code type of a node's output as its type says (a zero point may be absent)."""
-        t = self.types.get(node.output[0], "").removeprefix("tensor(").removesuffix(")")
-        if t not in numeric.DTYPE_RANGES:
-            self.refuse(node, f"its output '{node.output[0]}' is {t or 'of unknown type'}, not quantized codes; "
-                              "qloom maps layers whose output is uint8 or int8 codes.")
-        return qg.CodeType.from_dtype(t)
-
-    def zero_point(self, node, index):
-        """Zero point input ``index``, or 0 of the node's output code type when absent."""
-        if len(node.input) > index and node.input[index]:
-            return np.asarray(self.const(node, index, "the zero point"))
-        return np.zeros((), {"uint8": np.uint8, "int8": np.int8}[self.output_code(node).name])
-
-    def spatial(self, node, rank, what):
-        """Refuse windows over other than 2 spatial axes (1-D, 3-D convolutions and pools)."""
-        if rank != 2:
-            self.refuse(node, f"a {rank}-D {what} is not supported (its input has {rank} spatial "
-                              f"{'axis' if rank == 1 else 'axes'}); qloom supports 2-D {what}s on NCHW activations.")
 
     def producer(self, tensor):
         return next((n for n in self.nodes if n.output == tensor), None)
@@ -301,17 +222,6 @@ class Frontend:
         self.check_int32(onnx_node, d, x)
         return d
 
-    def check_int32(self, onnx_node, layer, x):
-        """onnxruntime accumulates Σ (x − zx)(w − zw) + bias in int32, wrapping around: qloom's exact
-        sum equals it only while every possible sum fits in int32."""
-        lo, hi = layer.acc_range(x.code.qmin, x.code.qmax)
-        k = int(np.argmax((lo < -2**31) | (hi >= 2**31)))
-        if lo[k] < -2**31 or hi[k] >= 2**31:
-            self.refuse(onnx_node, f"its accumulator Σ (x − zx)(w − zw) + bias can reach "
-                                   f"{int(lo[k] if lo[k] < -2**31 else hi[k]):,} in output channel {k}, beyond int32, "
-                                   "where onnxruntime wraps around while qloom computes the exact sum. Quantize the "
-                                   "layer (its bias) with smaller values.")
-
     def requant(self, onnx_node, dense, target, code, scale, zero_point):
         name = self.fresh("requant")
         r = self.emit(qg.Requant(name, onnx_node.name or onnx_node.output[0], (dense.output,), name + ".out",
@@ -333,6 +243,7 @@ class Frontend:
         if w_eff.shape[1] * c.groups != c.x.shape[0]:
             self.refuse(c.node, f"expects {w_eff.shape[1] * c.groups} input channels ({w_eff.shape[1]} per group "
                                 f"× group {c.groups}) but its input has {c.x.shape[0]} (shape {c.x.shape}).")
+        self.check_window(c.node, c.x.shape[1:], w_eff.shape[2:], c.strides, c.pads, c.dilations)
         if c.weight.dtype == np.int8 and np.abs(c.weight.astype(np.int64)).max(initial=0) > 64:
             self.notes.append(f"{onnx_node_label(c.node)}: int8 weights exceed ±64 (see the MatMul note); "
                               "quantize with reduce_range=True to make every CPU agree.")
@@ -407,6 +318,8 @@ class Frontend:
             self.refuse(node, "only MaxPool with ceil_mode=0, storage_order=0 and explicit pads is supported.")
         kernel = tuple(a["kernel_shape"])
         self.spatial(node, len(kernel), "MaxPool")
+        self.check_window(node, codes.shape[1:], kernel, tuple(a.get("strides", (1, 1))),
+                          tuple(a.get("pads", (0, 0, 0, 0))), tuple(a.get("dilations", (1, 1))), pool=True)
         name = self.fresh("maxpool")
         p = self.emit(qg.MaxPool(name, node.name or node.output[0], (codes.tensor,), name + ".out", kernel=kernel,
                                  strides=tuple(a.get("strides", (1, 1))), pads=tuple(a.get("pads", (0, 0, 0, 0))),
@@ -528,6 +441,7 @@ class Frontend:
         self.spatial(node, len(x.shape) - 1, "AveragePool")
         self.spatial(node, len(kernel), "AveragePool")
         strides, pads = tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0)))
+        self.check_window(node, x.shape[1:], kernel, strides, pads, (1, 1), pool=True)
         if kernel == tuple(x.shape[1:]) and not any(pads):
             return self.global_mean(node, x, scale, zero_point, code)
         out = qg.window_out_size(x.shape[1:], kernel, strides, pads, (1, 1))
@@ -618,17 +532,6 @@ class Frontend:
         except qg.NodeError as e:
             raise ShapeError(f"{self.path}: {e}") from None
 
-    def check_input_quantized(self, name):
-        """The input feeds exactly one QuantizeLinear, the first node of the QGraph."""
-        quantizers = [n for n in self.nodes if isinstance(n, qg.Quantize)]
-        if not quantizers:
-            raise UnsupportedError(f"{self.path}: the input '{name}' is not quantized by a QuantizeLinear "
-                                   "node; qloom's circuits take codes made by one QuantizeLinear of the input.")
-        if len(quantizers) > 1:
-            raise UnsupportedError(f"{self.path}: the input '{name}' is quantized by {len(quantizers)} "
-                                   f"QuantizeLinear nodes ({', '.join(repr(q.onnx_node) for q in quantizers)}); "
-                                   "qloom streams one quantized input. Quantize the input once.")
-
     def check_quantized(self):
         ops = {n.op_type for n in self.model.graph.node}
         quantized = {"QuantizeLinear", "QLinearMatMul", "QGemm", "MatMulInteger", "QLinearConv",
@@ -664,15 +567,6 @@ class Frontend:
 
     def op_Identity(self, node):
         return self.value(node, 0)
-
-    def qdq_attributes(self, node):
-        a = self.attrs(node)
-        if a.get("block_size", 0):
-            self.refuse(node, f"blocked quantization (block_size {a['block_size']}) is not supported; quantize "
-                              "per tensor or per output channel.")
-        if a.get("precision", 0) not in (0, onnx.TensorProto.FLOAT):
-            self.refuse(node, f"precision {onnx.TensorProto.DataType.Name(a['precision']).lower()} is not "
-                              "supported; qloom quantizes in float32 (leave precision unset).")
 
     def op_QuantizeLinear(self, node):
         x = self.value(node, 0)
@@ -732,13 +626,15 @@ class Frontend:
             scale = self.check_scale(node, 1, self.const(node, 1, "the scale"), self.dq_role(node))
             zp = self.const(node, 2, "the zero point") if len(node.input) > 2 and node.input[2] else \
                 np.zeros((), x.array.dtype)
+            per_axis = None
             if scale.size > 1 or np.asarray(zp).size > 1:
                 if not -x.array.ndim <= axis < x.array.ndim:
                     self.refuse(node, f"axis {axis} is out of range for its {x.array.ndim}-D input.")
                 axis %= x.array.ndim
+                per_axis = x.array.shape[axis]
             for k, a in ((1, scale), (2, zp)):
                 if k < len(node.input) and node.input[k]:
-                    self.check_qshape(node, k, a, x.array.shape[axis] if x.array.ndim else None)
+                    self.check_qshape(node, k, a, per_axis)
             if len(node.input) > 2 and node.input[2]:
                 self.check_zero_shape(node, 1, 2, scale, np.asarray(zp))
             return DeqConst(x.array, scale, np.asarray(zp), axis, node.input[0])
@@ -756,12 +652,6 @@ class Frontend:
                 self.stale.add(id(codes))
             return Deq(codes)
         self.refuse(node, "dequantizes a value that is neither a constant nor quantized codes.")
-
-    def weight_codes(self, node, w):
-        if str(w.codes.dtype) not in numeric.DTYPE_RANGES:
-            self.refuse(node, f"the weights{' ' + repr(w.name) if w.name else ''} are {w.codes.dtype} codes; "
-                              "qloom's weights are int8 or uint8 codes (int32 is for biases). Quantize the "
-                              "weights to 8 bits.")
 
     def weight_of(self, node, w, out_axis):
         """Weight codes as (out, in), zero points and scales per output channel."""
@@ -902,6 +792,10 @@ class Frontend:
         (1-D) for weights; a zero point absent is 0."""
         scale = self.check_scale(node, s_index, self.const(node, s_index, "the scale"))
         self.check_qshape(node, s_index, scale, per_axis)
+        if node.op_type in RANK0_PARAMS and len(node.input) > z_index and not node.input[z_index]:
+            self.refuse(node, f"its {self.formal(node, z_index)} (input {z_index}) is given as an empty name; "
+                              f"onnxruntime's {node.op_type} then refuses the model. Give the zero point, or "
+                              "leave trailing optional inputs out.")
         if len(node.input) > z_index and node.input[z_index]:
             zp = np.asarray(self.const(node, z_index, "the zero point"))
             self.check_qshape(node, z_index, zp, per_axis)
@@ -909,29 +803,6 @@ class Frontend:
         else:
             zp = np.zeros((), np.int64)
         return scale, zp
-
-    def check_zero_shape(self, node, s_index, z_index, scale, zp):
-        """A zero point is one value with one scale, or one per channel with as many scales."""
-        if (scale.size == 1) != (zp.size == 1) or (scale.size > 1 and zp.shape != scale.shape):
-            self.refuse(node, f"its zero point '{node.input[z_index]}' has shape {zp.shape} but its scale "
-                              f"'{node.input[s_index]}' {scale.shape}; onnxruntime wants both per tensor or both "
-                              "with one value per channel.")
-
-    def out_channels(self, node, axis):
-        """The size of axis ``axis`` of the weights (input 3) of a QLinear op, or None."""
-        w = self.const(node, 3, "the weight")
-        return w.shape[axis] if w.ndim > axis else None
-
-    def check_qshape(self, node, index, a, per_axis=None):
-        """A quantization parameter is one value (rank 0, or 1-D of one) or, per axis, 1-D of
-        ``per_axis`` values: onnxruntime refuses other shapes."""
-        a = np.asarray(a)
-        if a.ndim == 0 or (a.ndim == 1 and (a.size == 1 or a.size == per_axis) and node.op_type not in RANK0_PARAMS):
-            return
-        want = "a scalar (rank 0)" if node.op_type in RANK0_PARAMS else \
-            "a scalar" + (f" or a 1-D tensor of {per_axis} values (one per output channel)" if per_axis else "")
-        self.refuse(node, f"{self.formal(node, index)} '{node.input[index]}' has shape {a.shape}; onnxruntime "
-                          f"wants {want} there.")
 
     def qcodes(self, node, index):
         x = self.value(node, index)
@@ -999,15 +870,6 @@ class Frontend:
         self.check_input_params(node, a, sa, za)
         c_scale, c_zero, code = self.out_params(node, 6, 7)
         return self.add_table(node, a, b.array, sb, zb, c_scale, c_zero, code)
-
-    def integer_input_zero(self, node, x):
-        """MatMulInteger/ConvInteger: the input zero point (input 2) is the one x was quantized with."""
-        zx = self.const(node, 2, "the input zero point") if len(node.input) > 2 and node.input[2] else np.uint8(0)
-        if np.asarray(zx).size != 1:
-            self.refuse(node, "its input zero point must be one value (per tensor).")
-        if int(np.asarray(zx).reshape(())) != x.zero_point:
-            self.refuse(node, f"its input zero point {int(np.asarray(zx).reshape(()))} differs from the one its "
-                              f"input was quantized with ({x.zero_point}).")
 
     def op_MatMulInteger(self, node):
         x = self.qcodes(node, 0)

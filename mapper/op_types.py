@@ -141,8 +141,8 @@ class TypeCheck:
         for k, f in enumerate(formals):
             if f.option == "variadic":
                 if i >= len(args):
-                    self.fail(node, f"it has {len(args)} {what}s but {node.op_type} needs at least one {f.name} "
-                                    f"(number {i} on); onnxruntime refuses such a node.")
+                    self.fail(node, f"it has {len(args)} {what}s, none for its variadic {f.name} (from number {i} "
+                                    "on); onnxruntime refuses such a node.")
                 pairs += [(f, a) for a in args[i:]]
                 i = len(args)
                 break

@@ -437,6 +437,24 @@ CASES = [
     case("frontend_input_quantized_twice", quantized_twice,
          r"^" + M + r"the input 'x' is quantized by 2 QuantizeLinear nodes \('quant_in', 'quant_again'\); qloom "
          r"streams one quantized input\. Quantize the input once\.$"),
+    case("frontend_qlinear_average_pool_zero_stride",
+         built(lambda: qlinear_pool("QLinearAveragePool", kernel_shape=[2, 2], strides=[0, 1]), "y", [1, 2, 3, 3]),
+         r"^QLinearAveragePool node 'qpool' in " + M + r"strides \[0, 1\] is invalid: a 2-D window needs 2 values of "
+         r"at least 1; onnxruntime refuses it\.$"),
+    case("frontend_maxpool_pads_as_large_as_the_kernel",
+         built(lambda: pool("MaxPool", (4, 4), kernel_shape=[2, 2], pads=[2, 0, 0, 0]), "y", [1, 2, 5, 3]),
+         r"^MaxPool node 'pool' in " + M + r"pads \[2, 0, 0, 0\] are not smaller than the kernel \[2, 2\]; "
+         r"onnxruntime refuses such a pool\.$"),
+    case("frontend_qlinearadd_empty_zero_point",
+         changed(lambda: mlp("qop_add"), lambda m: node(m, "qadd0").input.__setitem__(2, "")),
+         r"^QLinearAdd node 'qadd0' in " + M + r"its A_zero_point \(input 2\) is given as an empty name; "
+         r"onnxruntime's QLinearAdd then refuses the model\."),
+    case("frontend_one_zero_point_for_per_channel_scales", changed(mlp, init("w0_zero", np.int8(0))),
+         r"^DequantizeLinear node 'dq_w0' in " + M + r"its zero point 'w0_zero' has shape \(\) but its scale "
+         r"'w0_scale' \(3,\); onnxruntime wants both per tensor or both with one value per channel\.$"),
+    case("frontend_qlinearconcat_without_inputs", built(lambda: _concat(["x_scale", "x_zero"]), "y", [1, 2, 4, 4]),
+         r"^QLinearConcat node 'qcat' in " + M + r"it has 2 inputs, none for its variadic inputs \(from "
+         r"number 2 on\); onnxruntime refuses such a node\.$"),
     case("frontend_blocked_weight_quantization", blocked_weights,
          r"^DequantizeLinear node 'dq_w0' in " + M + r"blocked quantization \(block_size 2\) is not supported; "
          r"quantize per tensor or per output channel\.$"),
