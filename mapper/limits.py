@@ -73,7 +73,7 @@ ALL = (TENSOR_ELEMENTS, CHANNELS, PLANNER_STEPS, MEMORY_BITS, LUTS, BEATS)
 
 def _device(limit, have, unit, of):
     return (f"more than any device qloom builds for: the limit is {limit.value:,} {unit}, "
-            f"{limit.value / have:.1f}× the {have:,} {of} of the {LARGEST_DEVICE}, the largest")
+            f"{limit.value / have:.2g}× the {have:,} {of} of the {LARGEST_DEVICE}, the largest")
 
 
 def _dims(shape):
@@ -87,6 +87,7 @@ def _at(source):
 
 
 def tensor_violations(graph, source=""):
+    """The first tensor (the input included) of more than TENSOR_ELEMENTS elements per frame."""
     limit = TENSOR_ELEMENTS.value
     for node in graph.nodes:
         shape = node.shape if isinstance(node, qg.Quantize) else graph.shapes.get(node.output, ())
@@ -106,8 +107,8 @@ def channel_violation(channels, label):
     if channels <= CHANNELS.value:
         return None
     return LimitError(f"{label} has {channels:,} output channels; qloom proves the requantization of at most "
-                      f"{CHANNELS.value:,} channels per layer (each channel on its own, about a millisecond each). Use fewer "
-                      f"channels, or {CHANNELS.raise_it()}.")
+                      f"{CHANNELS.value:,} channels per layer (each channel on its own, in about a millisecond). "
+                      f"Use fewer channels, or {CHANNELS.raise_it()}.")
 
 
 def planner_steps(target, acc_lo, acc_hi):
@@ -139,8 +140,9 @@ def acc_range(layer, lo, hi):
     if weight is None or weight.size <= WEIGHTS_AT_ONCE:
         return layer.acc_range(lo, hi)
     rows = max(1, WEIGHTS_AT_ONCE // max(1, weight.size // weight.shape[0]))
-    parts = [type(layer).acc_range(_Rows(weight[k:k + rows], layer.bias[k:k + rows], getattr(layer, "zero_point", 0)),
-                                   lo, hi) for k in range(0, weight.shape[0], rows)]
+    zero_point = getattr(layer, "zero_point", 0)
+    parts = [type(layer).acc_range(_Rows(weight[k:k + rows], layer.bias[k:k + rows], zero_point), lo, hi)
+             for k in range(0, weight.shape[0], rows)]
     return tuple(np.concatenate([p[i] for p in parts]) for i in (0, 1))
 
 
@@ -217,7 +219,8 @@ def line_buffer_bits(node, graph):
     (dataflow.WindowKernel.depth: the rows a window spans, a stride's rows and one more, of
     W·C codes); 0 where there is none (a 1×1 conv reads its pixels in order)."""
     if isinstance(node, qg.Conv):
-        if not is_depthwise(node) and node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads):
+        pointwise = node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads)
+        if pointwise and not is_depthwise(node):        # dataflow._Chain.node: no window generator
             return 0
         kernel, strides, dilations = node.kernel, node.strides, node.dilations
     elif isinstance(node, qg.MaxPool):
@@ -246,8 +249,8 @@ def memory_violations(graph, source=""):
     if total > MEMORY_BITS.value:
         _, what = max(parts, key=lambda p: p[0])
         yield LimitError(f"{_at(source)}the design must hold at least {total:,} bits of weights and line buffers "
-                         f"(the most in {what}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. "
-                         f"Use a smaller model, or {MEMORY_BITS.raise_it()}.")
+                         f"(the most in {what}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}"
+                         f". Use a smaller model, or {MEMORY_BITS.raise_it()}.")
 
 
 def violations(graph, source="", design=True):
@@ -265,12 +268,15 @@ def check_graph(graph, source):
         raise error
 
 
-# ---- the Dataflow graph: before its timing is followed or its circuit emitted ----------------------
+# ---- the Dataflow graph: before its timing is followed or its circuit emitted -----------------
 
-def kernel_label(kernel, graph=None):
-    """A kernel and the layer it computes, for messages (a window generator, a FIFO or a
-    converter: the QGraph node its name ends with, when ``graph`` is given)."""
-    kind = type(kernel).__name__.removesuffix("Kernel")
+KIND = {"MVUKernel": "MVU", "FifoKernel": "FIFO", "WidthConverterKernel": "width converter"}
+
+
+def kernel_label(kernel, graph=None, before=None):
+    """A kernel and the layer it computes, for messages: a window generator or a join FIFO the
+    QGraph node its name ends with (``graph`` given), another the kernel it feeds (``before``)."""
+    kind = KIND.get(type(kernel).__name__, type(kernel).__name__.removesuffix("Kernel"))
     for attr in ("dense", "conv", "node"):
         layer = getattr(kernel, attr, None)
         if isinstance(layer, qg.Node):
@@ -279,18 +285,22 @@ def kernel_label(kernel, graph=None):
     if join is not None:
         return f"the branch into {join.node.label}"
     for node in (graph.nodes if graph is not None else ()):
-        if kernel.name.endswith("_" + node.name):
+        if kernel.name.endswith("_" + node.name) or kernel.name.startswith(f"join_{node.name}_"):
             return f"{kind} '{kernel.name}' of {node.label}"
+    if before is not None:
+        return f"{kind} '{kernel.name}' in front of {kernel_label(before, graph)}"
     return f"{kind} '{kernel.name}'"
 
 
-def beats_violation(kernel, source="", graph=None):
+def beats_violation(kernel, source="", graph=None, before=None):
+    """The LimitError for a kernel of more than BEATS output beats per frame (dataflow.beat_times
+    makes arrays of them), or None."""
     beats = int(kernel.beats_out)
     if beats <= BEATS.value:
         return None
-    return LimitError(f"{_at(source)}{kernel_label(kernel, graph)} sends {beats:,} beats per frame; qloom's timing model "
-                      f"follows at most {BEATS.value:,} beats per frame of a kernel, one by one. Use a smaller input "
-                      f"or more lanes (larger pe or simd), or {BEATS.raise_it()}.")
+    return LimitError(f"{_at(source)}{kernel_label(kernel, graph, before)} sends {beats:,} beats per frame; qloom's "
+                      f"timing model follows at most {BEATS.value:,} beats per frame of a kernel, one by one. Use a "
+                      f"smaller input or more lanes (larger pe or simd), or {BEATS.raise_it()}.")
 
 
 def stored_bits(kernel):
@@ -308,8 +318,9 @@ def check_dataflow(dataflow, source, graph=None):
     or its circuit emitted."""
     from .resources import estimate_kernel
     kernels = dataflow.all_kernels
+    after = dict(zip(kernels, kernels[1:]))
     for k in kernels:
-        error = beats_violation(k, source, graph)
+        error = beats_violation(k, source, graph, after.get(k))
         if error:
             raise error
     bits = [(stored_bits(k), k) for k in kernels]
@@ -317,7 +328,8 @@ def check_dataflow(dataflow, source, graph=None):
     if total > MEMORY_BITS.value:
         most, k = max(bits, key=lambda p: p[0])
         raise LimitError(f"{_at(source)}the design's memories and weights hold {total:,} bits (the most, {most:,}, in "
-                         f"{kernel_label(k, graph)}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
+                         f"{kernel_label(k, graph, after.get(k))}), "
+                         f"{_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
                          f"a smaller model or smaller FIFO depths, or {MEMORY_BITS.raise_it()}.")
     luts = [(estimate_kernel(k, dataflow, "ecp5-85k")["lut"], k) for k in kernels]
     total = sum(n for n, _ in luts)
@@ -325,6 +337,7 @@ def check_dataflow(dataflow, source, graph=None):
         most, k = max(luts, key=lambda p: p[0])
         fold = f", pe {k.pe} × simd {k.simd}" if hasattr(k, "multiplier_luts") else ""
         raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
-                         f"{most:,}, in {kernel_label(k, graph)}{fold}), {_device(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "
+                         f"{most:,}, in {kernel_label(k, graph, after.get(k))}{fold}), "
+                         f"{_device(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "
                          "Fold it more (a smaller --max-multipliers, or smaller pe and simd in the folding file), "
                          f"or {LUTS.raise_it()}.")

@@ -133,8 +133,8 @@ def two_layer_proof(n):
 
 CASES = [
     case("size_conv_million_channels", MILLION_CHANNELS,
-         M + re.escape(CHANNELS_MESSAGE) + r" \(each channel on its own, about a millisecond each\)\. Use fewer channels, "
-         r"or set QLOOM_MAX_CHANNELS=N to raise the limit\.$"),
+         M + re.escape(CHANNELS_MESSAGE) + r" \(each channel on its own, in about a millisecond\)\. Use fewer "
+         r"channels, or set QLOOM_MAX_CHANNELS=N to raise the limit\.$"),
     case("size_conv_million_channels_inspect", MILLION_CHANNELS, None, argv=("inspect", "m.onnx"),
          stdout=r"not proven.*note: qloom compile refuses this model: " + words(CHANNELS_MESSAGE)),
     case("size_image_20000_square", IMAGE_20000,
@@ -182,7 +182,8 @@ CASES = [
          r"limit is 350,000 LUTs, 4\.2× the 83,640 LUTs of the ECP5-85F, the largest\. Fold it more \(a smaller "
          r"--max-multipliers, or smaller pe and simd in the folding file\), or set QLOOM_MAX_LUTS=N to raise the "
          r"limit\.$",
-         argv=("compile", "m.onnx", "-o", "out", "--fold", "fold.json"), files={"fold.json": {"dense0": {"pe": 256, "simd": 256}}}),
+         argv=("compile", "m.onnx", "-o", "out", "--fold", "fold.json"),
+         files={"fold.json": {"dense0": {"pe": 256, "simd": 256}}}),
     case("size_max_multipliers_beyond_luts", net((256,), lambda n: n.gemm("fc", 256, scale=100.0)),
          M + r"the design is estimated at [\d,]+ LUTs on the ECP5-85F \(the most, [\d,]+, in MVU 'mvu_dense0' of "
          r"Dense 'dense0' \(ONNX node 'fc'\), pe 256 × simd 256\)",
