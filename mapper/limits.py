@@ -214,24 +214,48 @@ def _code_bits(graph, tensor):
     return code.bits if code is not None else 8
 
 
+def _window(node):
+    """(kernel, strides, dilations) of the window generator in front of ``node``, or None where
+    there is none (dataflow._Chain.node: a 1×1 conv of stride 1 without padding reads pixels
+    in order)."""
+    if isinstance(node, qg.Conv):
+        pointwise = node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads)
+        return None if pointwise and not is_depthwise(node) else (node.kernel, node.strides, node.dilations)
+    if isinstance(node, qg.MaxPool):
+        return node.kernel, node.strides, node.dilations
+    if isinstance(node, qg.FloatSumPool):
+        return node.kernel, node.strides, (1, 1)
+    return None
+
+
 def line_buffer_bits(node, graph):
     """At least the bits of the line buffer of the window generator in front of ``node``
     (dataflow.WindowKernel.depth: the rows a window spans, a stride's rows and one more, of
-    W·C codes); 0 where there is none (a 1×1 conv reads its pixels in order)."""
-    if isinstance(node, qg.Conv):
-        pointwise = node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads)
-        if pointwise and not is_depthwise(node):        # dataflow._Chain.node: no window generator
-            return 0
-        kernel, strides, dilations = node.kernel, node.strides, node.dilations
-    elif isinstance(node, qg.MaxPool):
-        kernel, strides, dilations = node.kernel, node.strides, node.dilations
-    elif isinstance(node, qg.FloatSumPool):
-        kernel, strides, dilations = node.kernel, node.strides, (1, 1)
-    else:
+    W·C codes); 0 where there is none."""
+    window = _window(node)
+    if window is None:
         return 0
+    kernel, strides, dilations = window
     c, _, w = (int(d) for d in graph.shapes[node.inputs[0]])
     span = (kernel[0] - 1) * dilations[0] + 1
     return (span + strides[0] + 1) * w * c * _code_bits(graph, node.inputs[0])
+
+
+def window_violations(graph, source=""):
+    """The first window generator that sends more than BEATS beats per frame whatever its lanes
+    (WindowKernel.beats_out: output pixels × taps × channel groups, at least one group), before
+    the Dataflow graph follows its rows (dataflow.window_timing)."""
+    for node in graph.nodes:
+        window = _window(node)
+        if window is None:
+            continue
+        pixels, taps = math.prod(graph.shapes[node.output][1:]), math.prod(window[0])
+        if pixels * taps > BEATS.value:
+            yield LimitError(f"{_at(source)}{node.label} needs a window generator of at least {pixels * taps:,} beats "
+                             f"per frame ({pixels:,} output pixels × {taps} taps); qloom's timing model follows at "
+                             f"most {BEATS.value:,} beats per frame of a kernel, one by one. Use a smaller input, or "
+                             f"{BEATS.raise_it()}.")
+            return
 
 
 def memory_violations(graph, source=""):
@@ -255,9 +279,10 @@ def memory_violations(graph, source=""):
 
 def violations(graph, source="", design=True):
     """Every kind of bound the model is beyond (LimitError), cheapest checks first; ``design``
-    adds the memory its circuit must hold."""
+    adds its window generators' beats and the memory its circuit must hold."""
     yield from tensor_violations(graph, source)
     if design:
+        yield from window_violations(graph, source)
         yield from memory_violations(graph, source)
     yield from planner_violations(graph, source)
 

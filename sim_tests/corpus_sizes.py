@@ -147,13 +147,13 @@ CASES = [
          M + r"Quantize 'quantize0' \(ONNX node 'quant_in'\) produces a tensor of 4,200,000 elements "
          r"per frame; qloom holds at most 4,194,304 \("),
     case("size_conv_window_beats", net((1, 2000, 2000), lambda n: n.conv("big_window", 1, k=3)),
-         M + r"Window 'window_conv0' of Conv 'conv0' \(ONNX node 'big_window'\) sends 36,000,000 beats per frame; "
-         r"qloom's timing model follows at most 8,388,608 beats per frame of a kernel, one by one\. Use a smaller "
-         r"input or more lanes \(larger pe or simd\), or set QLOOM_MAX_BEATS=N to raise the limit\.$"),
+         M + r"Conv 'conv0' \(ONNX node 'big_window'\) needs a window generator of at least 36,000,000 beats per "
+         r"frame \(4,000,000 output pixels × 9 taps\); qloom's timing model follows at most 8,388,608 beats per frame "
+         r"of a kernel, one by one\. Use a smaller input, or set QLOOM_MAX_BEATS=N to raise the limit\.$"),
     case("size_maxpool_window_beats",
          net((1, 2000, 2000), lambda n: (n.conv("pixels", 1), n.maxpool("big_pool", 3))),
-         M + r"Window 'window_maxpool0' of MaxPool 'maxpool0' \(ONNX node 'big_pool'\) sends 36,000,000 beats per "
-         r"frame; qloom's timing model follows at most 8,388,608"),
+         M + r"MaxPool 'maxpool0' \(ONNX node 'big_pool'\) needs a window generator of at least 36,000,000 beats "
+         r"per frame \(4,000,000 output pixels × 9 taps\); qloom's timing model follows at most 8,388,608"),
     case("size_gemm_weights_beyond_memory", net((1100,), lambda n: n.gemm("big_gemm", 1000, scale=100.0)),
          M + r"the design must hold at least 8,800,000 bits of weights and line buffers \(the most in Dense "
          r"'dense0' \(ONNX node 'big_gemm'\): 1,100,000 weights of 8 bits\), more than any device qloom builds "
