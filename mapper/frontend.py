@@ -299,7 +299,10 @@ class Frontend(Checks):
         y_scale, y_zero, code = self.out_params(node, 6, 7)
         bias = None
         if len(node.input) > 8 and node.input[8]:
-            bias = _per_channel(self.const(node, 8, "the bias"), weight.shape[0], "bias", onnx_node_label(node))
+            bias = self.const(node, 8, "the bias")
+            if bias.shape != (weight.shape[0],):
+                self.refuse(node, f"its bias '{node.input[8]}' has shape {bias.shape}; onnxruntime wants a 1-D "
+                                  f"tensor of its {weight.shape[0]} output channels.")
         c = ConvLinear(x, weight, w_zero, w_scale, bias, False, node, *self.conv_attrs(node, weight.shape[2:]))
         return self.requant(node, self.conv(c), self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
                             code, y_scale, y_zero)
@@ -600,7 +603,8 @@ class Frontend(Checks):
             d = self.dense(x.node, x.x, x.weight, x.w_zero, None) if x.conv is None else \
                 self.conv(ConvLinear(x.x, x.weight, x.w_zero, None, None, False, x.node, *x.conv))
             bias = np.zeros(x.weight.shape[0], F32) if x.bias is None else x.bias
-            t = FloatChain(tables=(), scale=x.scale, bias=bias, relu=x.relu, out_scale=scale,
+            acc_scale = np.ones(x.weight.shape[0], F32) if x.scale is None else x.scale   # Cast → Q: scale 1
+            t = FloatChain(tables=(), scale=acc_scale, bias=bias, relu=x.relu, out_scale=scale,
                            zero_point=zp, lo=code.qmin, hi=code.qmax)
             return self.requant(x.node, d, t, code, scale, zp)
         if isinstance(x, PendingAdd):
@@ -689,6 +693,9 @@ class Frontend(Checks):
             return None
         if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
             self.refuse(node, "the bias must be an int32 constant behind DequantizeLinear.")
+        if node.op_type == "Conv" and bias.codes.shape != (n_out,):
+            self.refuse(node, f"its bias '{bias.name}' has shape {bias.codes.shape}; a Conv wants a 1-D tensor of its "
+                              f"{n_out} output channels.")
         label = onnx_node_label(node)
         codes = _per_channel(bias.codes, n_out, "bias", label)
         bscale = numeric.f32(_per_channel(bias.scale, n_out, "bias scale", label))

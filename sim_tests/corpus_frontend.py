@@ -129,6 +129,15 @@ def conv_integer(w_zero):
     return g
 
 
+def conv_integer_unscaled():
+    """ConvInteger → Cast → QuantizeLinear, no Mul: the accumulator quantized at scale 1."""
+    g = conv_integer(0)
+    g.nodes = [n for n in g.nodes if n.name != "mul"]
+    next(n for n in g.nodes if n.name == "q").input[0] = "acc_f"
+    g.const("y_scale", F32(40.0))
+    return g
+
+
 def pool(op, spatial, **attrs):
     """quant_in → dq_x → ``op`` 'pool' → 'q' (the input's parameters) → dq_out."""
     g = Graph((2, *spatial))
@@ -349,6 +358,8 @@ CASES = [
          r"for QLinearMatMul\(\d+\) node with name 'qmatmul0'\. " + ORT_LOAD, argv=CHECK),
     case("frontend_check_convinteger_per_tensor_runs", built(lambda: conv_integer(0)), "", code=0, argv=CHECK,
          stdout=r"m\.onnx: 5 frames, 135 outputs: 0 mismatches"),
+    case("frontend_check_convinteger_cast_quantized_without_mul", built(conv_integer_unscaled), "", code=0,
+         argv=CHECK, stdout=r"m\.onnx: 5 frames, 135 outputs: 0 mismatches"),
     case("frontend_check_dequantize_at_another_scale", changed(lambda: mlp(bias=False), x_scale2), "", code=0,
          argv=CHECK, stdout=r"m\.onnx: 5 frames, 15 outputs: 0 mismatches"),
     # -- 3. accurate messages ---------------------------------------------------------------------
@@ -429,6 +440,9 @@ CASES = [
     case("frontend_gemm_transA", transposed_gemm_input,
          r"^Gemm node 'gemm_t' in " + M + r"transA=1 is not supported; qloom maps Gemm with transA=0, alpha=1 and "
          r"beta=1\.$"),
+    case("frontend_qlinearconv_bias_of_one_value", built(lambda: _with(qlinear_conv(), "b", np.array([3], np.int32))),
+         r"^QLinearConv node 'qconv' in " + M + r"its bias 'b' has shape \(1,\); onnxruntime wants a 1-D tensor of its "
+         r"3 output channels\.$"),
     case("frontend_conv_group_zero", built(lambda: qdq_conv(group=0), "y", [1, 3, 3, 3]),
          r"^Conv node 'conv' in " + M + r"group 0 is not a positive number; onnxruntime refuses such a convolution\.$"),
     case("frontend_accumulator_beyond_int32", changed(mlp, init("b0", np.array([5, 2**31 - 1, 11], np.int32))),
