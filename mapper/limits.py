@@ -73,7 +73,7 @@ BEATS = Limit("stream beats per frame of a kernel", "QLOOM_MAX_BEATS", 1 << 23)
 ALL = (TENSOR_ELEMENTS, CHANNELS, PLANNER_STEPS, MEMORY_BITS, LUTS, BEATS)
 
 
-def _device(limit, have, unit, of):
+def device_bound(limit, have, unit, of):
     return (f"more than any device qloom builds for: the limit is {limit.value:,} {unit}, "
             f"{limit.value / have:.2g}× the {have:,} {of} of the {LARGEST_DEVICE}, the largest")
 
@@ -275,7 +275,7 @@ def memory_violations(graph, source=""):
     if total > MEMORY_BITS.value:
         _, what = max(parts, key=lambda p: p[0])
         yield LimitError(f"{_at(source)}the design must hold at least {total:,} bits of weights and line buffers "
-                         f"(the most in {what}), {_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}"
+                         f"(the most in {what}), {device_bound(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}"
                          f". Use a smaller model, or {MEMORY_BITS.raise_it()}.")
 
 
@@ -356,7 +356,7 @@ def check_dataflow(dataflow, source, graph=None):
         most, k = max(bits, key=lambda p: p[0])
         raise LimitError(f"{_at(source)}the design's memories and weights hold {total:,} bits (the most, {most:,}, in "
                          f"{kernel_label(k, graph, after.get(k))}), "
-                         f"{_device(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
+                         f"{device_bound(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
                          f"a smaller model or smaller FIFO depths, or {MEMORY_BITS.raise_it()}.")
     luts = [(estimate_kernel(k, dataflow, "ecp5-85k")["lut"], k) for k in kernels]
     total = sum(n for n, _ in luts)
@@ -365,6 +365,6 @@ def check_dataflow(dataflow, source, graph=None):
         fold = f", pe {k.pe} × simd {k.simd}" if hasattr(k, "multiplier_luts") else ""
         raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
                          f"{most:,}, in {kernel_label(k, graph, after.get(k))}{fold}), "
-                         f"{_device(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "
+                         f"{device_bound(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "
                          "Fold it more (a smaller --max-multipliers, or smaller pe and simd in the folding file), "
                          f"or {LUTS.raise_it()}.")

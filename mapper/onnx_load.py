@@ -3,6 +3,7 @@ known from its dims before any external data is read, external data confined to 
 folder, opsets, names and shapes checked as strictly as onnxruntime's loader, then the ONNX
 checker and shape inference.  Every failure is a QloomError."""
 import functools
+import math
 import os
 import stat
 from itertools import islice
@@ -12,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
-from .errors import ModelFileError, QloomError, ShapeError
+from .errors import ModelFileError, QloomError, ShapeError, onnx_node_label
 
 MAX_PARAMETER_BYTES = 64 << 20    # on-chip weights: the largest supported FPGAs hold a few MiB
 MAX_MODEL_FILE_BYTES = 256 << 20  # four times what a model within MAX_PARAMETER_BYTES needs
@@ -477,3 +478,25 @@ def _check_declared_shapes(path, graph):
                     raise ShapeError(f"{path}: {kind} '{info.name}' is declared with dimension {i} = "
                                      f"{d.dim_value}, which is not a size. Re-export the model, or set that "
                                      "dimension to its real size (or clear it) and save the model again.")
+
+
+CODE_TYPES = (TensorProto.INT8, TensorProto.UINT8)
+
+
+def check_weight_codes(model, path):
+    """Refuse, before the frontend turns them into int64 matrices, 8-bit weight tensors (two
+    or more dimensions) whose codes alone are beyond limits.MEMORY_BITS at one bit each: a lower
+    bound of what limits.memory_violations counts once the QGraph exists (qloom compile only)."""
+    from . import limits
+    sizes = [(math.prod(t.dims), t.name) for t in model.graph.initializer
+             if t.data_type in CODE_TYPES and len(t.dims) >= 2]
+    total = sum(n for n, _ in sizes)
+    if total <= limits.MEMORY_BITS.value:
+        return
+    most, name = max(sizes)
+    user = next((n for n in model.graph.node if name in n.input), None)
+    where = f" of {onnx_node_label(user)}" if user is not None else ""
+    device = limits.device_bound(limits.MEMORY_BITS, limits.LARGEST_BRAM_BITS, "bits", "bits of block RAM")
+    raise limits.LimitError(f"{path}: the model's 8-bit weight tensors hold {total:,} codes (the most in "
+                            f"'{name}'{where}: {most:,}), and the design needs at least a bit of memory or "
+                            f"logic for each, {device}. Use a smaller model, or {limits.MEMORY_BITS.raise_it()}.")

@@ -11,7 +11,7 @@ import numpy as np
 from . import lower, outputs, simulate
 from .mapper import dataflow as df
 from .mapper import folding as fl
-from .mapper import frontend, inspect, limits, qgraph as qg
+from .mapper import frontend, inspect, limits, onnx_load, qgraph as qg
 
 
 @dataclass
@@ -39,10 +39,13 @@ class Design:
 
 
 def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
-    """The Design of ``model``; refused (mapper.limits) before any proof when its tensors,
+    """The Design of ``model``; refused (mapper.limits) before its weights are unpacked when
+    their codes alone are beyond the memory bound, before any proof when its tensors,
     channels, proofs or memory are beyond qloom's bounds, and before its timing is followed or
     its Verilog emitted when its Dataflow graph is."""
-    graph = frontend.load_qgraph(model)
+    onnx_model = onnx_load.load(model)
+    onnx_load.check_weight_codes(onnx_model, str(model))
+    graph = frontend.to_qgraph(onnx_model, str(model))
     limits.check_graph(graph, str(model))
     plans = inspect.plans(graph)
     df.check_hardware(graph, str(model))
