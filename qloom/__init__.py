@@ -3,7 +3,7 @@ from importlib import metadata
 
 from .mapper.errors import QloomError
 from .mapper.frontend import load_qgraph as load
-from .mapper.inspect import plans
+from .mapper.planning import plans
 
 __all__ = ["QloomError", "load", "plans", "reference"]
 

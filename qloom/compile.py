@@ -11,7 +11,8 @@ import numpy as np
 from . import lower, outputs, simulate
 from .mapper import dataflow as df
 from .mapper import folding as fl
-from .mapper import frontend, inspect, limits, onnx_load, qgraph as qg
+from .mapper import frontend, limits, planning, qgraph as qg
+from .mapper.frontend import loading
 
 
 @dataclass
@@ -43,11 +44,11 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     their codes alone are beyond the memory bound, before any proof when its tensors,
     channels, proofs or memory are beyond qloom's bounds, and before its timing is followed or
     its Verilog emitted when its Dataflow graph is."""
-    onnx_model = onnx_load.load(model)
-    onnx_load.check_weight_codes(onnx_model, str(model))
+    onnx_model = loading.load(model)
+    loading.check_weight_codes(onnx_model, str(model))
     graph = frontend.to_qgraph(onnx_model, str(model))
     limits.check_graph(graph, str(model))
-    plans = inspect.plans(graph)
+    plans = planning.plans(graph)
     df.check_hardware(graph, str(model))
     folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
     depths = fl.fifo_depths(fold) if fold else {}

@@ -1,4 +1,4 @@
-"""Bad-input corpus: what the frontend accepts (mapper/frontend.py, mapper/op_types.py) and
+"""Bad-input corpus: what the frontend accepts (mapper/frontend/) and
 onnxruntime's own failures (mapper/ort_check.py) — type constraints as onnxruntime's loader
 checks them, the 8-bit codes and float32 scales qloom computes with, bad scales named by node and
 role, 1-D/3-D windows, one output, malformed nodes the ONNX checker lets through, and models

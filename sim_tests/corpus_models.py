@@ -1,4 +1,4 @@
-"""Bad-input corpus: the model file and its loading (mapper/onnx_load.py) — odd files, external
+"""Bad-input corpus: the model file and its loading (mapper/frontend/loading.py) — odd files, external
 data, opsets, names, shapes and tensors that the ONNX checker lets through or numpy would trip on
 (see badinput.py).  Huge sizes are declared (sparse files, tensor dims), never written."""
 import os

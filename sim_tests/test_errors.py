@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import factory
 from qloom.cli import main
-from qloom.mapper import onnx_load
+from qloom.mapper.frontend import loading
 
 
 def run_cli(capsys, *argv):
@@ -117,7 +117,7 @@ def test_external_data_outside_folder_is_refused(capsys, tmp_path, location):
 
 
 def test_model_too_large_to_hold(capsys, tmp_path, monkeypatch, digits):
-    monkeypatch.setattr(onnx_load, "MAX_PARAMETER_BYTES", 1024)
+    monkeypatch.setattr(loading, "MAX_PARAMETER_BYTES", 1024)
     expect_error(capsys, digits / "digits_mlp_qdq.onnx",
                  r"^\S+digits_mlp_qdq\.onnx: the model holds \d+\.\d KiB of parameters; qloom keeps weights on "
                  r"chip and accepts at most 1\.0 KiB\. Use a smaller model\.")
@@ -248,17 +248,17 @@ def test_an_unreadable_file_says_permission_denied(capsys, tmp_path, monkeypatch
         if str(path).endswith(unreadable):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kw)
-    monkeypatch.setattr(onnx_load.os, "open", denied)
+    monkeypatch.setattr(loading.os, "open", denied)
     expect_error(capsys, tmp_path / "m.onnx", pattern)
 
 
 def test_the_model_file_limit_is_raised_by_its_environment_variable(capsys, tmp_path, monkeypatch, digits):
-    monkeypatch.setattr(onnx_load, "MAX_MODEL_FILE_BYTES", 1024)
+    monkeypatch.setattr(loading, "MAX_MODEL_FILE_BYTES", 1024)
     expect_error(capsys, digits / "digits_mlp_qdq.onnx",
                  r"^\S+digits_mlp_qdq\.onnx: the file is \d+\.\d KiB; qloom reads model files of at most 1\.0 KiB "
                  r".*raise the limit with the environment variable QLOOM_MAX_MODEL_BYTES=<bytes>\.$")
     monkeypatch.setenv("QLOOM_MAX_MODEL_BYTES", str(1 << 30))
-    assert onnx_load.load(digits / "digits_mlp_qdq.onnx").graph.node
+    assert loading.load(digits / "digits_mlp_qdq.onnx").graph.node
 
 
 @pytest.mark.parametrize("value", ["lots", "0", "-5"])
@@ -272,11 +272,11 @@ def test_a_bad_model_file_limit_variable_is_refused(capsys, monkeypatch, digits,
 @pytest.mark.parametrize("one_file", [True, False])
 def test_external_data_loads_the_same_values_as_inline(tmp_path, one_file):
     model = small_qdq(tmp_path)
-    inline = onnx_load.initializers(model)
+    inline = loading.initializers(model)
     onnx.save(model, tmp_path / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=one_file,
               location="weights.bin", size_threshold=0)
     assert len(list(tmp_path.iterdir())) == (2 if one_file else 1 + len(inline))
-    loaded = onnx_load.initializers(onnx_load.load(tmp_path / "m.onnx"))
+    loaded = loading.initializers(loading.load(tmp_path / "m.onnx"))
     assert sorted(loaded) == sorted(inline)
     for name, value in inline.items():
         assert loaded[name].dtype == value.dtype and np.array_equal(loaded[name], value), name

@@ -13,7 +13,7 @@ import pytest
 import corpus_sizes
 from qloom import compile as qc
 from qloom.cli import main
-from qloom.mapper import dataflow as df, folding as fl, frontend, inspect, limits, qgraph as qg, requant
+from qloom.mapper import dataflow as df, folding as fl, frontend, limits, planning, qgraph as qg, requant
 
 SHIPPED = ("digits_mlp_qdq.onnx", "digits_mlp_qop.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx")
 
@@ -92,18 +92,18 @@ def test_inspect_proves_within_the_bound_and_marks_the_rest(digits, monkeypatch)
     (first, _, lo, hi), *_ = limits.planner_jobs(graph)
     monkeypatch.setenv("QLOOM_MAX_PLANNER_STEPS", str(limits.planner_steps(first.target, lo, hi)))
     proved = []
-    real = inspect.plan
-    monkeypatch.setattr(inspect, "plan", lambda target, lo, hi, label: proved.append(label) or
+    real = planning.plan
+    monkeypatch.setattr(planning, "plan", lambda target, lo, hi, label: proved.append(label) or
                         real(target, lo, hi, label))
-    plans = inspect.plans(graph, partial=True)
+    plans = planning.plans(graph, partial=True)
     assert proved == [first.label]
     later = [p for name, p in plans.items() if name != first.name]
-    assert later and all(isinstance(p, inspect.NotProven) and re.fullmatch(r"not proven \([\d,]+ steps, over the 0 "
+    assert later and all(isinstance(p, planning.NotProven) and re.fullmatch(r"not proven \([\d,]+ steps, over the 0 "
                                                                            r"left\)", p.kind) for p in later)
     with pytest.raises(limits.LimitError, match=r"^Dense 'dense0' \(ONNX node '[^']+'\): proving its requantization "
                                                 r"takes about [\d,]+ steps \(32 channels of up to \d+ output levels "
                                                 r"each; [\d,]+ for the whole model\)"):
-        inspect.plans(graph)
+        planning.plans(graph)
     assert proved == [first.label]          # refused before any proof
 
 
@@ -147,7 +147,7 @@ def test_the_dataflow_graph_is_checked_before_timing_and_verilog(digits, monkeyp
 
 def test_beat_times_refuses_beyond_the_bound_and_takes_needs_at_once(digits, monkeypatch):
     graph = frontend.load_qgraph(digits / "digits_resnet_qdq.onnx")
-    plans = inspect.plans(graph)
+    plans = planning.plans(graph)
     d = df.build(graph, fl.balanced(graph, 8), plans)
     for k in d.all_kernels:                 # every beat at once is every beat one by one
         if not isinstance(k, (df.BranchKernel, df.WindowKernel)):

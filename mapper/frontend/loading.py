@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
-from .errors import ModelFileError, QloomError, ShapeError, onnx_node_label
+from ..errors import ModelFileError, QloomError, ShapeError, onnx_node_label
 
 MAX_PARAMETER_BYTES = 64 << 20    # on-chip weights: the largest supported FPGAs hold a few MiB
 MAX_MODEL_FILE_BYTES = 256 << 20  # four times what a model within MAX_PARAMETER_BYTES needs
@@ -487,7 +487,7 @@ def check_weight_codes(model, path):
     """Refuse, before the frontend turns them into int64 matrices, 8-bit weight tensors (two
     or more dimensions) whose codes alone are beyond limits.MEMORY_BITS at one bit each: a lower
     bound of what limits.memory_violations counts once the QGraph exists (qloom compile only)."""
-    from . import limits
+    from .. import limits
     sizes = [(math.prod(t.dims), t.name) for t in model.graph.initializer
              if t.data_type in CODE_TYPES and len(t.dims) >= 2]
     total = sum(n for n, _ in sizes)

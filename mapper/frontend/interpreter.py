@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import onnx
 
-from . import numeric, onnx_load, op_types, qgraph as qg
-from .frontend_checks import RANK0_PARAMS, Checks, scale_problem
-from .errors import NotQuantizedError, ShapeError, UnsupportedError, onnx_node_label
-from .numeric import F32
-from .requant_targets import CodeTable, FloatChain, FloatMean, ScaleRound
+from . import loading as onnx_load, op_types
+from .. import numeric, qgraph as qg
+from .checks import RANK0_PARAMS, Checks, scale_problem
+from ..errors import NotQuantizedError, ShapeError, UnsupportedError, onnx_node_label
+from ..numeric import F32
+from ..requant_targets import CodeTable, FloatChain, FloatMean, ScaleRound
 
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between DequantizeLinear/QuantizeLinear "
              "(QDQ), Relu, Add of a quantized constant, QLinearMatMul, com.microsoft.QGemm, "

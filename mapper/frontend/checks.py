@@ -6,9 +6,10 @@ and what to do."""
 import numpy as np
 import onnx
 
-from . import numeric, op_types, qgraph as qg
-from .errors import UnsupportedError, onnx_node_label
-from .numeric import F32
+from . import op_types
+from .. import numeric, qgraph as qg
+from ..errors import UnsupportedError, onnx_node_label
+from ..numeric import F32
 
 SCALE_ROLES = {"x_scale": "the input scale", "a_scale": "the input scale", "A_scale": "the scale of input A",
                "B_scale": "the scale of input B", "b_scale": "the weight scale", "w_scale": "the weight scale",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import defs
 
-from .errors import ModelFileError, UnsupportedError, onnx_node_label
+from ..errors import ModelFileError, UnsupportedError, onnx_node_label
 
 CODES = ("int8", "uint8")
 FLOAT = ("float",)
