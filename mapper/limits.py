@@ -297,20 +297,14 @@ def check_graph(graph, source):
 
 # ---- the Dataflow graph: before its timing is followed or its circuit emitted -----------------
 
-KIND = {"MVUKernel": "MVU", "FifoKernel": "FIFO", "WidthConverterKernel": "width converter"}
-
-
 def kernel_label(kernel, graph=None, before=None):
-    """A kernel and the layer it computes, for messages: a window generator or a join FIFO the
-    QGraph node its name ends with (``graph`` given), another the kernel it feeds (``before``)."""
-    kind = KIND.get(type(kernel).__name__, type(kernel).__name__.removesuffix("Kernel"))
-    for attr in ("dense", "conv", "node"):
-        layer = getattr(kernel, attr, None)
-        if isinstance(layer, qg.Node):
-            return f"{kind} '{kernel.name}' of {layer.label}"
-    join = getattr(kernel, "join", None)
-    if join is not None:
-        return f"the branch into {join.node.label}"
+    """A kernel and the layer it computes, for messages (Kernel.own_label); a window generator
+    or a join FIFO the QGraph node its name ends with (``graph`` given), another the kernel it
+    feeds (``before``)."""
+    kind = kernel.noun
+    own = kernel.own_label()
+    if own is not None:
+        return own
     for node in (graph.nodes if graph is not None else ()):
         if kernel.name.endswith("_" + node.name) or kernel.name.startswith(f"join_{node.name}_"):
             return f"{kind} '{kernel.name}' of {node.label}"
@@ -332,11 +326,8 @@ def beats_violation(kernel, source="", graph=None, before=None):
 
 def stored_bits(kernel):
     """Bits a kernel stores: its memories, and an MVU's weights when they are unrolled into
-    logic (one step per frame: no weight memory)."""
-    bits = sum(m.bits for m in kernel.memories())
-    if hasattr(kernel, "in_fold") and kernel.in_fold * kernel.out_fold == 1:
-        bits += kernel.dense.weight.size * kernel.weight_bits
-    return bits
+    logic (one step per frame: no weight memory); Kernel.stored_bits."""
+    return kernel.stored_bits()
 
 
 def check_dataflow(dataflow, source, graph=None):
@@ -362,7 +353,8 @@ def check_dataflow(dataflow, source, graph=None):
     total = sum(n for n, _ in luts)
     if total > LUTS.value:
         most, k = max(luts, key=lambda p: p[0])
-        fold = f", pe {k.pe} × simd {k.simd}" if hasattr(k, "multiplier_luts") else ""
+        fold = f", pe {k.folding[0]} × simd {k.folding[1]}" if k.folding else ""
+
         raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
                          f"{most:,}, in {kernel_label(k, graph, after.get(k))}{fold}), "
                          f"{device_bound(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "

@@ -73,7 +73,7 @@ def _units(kernels):
             out.append((k.name, WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size,
                                           kernel=k.kernel, depth=k.depth, strides=k.strides, pads=k.pads, dilations=k.dilations,
                                           order=k.order, pad=k.pad, memory_styles=styles(k))))
-        elif isinstance(k, df.PoolKernel):
+        elif isinstance(k, df.MaxPoolKernel):
             out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))
         elif isinstance(k, df.FloatSumKernel):
             out.append((k.name, FloatSumUnit(shape=code_shape(k.code), lanes=k.pe, taps=k.node.taps, terms=k.node.terms,
@@ -84,13 +84,13 @@ def _units(kernels):
                                             start=-k.node.count * k.node.zero_point)))
         elif isinstance(k, df.FifoKernel):
             out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
-        elif isinstance(k, df.BranchKernel) and isinstance(k.join, df.ConcatKernel):
+        elif isinstance(k, df.ResidualKernel) and isinstance(k.join, df.ConcatKernel):
             j = k.join
             (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
             concat = ConcatUnit(shape=code_shape(j.node.code), lanes=j.lanes, beats_a=j.first_takes[0],
                                 beats_b=j.first_takes[1], table_a=j.node.tables[0], table_b=j.node.tables[1])
             out.append((k.name, Residual(list(ua), list(na), list(ub), list(nb), concat)))
-        elif isinstance(k, df.BranchKernel):
+        elif isinstance(k, df.ResidualKernel):
             j = k.join
             (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
             add = AddUnit(a_shape=code_shape(j.a_code), b_shape=code_shape(j.b_code), out_shape=code_shape(j.node.code),

@@ -182,7 +182,7 @@ def test_window_generator_and_float_sum_compute_an_average_pools_sums(case):
 
 
 def test_line_buffer_holds_depth_beats_while_the_output_waits():
-    """What the deadlock bound of a branch counts on (dataflow.BranchKernel.hold): with its
+    """What the deadlock bound of a branch counts on (kernels.ResidualKernel.hold): with its
     output blocked, a window generator takes exactly its line buffer's beats, then waits; and
     a buffer smaller than the rows one window spans is refused."""
     from amaranth.sim import Simulator

@@ -150,7 +150,7 @@ def test_beat_times_refuses_beyond_the_bound_and_takes_needs_at_once(digits, mon
     plans = planning.plans(graph)
     d = df.build(graph, fl.balanced(graph, 8), plans)
     for k in d.all_kernels:                 # every beat at once is every beat one by one
-        if not isinstance(k, (df.BranchKernel, df.WindowKernel)):
+        if not isinstance(k, (df.ResidualKernel, df.WindowKernel)):
             n = np.arange(1, k.beats_out + 1)
             assert np.asarray(k.needs(n)).tolist() == [k.needs(int(i)) for i in n], k.name
     monkeypatch.setenv("QLOOM_MAX_BEATS", "100")

@@ -92,7 +92,7 @@ def test_residual_network_in_rtl(tmp_path, seed, fmt, act, kw, simulator):
     need(simulator)
     path, x = residual_model(tmp_path, seed, fmt, act, **kw)
     design, _ = check(path, x[:5 if simulator == "verilator" else 3], simulator)
-    assert any(isinstance(k, df.BranchKernel) for k in design.dataflow.kernels)
+    assert any(isinstance(k, df.ResidualKernel) for k in design.dataflow.kernels)
 
 
 def test_join_fifo_sized_for_full_rate(tmp_path):
@@ -103,7 +103,7 @@ def test_join_fifo_sized_for_full_rate(tmp_path):
     path, x = residual_model(tmp_path, 0)
     design, run = check(path, x[:6], "verilator", gap=0, stall=0)
     d = design.dataflow
-    branch = next(k for k in d.kernels if isinstance(k, df.BranchKernel))
+    branch = next(k for k in d.kernels if isinstance(k, df.ResidualKernel))
     frame = branch.join.length // branch.join.lanes
     need_a, need_b = branch.required_depths()
     assert 0 < need_b < frame and need_a == 3             # only the identity path waits
@@ -118,7 +118,7 @@ def test_too_small_join_fifo_is_refused_at_compile_time(tmp_path):
     assert qloom("compile", str(path), "-o", str(out)).returncode == 0
     fold = json.loads((out / "fold.json").read_text())
     design = qc.compile_model(path, fold=str(out / "fold.json"))
-    need_b = next(k for k in design.dataflow.kernels if isinstance(k, df.BranchKernel)).required_depths()[1]
+    need_b = next(k for k in design.dataflow.kernels if isinstance(k, df.ResidualKernel)).required_depths()[1]
     fold["fifo_depths"]["join_add0_b"] = need_b - 1
     (tmp_path / "small.json").write_text(json.dumps(fold))
     r = qloom("compile", str(path), "-o", str(tmp_path / "small"), "--fold", str(tmp_path / "small.json"))
@@ -138,7 +138,7 @@ def test_a_join_fifo_below_the_bound_hangs(tmp_path):
     design = qc.compile_model(path)
     d = design.dataflow
     kernels = list(d.kernels)
-    i, branch = next((i, k) for i, k in enumerate(kernels) if isinstance(k, df.BranchKernel))
+    i, branch = next((i, k) for i, k in enumerate(kernels) if isinstance(k, df.ResidualKernel))
     skip = list(branch.paths[1])
     skip[-1] = dataclasses.replace(skip[-1], depth=branch.reach()[0] * branch.lanes // branch.join.lanes - 8)
     kernels[i] = dataclasses.replace(branch, paths=(branch.paths[0], tuple(skip)))
@@ -176,7 +176,7 @@ def test_concat_network_in_rtl(tmp_path, seed, fmt, act, identity, simulator):
     x = rng.normal(size=(4, *shape)).astype(np.float32)
     path = quantize(model, tmp_path / "q.onnx", x, fmt, act)
     design, _ = check(path, x[:4 if simulator == "verilator" else 2], simulator)
-    assert any(isinstance(k, df.BranchKernel) and isinstance(k.join, df.ConcatKernel)
+    assert any(isinstance(k, df.ResidualKernel) and isinstance(k.join, df.ConcatKernel)
                for k in design.dataflow.kernels)
     if simulator == "verilator":             # the same build, without stalls: the modelled timing
         _, run = check(path, x[:3], simulator, gap=0, stall=0)

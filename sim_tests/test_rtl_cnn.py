@@ -25,7 +25,7 @@ def test_shipped_digits_resnet_in_rtl(digits, simulator):
     x = np.load(digits / "test_inputs.npy")[:(16 if simulator == "verilator" else 3)].reshape(-1, 1, 8, 8)
     design, _ = check(digits / "digits_resnet_qdq.onnx", x, simulator)
     kinds = {type(k).__name__ for k in design.dataflow.all_kernels}
-    assert {"DepthwiseKernel", "BranchKernel", "SumPoolKernel"} <= kinds
+    assert {"DepthwiseKernel", "ResidualKernel", "SumPoolKernel"} <= kinds
     if simulator == "verilator":             # the same build, without stalls
         _, run = check(digits / "digits_resnet_qdq.onnx", x[:6], simulator, gap=0, stall=0)
         d = design.dataflow
