@@ -15,6 +15,7 @@ import numpy as np
 from qloom import compile as qc, synth
 from qloom.mapper import folding as fl
 from qloom.mapper.errors import QloomError
+from qloom.mapper.targets import NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "models" / "digits" / "digits_mlp_qdq.onnx"
@@ -76,7 +77,7 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--budgets", type=int, nargs="*", help="only these multiplier budgets")
     args = p.parse_args(argv)
-    targets = ["ice40-up5k"] if args.quick else ["ice40-up5k", "ecp5-85k"]
+    targets = NAMES[:1] if args.quick else NAMES
     budgets = BUDGETS[2:3] if args.quick else BUDGETS
     if args.budgets:
         budgets = [b for b in BUDGETS if b[1] in args.budgets]

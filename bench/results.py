@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from qloom import compile as qc, outputs, synth
-from qloom.mapper import resources
+from qloom.mapper import resources, targets
 from qloom.mapper.errors import QloomError
 
 from . import models
@@ -29,7 +29,7 @@ from . import models
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "models" / "digits"
 WORK = REPO / "build" / "bench"
-TARGETS = ["ice40-up5k", "ecp5-85k"]
+TARGETS = targets.NAMES
 
 
 def model_list(quick=False):
@@ -59,7 +59,7 @@ def fits(estimate, target):
     avail = synth.TARGETS[target]["available"]
     over = [f"{estimate[k]:,} {k.upper()} of {avail[k]:,}" for k in ("lut", "bram", "dsp") if estimate[k] > avail[k]]
     cells = estimate["lut"] + round(0.4 * estimate["ff"])
-    if target == "ice40-up5k" and not over and cells > avail["lut"]:
+    if synth.TARGETS[target]["logic_cells"] and not over and cells > avail["lut"]:
         over.append(f"{cells:,} logic cells of {avail['lut']:,}")
     return f"does not fit (estimated {', '.join(over)})" if over else None
 

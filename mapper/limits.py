@@ -19,14 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import qgraph as qg
+from . import qgraph as qg, targets
 from .errors import QloomError, UnsupportedError
 from .folding import is_depthwise
 
-# the largest device qloom builds for (qloom.synth.TARGETS "ecp5-85k"; a test keeps them equal)
-LARGEST_DEVICE = "ECP5-85F"
-LARGEST_LUTS = 83_640
-LARGEST_BRAM_BITS = 208 * 18 * 1024
+# the largest device qloom builds for, from the target registry
+LARGEST = targets.largest()
+LARGEST_DEVICE = targets.TARGETS[LARGEST]["device"]
+LARGEST_LUTS = targets.TARGETS[LARGEST]["available"]["lut"]
+LARGEST_BRAM_BITS = targets.TARGETS[LARGEST]["available"]["bram"] * targets.TARGETS[LARGEST]["bram_bits"]
 
 # planner work per channel (requant.plan): interval matrices of (levels + 1)² entries, and a
 # fixed cost of the per-channel searches, about 2,048 such steps (0.3–1 µs each, measured)
@@ -349,7 +350,7 @@ def check_dataflow(dataflow, source, graph=None):
                          f"{kernel_label(k, graph, after.get(k))}), "
                          f"{device_bound(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
                          f"a smaller model or smaller FIFO depths, or {MEMORY_BITS.raise_it()}.")
-    luts = [(estimate_kernel(k, dataflow, "ecp5-85k")["lut"], k) for k in kernels]
+    luts = [(estimate_kernel(k, dataflow, LARGEST)["lut"], k) for k in kernels]
     total = sum(n for n, _ in luts)
     if total > LUTS.value:
         most, k = max(luts, key=lambda p: p[0])

@@ -8,6 +8,8 @@ the block-RAM estimate is a count of blocks of the target's geometry, not a gues
 storage (amaranth.lib.fifo) carries no attribute: see in_bram."""
 from dataclasses import dataclass
 
+from .targets import TARGETS   # noqa: F401 (the registry, read here and by the estimator's callers)
+
 BLOCK_MIN_DEPTH = 64
 BLOCK_MIN_BITS = 1024
 RAM_BLOCK_MIN_BITS = 128
@@ -35,19 +37,9 @@ class Memory:
         return "block" if self.depth >= BLOCK_MIN_DEPTH and self.bits >= BLOCK_MIN_BITS else "logic"
 
 
-# block geometries (width, depth) a block RAM can be configured as; DSP use; what counts as LUT
-TARGETS = {
-    "ice40-up5k": {"bram": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "fifo_bram_depth": 0,
-                   "dsp_products": 8, "multiplier_scale": 1.0},
-    # ECP5 is built with -nodsp; Yosys + ABC map an 8×8 product to ~300 LUTs (measured, per kernel)
-    "ecp5-85k": {"bram": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
-                 "fifo_bram_depth": 256, "dsp_products": 0, "multiplier_scale": 3.75},
-}
-
-
 def blocks(width, depth, target):
     """Block RAMs for a width × depth memory: the cheapest configuration, tiled."""
-    return min(-(-width // w) * -(-depth // d) for w, d in TARGETS[target]["bram"])
+    return min(-(-width // w) * -(-depth // d) for w, d in TARGETS[target]["bram_shapes"])
 
 
 def in_bram(mem, target):

