@@ -1,9 +1,17 @@
 """Lowering: the one bridge from mapper (what to compute) to hdl (circuits).
-It only translates; every decision was made in the Dataflow graph."""
+It only translates, one registered function per kernel (``lower``); every decision was made in
+the Dataflow graph."""
+import functools
+
 from amaranth.hdl import signed, unsigned
 
+from .hdl.join import AddUnit, ConcatUnit, Residual
+from .hdl.mvu import MVU, DepthwiseUnit
 from .hdl.requant import Requant, SerialRequant
-from .mapper import requant as rq
+from .hdl.shell import narrow_shell
+from .hdl.streams import Chain, Fifo, width_converters
+from .hdl.window import FloatSumUnit, MaxPoolUnit, SumPoolUnit, WindowGen
+from .mapper import kernels, requant as rq
 
 
 def code_shape(code):
@@ -49,63 +57,102 @@ def units(dataflow):
 
 
 def _units(kernels):
-    from .hdl.join import AddUnit, ConcatUnit, Residual
-    from .hdl.mvu import MVU, DepthwiseUnit
-    from .hdl.streams import Fifo, width_converters
-    from .hdl.window import FloatSumUnit, MaxPoolUnit, SumPoolUnit, WindowGen
-    from .mapper import dataflow as df
-    out = []
-    for k in kernels:
-        if isinstance(k, df.MVUKernel):
-            out.append((k.name, MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
-                                    input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
-                                    memory_styles=styles(k))))
-        elif isinstance(k, df.DepthwiseKernel):
-            out.append((k.name, DepthwiseUnit(weights=k.weights, bias=k.conv.bias, pe=k.pe,
-                                              input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
-                                              memory_styles=styles(k))))
-        elif isinstance(k, df.RequantKernel):
-            out.append((k.name, requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
-                                             channels=k.channels, memory_styles=styles(k), serial=k.serial)))
-        elif isinstance(k, df.WidthConverterKernel):
-            out.extend((k.name, u) for u in width_converters(code_shape(k.code), k.lanes_in, k.lanes_out))
-        elif isinstance(k, df.WindowKernel):
-            out.append((k.name, WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size,
-                                          kernel=k.kernel, depth=k.depth, strides=k.strides, pads=k.pads, dilations=k.dilations,
-                                          order=k.order, pad=k.pad, memory_styles=styles(k))))
-        elif isinstance(k, df.MaxPoolKernel):
-            out.append((k.name, MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)))
-        elif isinstance(k, df.FloatSumKernel):
-            out.append((k.name, FloatSumUnit(shape=code_shape(k.code), lanes=k.pe, taps=k.node.taps, terms=k.node.terms,
-                                             acc_shape=signed(k.acc_bits), memory_styles=styles(k))))
-        elif isinstance(k, df.SumPoolKernel):
-            out.append((k.name, SumPoolUnit(shape=code_shape(k.code), lanes=k.pe, groups=k.groups,
-                                            pixels=k.node.count, acc_shape=signed(k.acc_bits),
-                                            start=-k.node.count * k.node.zero_point)))
-        elif isinstance(k, df.FifoKernel):
-            out.append((k.name, Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)))
-        elif isinstance(k, df.ResidualKernel) and isinstance(k.join, df.ConcatKernel):
-            j = k.join
-            (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
-            concat = ConcatUnit(shape=code_shape(j.node.code), lanes=j.lanes, beats_a=j.first_takes[0],
-                                beats_b=j.first_takes[1], table_a=j.node.tables[0], table_b=j.node.tables[1])
-            out.append((k.name, Residual(list(ua), list(na), list(ub), list(nb), concat)))
-        elif isinstance(k, df.ResidualKernel):
-            j = k.join
-            (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
-            add = AddUnit(a_shape=code_shape(j.a_code), b_shape=code_shape(j.b_code), out_shape=code_shape(j.node.code),
-                          lanes=j.lanes, mul_a=j.plan.mul_a, mul_b=j.plan.mul_b, add=j.raw_add, shift=j.plan.shift,
-                          lo=j.plan.lo, hi=j.plan.hi)
-            out.append((k.name, Residual(list(ua), list(na), list(ub), list(nb), add)))
-        else:
-            raise TypeError(f"no component for kernel {type(k).__name__}")
-    return out
+    return [(k.name, u) for k in kernels for u in lower(k)]
+
+
+@functools.singledispatch
+def lower(kernel):
+    """The components (in stream order) that implement ``kernel``: one registered function per
+    kernel class of mapper/kernels/."""
+    raise TypeError(f"no component for kernel {type(kernel).__name__}")
+
+
+@lower.register
+def _mvu(k: kernels.MVUKernel):
+    return [MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd, input_shape=code_shape(k.in_code),
+                acc_shape=signed(k.acc_bits), memory_styles=styles(k))]
+
+
+@lower.register
+def _depthwise(k: kernels.DepthwiseKernel):
+    return [DepthwiseUnit(weights=k.weights, bias=k.conv.bias, pe=k.pe, input_shape=code_shape(k.in_code),
+                          acc_shape=signed(k.acc_bits), memory_styles=styles(k))]
+
+
+@lower.register
+def _requant(k: kernels.RequantKernel):
+    return [requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code, channels=k.channels,
+                         memory_styles=styles(k), serial=k.serial)]
+
+
+@lower.register
+def _width_converter(k: kernels.WidthConverterKernel):
+    return width_converters(code_shape(k.code), k.lanes_in, k.lanes_out)
+
+
+@lower.register
+def _fifo(k: kernels.FifoKernel):
+    return [Fifo(shape=code_shape(k.code), lanes=k.lanes, depth=k.depth)]
+
+
+@lower.register
+def _window(k: kernels.WindowKernel):
+    return [WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size, kernel=k.kernel,
+                      depth=k.depth, strides=k.strides, pads=k.pads, dilations=k.dilations, order=k.order, pad=k.pad,
+                      memory_styles=styles(k))]
+
+
+@lower.register
+def _max_pool(k: kernels.MaxPoolKernel):
+    return [MaxPoolUnit(shape=code_shape(k.code), lanes=k.lanes, taps=k.taps)]
+
+
+@lower.register
+def _float_sum(k: kernels.FloatSumKernel):
+    return [FloatSumUnit(shape=code_shape(k.code), lanes=k.pe, taps=k.node.taps, terms=k.node.terms,
+                         acc_shape=signed(k.acc_bits), memory_styles=styles(k))]
+
+
+@lower.register
+def _sum_pool(k: kernels.SumPoolKernel):
+    return [SumPoolUnit(shape=code_shape(k.code), lanes=k.pe, groups=k.groups, pixels=k.node.count,
+                        acc_shape=signed(k.acc_bits), start=-k.node.count * k.node.zero_point)]
+
+
+@lower.register
+def _residual(k: kernels.ResidualKernel):
+    (na, ua), (nb, ub) = (zip(*_units(p)) for p in k.paths)
+    return [Residual(list(ua), list(na), list(ub), list(nb), lower_join(k.join))]
+
+
+@functools.singledispatch
+def lower_join(join):
+    """The join unit of a residual block (one registered function per mapper.kernels.Join)."""
+    raise TypeError(f"no component for join {type(join).__name__}")
+
+
+@lower_join.register
+def _add(j: kernels.AddKernel):
+    return AddUnit(a_shape=code_shape(j.a_code), b_shape=code_shape(j.b_code), out_shape=code_shape(j.node.code),
+                   lanes=j.lanes, mul_a=j.plan.mul_a, mul_b=j.plan.mul_b, add=j.raw_add, shift=j.plan.shift,
+                   lo=j.plan.lo, hi=j.plan.hi)
+
+
+@lower_join.register
+def _concat(j: kernels.ConcatKernel):
+    return ConcatUnit(shape=code_shape(j.node.code), lanes=j.lanes, beats_a=j.first_takes[0],
+                      beats_b=j.first_takes[1], table_a=j.node.tables[0], table_b=j.node.tables[1])
 
 
 def top(dataflow):
-    from .hdl.streams import Chain
+    """The design as one component: its units chained in stream order."""
     pairs = units(dataflow)
     return Chain([u for _, u in pairs], names=[n for n, _ in pairs])
+
+
+def shell(dataflow):
+    """The design inside the narrow I/O shell (hdl.shell.narrow_shell), as synthesis builds it."""
+    return narrow_shell(top(dataflow))
 
 
 TOP_NAME = "qloom_top"

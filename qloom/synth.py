@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import lower
-from .hdl.shell import narrow_shell
 from .mapper.errors import QloomError
 from .mapper.targets import TARGETS
 
@@ -118,7 +117,8 @@ def kernel_cells(design, target, workdir=None, only=None):
 def shell_verilog(design):
     """The Verilog synthesized for ``design``: its dataflow inside the narrow I/O shell."""
     from amaranth.back import verilog
-    return verilog.convert(narrow_shell(lower.top(design.dataflow)), name=SHELL_TOP)
+    return verilog.convert(lower.shell(design.dataflow), name=SHELL_TOP)
+
 
 
 def synthesize(design, target, clock_mhz=None, workdir=None):
