@@ -12,7 +12,7 @@ from . import lower, outputs, simulate
 from .mapper import dataflow as df
 from .mapper import folding as fl
 from .mapper import frontend, limits, planning, qgraph as qg
-from .mapper.frontend import loading
+from .mapper.frontend import loading, tensors
 
 
 @dataclass
@@ -45,7 +45,7 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     channels, proofs or memory are beyond qloom's bounds, and before its timing is followed or
     its Verilog emitted when its Dataflow graph is."""
     onnx_model = loading.load(model)
-    loading.check_weight_codes(onnx_model, str(model))
+    tensors.check_weight_codes(onnx_model, str(model))
     graph = frontend.to_qgraph(onnx_model, str(model))
     limits.check_graph(graph, str(model))
     plans = planning.plans(graph)

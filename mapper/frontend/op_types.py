@@ -35,8 +35,10 @@ class Schema:
         option = {defs.OpSchema.FormalParameterOption.Single: "single",
                   defs.OpSchema.FormalParameterOption.Optional: "optional",
                   defs.OpSchema.FormalParameterOption.Variadic: "variadic"}
-        return cls(tuple(Formal(f.name, f.type_str, option[f.option], f.is_homogeneous) for f in s.inputs),
-                   tuple(Formal(f.name, f.type_str, option[f.option], f.is_homogeneous) for f in s.outputs),
+        return cls(tuple(Formal(f.name, f.type_str, option[f.option],
+                                f.is_homogeneous) for f in s.inputs),
+                   tuple(Formal(f.name, f.type_str, option[f.option],
+                                f.is_homogeneous) for f in s.outputs),
                    {t.type_param_str: tuple(t.allowed_type_strs) for t in s.type_constraints}, None)
 
 
@@ -46,30 +48,37 @@ def _t(*names):
 
 _A = onnx.AttributeProto
 _Q8 = _t("uint8", "int8")
-# com.microsoft operators as onnxruntime registers them (core/graph/contrib_ops/quantization_defs.cc)
+# com.microsoft operators as onnxruntime registers them
+# (onnxruntime/core/graph/contrib_ops/quantization_defs.cc)
 CONTRIB = {
     "QGemm": Schema(
         (Formal("A", "TA"), Formal("a_scale", "T"), Formal("a_zero_point", "TA"), Formal("B", "TB"),
          Formal("b_scale", "T"), Formal("b_zero_point", "TB"), Formal("C", "TC", "optional"),
          Formal("y_scale", "T", "optional"), Formal("y_zero_point", "TYZ", "optional")),
         (Formal("Y", "TY"),),
-        {"T": _t("float"), "TA": _Q8, "TB": _Q8, "TC": _t("int32"), "TYZ": _Q8, "TY": _t("float", "uint8", "int8")},
+        {"T": _t("float"), "TA": _Q8, "TB": _Q8, "TC": _t("int32"), "TYZ": _Q8,
+         "TY": _t("float", "uint8", "int8")},
         {"transA": (_A.INT, False), "transB": (_A.INT, False), "alpha": (_A.FLOAT, False)}),
     "QLinearAdd": Schema(
-        (Formal("A", "T"), Formal("A_scale", "tensor(float)"), Formal("A_zero_point", "T", "optional"),
-         Formal("B", "T"), Formal("B_scale", "tensor(float)"), Formal("B_zero_point", "T", "optional"),
+        (Formal("A", "T"), Formal("A_scale", "tensor(float)"),
+         Formal("A_zero_point", "T", "optional"),
+         Formal("B", "T"), Formal("B_scale", "tensor(float)"),
+         Formal("B_zero_point", "T", "optional"),
          Formal("C_scale", "tensor(float)"), Formal("C_zero_point", "T", "optional")),
         (Formal("C", "T"),), {"T": _Q8}, {}),
     "QLinearConcat": Schema(
-        (Formal("Y_scale", "TF"), Formal("Y_zero_point", "T8"), Formal("inputs", "TV", "variadic", False)),
+        (Formal("Y_scale", "TF"), Formal("Y_zero_point", "T8"),
+         Formal("inputs", "TV", "variadic", False)),
         (Formal("Y", "T8"),), {"T8": _Q8, "TF": _t("float"), "TV": _t("uint8", "int8", "float")},
         {"axis": (_A.INT, True)}),
     "QLinearAveragePool": Schema(
-        (Formal("X", "T"), Formal("x_scale", "tensor(float)"), Formal("x_zero_point", "T", "optional"),
+        (Formal("X", "T"), Formal("x_scale", "tensor(float)"),
+         Formal("x_zero_point", "T", "optional"),
          Formal("y_scale", "tensor(float)"), Formal("y_zero_point", "T", "optional")),
         (Formal("Y", "T"),), {"T": _Q8},
         {"kernel_shape": (_A.INTS, True), "strides": (_A.INTS, False), "pads": (_A.INTS, False),
-         "auto_pad": (_A.STRING, False), "ceil_mode": (_A.INT, False), "channels_last": (_A.INT, False),
+         "auto_pad": (_A.STRING, False), "ceil_mode": (_A.INT, False),
+         "channels_last": (_A.INT, False),
          "count_include_pad": (_A.INT, False)}),
     "QLinearGlobalAveragePool": Schema(
         (Formal("X", "T"), Formal("x_scale", "tensor(float)"), Formal("x_zero_point", "T"),
@@ -80,9 +89,11 @@ CONTRIB = {
 # What qloom computes with, stricter than ONNX: (op, formal name) -> allowed element types
 QLOOM = {
     "QuantizeLinear": {"x": FLOAT, "y_scale": FLOAT, "y_zero_point": CODES, "y": CODES},
-    "DequantizeLinear": {"x": CODES + ("int32",), "x_scale": FLOAT, "x_zero_point": CODES + ("int32",),
+    "DequantizeLinear": {"x": CODES + ("int32",), "x_scale": FLOAT,
+                         "x_zero_point": CODES + ("int32",),
                          "y": FLOAT},
-    "QLinearMatMul": {"a": CODES, "a_zero_point": CODES, "b": CODES, "b_zero_point": CODES, "y": CODES,
+    "QLinearMatMul": {"a": CODES, "a_zero_point": CODES, "b": CODES, "b_zero_point": CODES,
+                      "y": CODES,
                       "y_zero_point": CODES, "a_scale": FLOAT, "b_scale": FLOAT, "y_scale": FLOAT},
 }
 WHY = {"float": "qloom's arithmetic is float32 (as onnxruntime's fused integer kernels are)",
@@ -122,15 +133,17 @@ class TypeCheck:
         self.declared_outputs = {o.name: self.types.get(o.name) for o in g.output}
         for t in g.initializer:
             self.types[t.name] = f"tensor({type_name(t.data_type)})"
-        self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+        self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
+                       for o in model.opset_import}
         for node in g.node:
             self.check(node)
         for name, declared in self.declared_outputs.items():
             got = self.types.get(name)
             if declared and got and declared != got:
-                raise ModelFileError(f"{path}: graph output '{name}' is declared {_names([declared])} but its "
-                                     f"producer gives {_names([got])}; onnxruntime refuses such a model. "
-                                     "Declare the output with the type its node produces.")
+                raise ModelFileError(f"{path}: graph output '{name}' is declared "
+                                     f"{_names([declared])} but its producer gives "
+                                     f"{_names([got])}; onnxruntime refuses such a model. Declare "
+                                     "the output with the type its node produces.")
 
     def fail(self, node, why, cls=ModelFileError):
         raise cls(f"{onnx_node_label(node)} in {self.path}: {why}")
@@ -141,19 +154,20 @@ class TypeCheck:
         for k, f in enumerate(formals):
             if f.option == "variadic":
                 if i >= len(args):
-                    self.fail(node, f"it has {len(args)} {what}s, none for its variadic {f.name} (from number {i} "
-                                    "on); onnxruntime refuses such a node.")
+                    self.fail(node, f"it has {len(args)} {what}s, none for its variadic {f.name} "
+                                    f"(from number {i} on); onnxruntime refuses such a node.")
                 pairs += [(f, a) for a in args[i:]]
                 i = len(args)
                 break
             if i < len(args):
                 if f.option == "single" and not args[i]:
-                    self.fail(node, f"{what} {f.name} (number {i}) is required but empty; onnxruntime refuses "
-                                    "such a node. Give it the tensor its operator needs.")
+                    self.fail(node, f"{what} {f.name} (number {i}) is required but empty; "
+                                    "onnxruntime refuses such a node. Give it the tensor its "
+                                    "operator needs.")
                 pairs.append((f, args[i]))
             elif f.option == "single":
-                self.fail(node, f"it has {len(args)} {what}s but {node.op_type} needs {f.name} (number {i}); "
-                                "onnxruntime refuses such a node.")
+                self.fail(node, f"it has {len(args)} {what}s but {node.op_type} needs {f.name} "
+                                f"(number {i}); onnxruntime refuses such a node.")
             i += 1
         if i < len(args):
             self.fail(node, f"it has {len(args)} {what}s; {node.op_type} takes at most {i}.")
@@ -172,15 +186,17 @@ class TypeCheck:
                 continue
             allowed = schema.constraints.get(f.type_str, (f.type_str,))
             if got not in allowed:
-                self.fail(node, f"input {f.name} '{name}' is {_names([got])}; {node.op_type} allows "
-                                f"{_names(allowed)} there (ONNX type {f.type_str}), so onnxruntime refuses "
-                                "the model. Export it with a type the operator allows.")
+                self.fail(node, f"input {f.name} '{name}' is {_names([got])}; {node.op_type} "
+                                f"allows {_names(allowed)} there (ONNX type {f.type_str}), so "
+                                "onnxruntime refuses the model. Export it with a type the "
+                                "operator allows.")
             if f.type_str in schema.constraints and f.homogeneous:
                 first = bound.setdefault(f.type_str, (f.name, name, got))
                 if first[2] != got:
-                    self.fail(node, f"input {f.name} '{name}' is {_names([got])} but {first[0]} '{first[1]}' is "
-                                    f"{_names([first[2]])}; both have ONNX type {f.type_str}, which must be one "
-                                    f"type (one of {_names(allowed)}), so onnxruntime refuses the model. Give "
+                    self.fail(node, f"input {f.name} '{name}' is {_names([got])} but {first[0]} "
+                                    f"'{first[1]}' is {_names([first[2]])}; both have ONNX type "
+                                    f"{f.type_str}, which must be one type (one of "
+                                    f"{_names(allowed)}), so onnxruntime refuses the model. Give "
                                     f"{f.name} the type of {first[0]}.")
             self.check_qloom(node, f.name, name, got)
         for f, name in zip(schema.outputs, node.output):
@@ -201,8 +217,9 @@ class TypeCheck:
         if allowed and got.removeprefix("tensor(").removesuffix(")") not in allowed:
             why = WHY["float" if allowed == FLOAT else "int8"]
             self.fail(node, f"{formal} '{name}' is {_names([got])}; qloom supports "
-                            f"{', '.join('float32' if a == 'float' else a for a in allowed)} there: "
-                            f"{why}. Quantize the model to uint8/int8 codes with float32 scales and inputs.",
+                            f"{', '.join('float32' if a == 'float' else a for a in allowed)} "
+                            f"there: {why}. Quantize the model to uint8/int8 codes with float32 "
+                            "scales and inputs.",
                       UnsupportedError)
 
     def check_attributes(self, node, schema):
@@ -210,15 +227,17 @@ class TypeCheck:
         for name, a in given.items():
             if name not in schema.attributes:
                 self.fail(node, f"attribute '{name}' is not one of {node.op_type}'s "
-                                f"({', '.join(sorted(schema.attributes)) or 'it has none'}); onnxruntime refuses "
-                                "such a node. Remove the attribute.")
+                                f"({', '.join(sorted(schema.attributes)) or 'it has none'}); "
+                                "onnxruntime refuses such a node. Remove the attribute.")
             want = schema.attributes[name][0]
             if a.type != want:
-                self.fail(node, f"attribute '{name}' is {_A.AttributeType.Name(a.type)} but {node.op_type} "
-                                f"wants {_A.AttributeType.Name(want)}; onnxruntime refuses such a node.")
+                self.fail(node, f"attribute '{name}' is {_A.AttributeType.Name(a.type)} but "
+                                f"{node.op_type} wants {_A.AttributeType.Name(want)}; onnxruntime "
+                                "refuses such a node.")
         for name, (_, required) in schema.attributes.items():
             if required and name not in given:
-                self.fail(node, f"the required attribute '{name}' is missing; onnxruntime refuses such a node.")
+                self.fail(node, f"the required attribute '{name}' is missing; onnxruntime refuses "
+                                "such a node.")
 
 
 def check(model, path):
