@@ -151,7 +151,7 @@ def acc_range(layer, lo, hi):
 
 def planner_jobs(graph):
     """(Requant node, the layer it requantizes, acc_lo, acc_hi) for every Requant, in graph
-    order: what inspect.plans proves."""
+    order: what planning.plans proves."""
     for node in graph.nodes:
         if isinstance(node, qg.Requant):
             layer = graph.producer(node.inputs[0])
