@@ -9,6 +9,7 @@ from .requant import signed_bits
 
 @dataclass(frozen=True)
 class LayerRow:
+    """One row of the table, as text (shapes as tuples, MACs per frame as a number)."""
     layer: str
     onnx_node: str
     op: str

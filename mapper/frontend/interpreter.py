@@ -95,6 +95,7 @@ class Frontend(Checks, Layers, Layout, QDQ, QOperator):
         return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
     def run(self):
+        """The QGraph of the model, or a QloomError naming what cannot be mapped."""
         graph = self.model.graph
         init_names = set(self.inits)
         inputs = [i for i in graph.input if i.name not in init_names]
@@ -122,28 +123,31 @@ class Frontend(Checks, Layers, Layout, QDQ, QOperator):
         self.values[x.name] = FloatInput(x.name, shape)
         self.check_quantized()
         for node in graph.node:
-            contrib = node.domain == "com.microsoft"
-            handler = getattr(self, "op_" + node.op_type, None)
-            if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft") or \
-                    contrib != (node.op_type in op_types.CONTRIB):
-                self.refuse(node, "operator "
-                                  f"{node.domain + '.' if node.domain else ''}{node.op_type} is "
-                                  f"not supported. Supported: {SUPPORTED}.")
-            if not node.output or not node.output[0]:
-                self.refuse(node, "it has no output.")
-            try:
-                out = handler(node)
-            except qg.NodeError as e:
-                raise ShapeError(f"{onnx_node_label(node)} in {self.path}: {e}.") from None
+            out = self.interpret(node)      # refused unless it has an output
             self.values[node.output[0]] = out
         self.check_input_quantized(x.name)
         outputs = [self.graph_output(o.name) for o in graph.output]
         try:
             return qg.QGraph(tuple(self.nodes), tuple(self.input_names), tuple(outputs),
-                             dict(self.shapes),
-                             notes=tuple(self.notes))
+                             dict(self.shapes), notes=tuple(self.notes))
         except qg.NodeError as e:
             raise ShapeError(f"{self.path}: {e}") from None
+
+    def interpret(self, node):
+        """The value of the output of ``node``, from its op_<OpType> handler."""
+        contrib = node.domain == "com.microsoft"
+        handler = getattr(self, "op_" + node.op_type, None)
+        if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft") or \
+                contrib != (node.op_type in op_types.CONTRIB):
+            self.refuse(node, "operator "
+                              f"{node.domain + '.' if node.domain else ''}{node.op_type} is "
+                              f"not supported. Supported: {SUPPORTED}.")
+        if not node.output or not node.output[0]:
+            self.refuse(node, "it has no output.")
+        try:
+            return handler(node)
+        except qg.NodeError as e:
+            raise ShapeError(f"{onnx_node_label(node)} in {self.path}: {e}.") from None
 
     def check_quantized(self):
         ops = {n.op_type for n in self.model.graph.node}

@@ -17,6 +17,7 @@ FLOAT = ("float",)
 
 @dataclass(frozen=True)
 class Formal:
+    """One formal input or output of an operator schema."""
     name: str
     type_str: str          # a type parameter ("T1") or a fixed type ("tensor(float)")
     option: str = "single"   # "single", "optional" or "variadic"
@@ -25,6 +26,8 @@ class Formal:
 
 @dataclass(frozen=True)
 class Schema:
+    """An operator's formal inputs and outputs, type constraints and attributes (None: not
+    checked here, the ONNX checker does)."""
     inputs: tuple
     outputs: tuple
     constraints: dict      # type parameter -> allowed "tensor(...)" strings
