@@ -1,5 +1,6 @@
 """The Dataflow builder: QGraph nodes to kernels (DESIGN.md §3), one registered function per
-node type (``add_node``), a residual block's two paths built as chains of their own."""
+node type (``add_node``); a residual block's two paths are built as chains of their own and
+joined (``_Chain.fork``).  Adding a node type is registering its function here."""
 import functools
 import math
 from dataclasses import replace
@@ -9,9 +10,10 @@ import numpy as np
 from . import qgraph as qg
 from .errors import UnsupportedError
 from .folding import is_depthwise
-from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel, IOFormat,
-                      MaxPoolKernel, MVUKernel, RequantKernel, ResidualKernel, SumPoolKernel,
-                      WidthConverterKernel, WindowKernel, fifo_depth)
+from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
+                      IOFormat, MaxPoolKernel, MVUKernel, RequantKernel, ResidualKernel,
+                      SumPoolKernel, WidthConverterKernel, WindowKernel, fifo_depth)
+
 
 def conv_matrix(conv):
     """A Conv as the matrix an MVU multiplies each window by: (out, kh·kw·C) in the window's
@@ -22,8 +24,8 @@ def conv_matrix(conv):
     for k in range(g):
         rows = slice(k * (o // g), (k + 1) * (o // g))
         full[rows, :, :, k * cg:(k + 1) * cg] = np.transpose(conv.weight[rows], (0, 2, 3, 1))
-    return qg.Dense(conv.name, conv.onnx_node, conv.inputs, conv.output, weight=full.reshape(o, -1),
-                    bias=np.asarray(conv.bias, np.int64))
+    return qg.Dense(conv.name, conv.onnx_node, conv.inputs, conv.output,
+                    weight=full.reshape(o, -1), bias=np.asarray(conv.bias, np.int64))
 
 
 def stream_positions(shape):
@@ -44,14 +46,24 @@ def partial_sum_range(weight, bias, lo, hi):
     return int(min(low.min(), np.min(bias))), int(max(high.max(), np.max(bias)))
 
 
+def graph_code(graph, tensor):
+    """The code type of a tensor, following reshapes and max pools back to its producer."""
+    node = graph.producer(tensor)
+    while isinstance(node, (qg.Reshape, qg.Transpose, qg.MaxPool)):
+        node = graph.producer(node.inputs[0])
+    return node.code
+
+
 class _Chain:
     """Builds the kernels of one chain of QGraph nodes (the model, or one path of a fork).
-    ``lanes``/``code``: the stream entering the chain (None before the first layer)."""
+    ``lanes``/``code``: the stream entering the chain (None before the first layer);
+    ``count``: the kernel names given so far and ``joins``: the join FIFOs' depths, shared
+    with the chains of its forks."""
 
-    def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None, latency_exact=True,
-                 joins=None):
-        self.graph, self.folding, self.plans, self.fifo_depths, self.ii = graph, folding, plans, fifo_depths, ii
-        self.latency_exact = latency_exact
+    def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None,
+                 latency_exact=True, joins=None):
+        self.graph, self.folding, self.plans = graph, folding, plans
+        self.fifo_depths, self.ii, self.latency_exact = fifo_depths, ii, latency_exact
         self.count, self.lanes, self.code, self.first = count, lanes, code, first
         self.joins = {} if joins is None else joins       # join FIFO name: depth, in stream order
         # view: where each element of the current (reshaped or transposed) tensor sits in the
@@ -65,7 +77,8 @@ class _Chain:
 
     def add_converter(self, lanes_in, lanes_out, length):
         if lanes_in != lanes_out:
-            self.kernels.append(WidthConverterKernel(self.fresh("width"), self.code, lanes_in, lanes_out, length))
+            self.kernels.append(WidthConverterKernel(self.fresh("width"), self.code, lanes_in,
+                                                     lanes_out, length))
 
     def add_fifo(self, lanes, depth, length, name=None):
         self.kernels.append(FifoKernel(name or self.fresh("fifo"), self.code, lanes, depth, length))
@@ -73,23 +86,25 @@ class _Chain:
     def feed(self, simd, length):
         """Bring the stream to ``simd`` lanes (the input format for the first layer)."""
         if self.first is not None:
-            q = self.first
-            self.in_format = IOFormat(q.shape, simd, self.code.bits, self.code.signed, q.scale, q.zero_point)
+            q, code = self.first, self.code
+            self.in_format = IOFormat(q.shape, simd, code.bits, code.signed, q.scale, q.zero_point)
             self.first = None
             return True
         self.add_converter(self.lanes, simd, length)
         return False
 
     def add_mvu(self, node, dense, pe, simd, vectors, lo, hi):
-        self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, graph_code(self.graph, node.inputs[0]),
-                                      *partial_sum_range(dense.weight, dense.bias, lo, hi), vectors))
+        code = graph_code(self.graph, node.inputs[0])
+        acc = partial_sum_range(dense.weight, dense.bias, lo, hi)
+        self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, code, *acc, vectors))
 
     def requant(self, node, producer):
         """The layer's requantizer; serial (hdl.requant.SerialRequant, a tenth of the logic) when
-        the design's interval is known and it then keeps below 7/8 of it, and, where the latency
-        model is exact, keeps up with its producer's beats."""
-        k = RequantKernel(f"requant_{node.name}", node, self.plans[node.name], producer.pe, producer.acc_bits,
-                          producer.vectors)
+        the design's interval is known, its producer may feed one (Kernel.serial_interval) and
+        it then keeps below 7/8 of the interval, and, where the latency model is exact, keeps
+        up with its producer's beats."""
+        k = RequantKernel(f"requant_{node.name}", node, self.plans[node.name], producer.pe,
+                          producer.acc_bits, producer.vectors)
         interval = producer.serial_interval
         if self.ii is None or k.plan.kind != "mul-add-shift" or interval is None:
             return k
@@ -101,8 +116,9 @@ class _Chain:
     def node(self, node):
         """Add the kernels of ``node`` (add_node, by its type)."""
         if self.view is not None and not isinstance(node, READS_ANY_ORDER):
-            raise UnsupportedError(f"{node.label}: its input was transposed or reshaped out of the stream's "
-                                   "channels-last order; only a dense layer can read such a tensor in hardware.")
+            raise UnsupportedError(f"{node.label}: its input was transposed or reshaped out of "
+                                   "the stream's channels-last order; only a dense layer can read "
+                                   "such a tensor in hardware.")
         add_node(node, self)
 
     def fork(self, fork_node, paths, add):
@@ -110,53 +126,65 @@ class _Chain:
         as its own chain, then the join; FIFOs at the paths' ends sized so the graph cannot
         deadlock (ResidualKernel.required_depths)."""
         if self.first is not None:
-            raise UnsupportedError(f"{fork_node.label}: the model input feeds two layers; qloom needs one "
-                                   "quantized layer before a residual branch.")
+            raise UnsupportedError(f"{fork_node.label}: the model input feeds two layers; qloom "
+                                   "needs one quantized layer before a residual branch.")
         if self.view is not None:
-            raise UnsupportedError(f"{fork_node.label}: a transposed or reshaped tensor feeds two layers; "
-                                   "only tensors in the stream's own order can branch in hardware.")
-        join_lanes, chains = None, []
-        for path in paths:
-            c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes, self.code, None,
-                       self.ii, False, self.joins)
-            for n in path:
-                c.node(n)
-            chains.append(c)
-            join_lanes = c.lanes if join_lanes is None else max(join_lanes, c.lanes)
-        shape = self.graph.shapes[add.output]
-        length = math.prod(shape)
+            raise UnsupportedError(f"{fork_node.label}: a transposed or reshaped tensor feeds two "
+                                   "layers; only tensors in the stream's own order can branch in "
+                                   "hardware.")
+        chains = [self.path(p) for p in paths]
+        join = self.join(add, chains, max(c.lanes for c in chains))
         parts = [math.prod(self.graph.shapes[t]) for t in add.inputs]
+        for c, part in zip(chains, parts):
+            c.add_converter(c.lanes, join.lanes, part)
+            c.lanes = join.lanes
+        fork_length = math.prod(self.graph.shapes[fork_node.output])
+        branch = ResidualKernel(f"branch_{add.name}", tuple(tuple(c.kernels) for c in chains),
+                                join, self.lanes, self.code, fork_length)
+        self.size_join_fifos(add, branch, chains, parts)
+        self.kernels.append(replace(branch, paths=tuple(tuple(c.kernels) for c in chains),
+                                    sized=True))
+        self.lanes, self.code = join.lanes, add.code
+
+    def path(self, nodes):
+        """One path of a fork, built as a chain of its own from this chain's stream."""
+        c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes,
+                   self.code, None, self.ii, False, self.joins)
+        for n in nodes:
+            c.node(n)
+        return c
+
+    def join(self, add, chains, lanes):
+        """The Add or Concat where the paths meet, at ``lanes`` (a concat: the most lanes that
+        divide both inputs' channels)."""
+        shape = self.graph.shapes[add.output]
         if isinstance(add, qg.Concat):
             channels = tuple(self.graph.shapes[t][0] for t in add.inputs)
-            join_lanes = max(d for d in range(1, join_lanes + 1) if all(c % d == 0 for c in channels))
-            join = ConcatKernel(f"concat_{add.name}", add, join_lanes, channels, math.prod(shape[1:]))
-        else:
-            join = AddKernel(f"add_{add.name}", add, self.plans[add.name], join_lanes, chains[0].code,
-                             chains[1].code, length)
-        for c, part in zip(chains, parts):
-            c.add_converter(c.lanes, join_lanes, part)
-            c.lanes = join_lanes
-        fork_length = math.prod(self.graph.shapes[fork_node.output])
-        branch = ResidualKernel(f"branch_{add.name}", (tuple(chains[0].kernels), tuple(chains[1].kernels)),
-                              join, self.lanes, self.code, fork_length)
+            lanes = max(d for d in range(1, lanes + 1) if all(c % d == 0 for c in channels))
+            return ConcatKernel(f"concat_{add.name}", add, lanes, channels, math.prod(shape[1:]))
+        return AddKernel(f"add_{add.name}", add, self.plans[add.name], lanes, chains[0].code,
+                         chains[1].code, math.prod(shape))
+
+    def size_join_fifos(self, add, branch, chains, parts):
+        """End each path in its join FIFO: fold.json's depth or the full-rate one, refused below
+        what the branch needs to be free of deadlock."""
         full = branch.full_rate_depths(self.ii) if self.ii else branch.required_depths()
+        lanes = branch.join.lanes
         for k, (c, need) in enumerate(zip(chains, branch.required_depths())):
             name = f"join_{add.name}_{'ab'[k]}"
             depth = self.fifo_depths.pop(name, full[k])
             if depth < need:
                 raise UnsupportedError(
-                    f"{add.label}: FIFO '{name}' of depth {depth} can deadlock the residual branch: the other "
-                    f"path takes {branch.reach()[1 - k]} beats of {self.lanes} lanes before its first output, "
-                    f"so this path must hold {need} beats of {join_lanes} lanes. Use at least {need} in "
-                    "fold.json's \"fifo_depths\" (or leave it out: qloom computes it).")
-            c.add_fifo(join_lanes, depth, parts[k], name=name)
+                    f"{add.label}: FIFO '{name}' of depth {depth} can deadlock the residual "
+                    f"branch: the other path takes {branch.reach()[1 - k]} beats of "
+                    f"{self.lanes} lanes before its first output, so this path must hold {need} "
+                    f"beats of {lanes} lanes. Use at least {need} in fold.json's \"fifo_depths\" "
+                    "(or leave it out: qloom computes it).")
+            c.add_fifo(lanes, depth, parts[k], name=name)
             self.joins[name] = depth
-        self.kernels.append(replace(branch, paths=(tuple(chains[0].kernels), tuple(chains[1].kernels)), sized=True))
-        self.lanes, self.code = join_lanes, add.code
 
 
-
-READS_ANY_ORDER = (qg.Dense, qg.Reshape, qg.Transpose, qg.Dequantize)   # a reshaped/transposed input
+READS_ANY_ORDER = (qg.Dense, qg.Reshape, qg.Transpose, qg.Dequantize)   # a reshaped input
 
 
 @functools.singledispatch
@@ -172,7 +200,8 @@ def _dense(node: qg.Dense, chain):
     dense = node if order is None else replace(node, weight=node.weight[:, order])
     chain.view = None
     chain.feed(simd, node.in_features)
-    chain.add_fifo(simd, fifo_depth(pe, simd, node.in_features, node.out_features), node.in_features)
+    depth = fifo_depth(pe, simd, node.in_features, node.out_features)
+    chain.add_fifo(simd, depth, node.in_features)
     chain.add_mvu(node, dense, pe, simd, 1, *chain.graph.code_range(node.inputs[0]))
 
 
@@ -182,61 +211,65 @@ def _conv(node: qg.Conv, chain):
     depthwise conv a window generator and a depthwise unit."""
     if is_depthwise(node):
         return _depthwise(node, chain)
-    graph, kernels = chain.graph, chain.kernels
     pe, simd = chain.folding[node.name]
     shape = tuple(node.in_shape)
-    beats = math.prod(shape)
-    window = WindowKernel(f"window_{node.name}", chain.code, shape, simd, node.kernel, node.strides,
-                          node.pads, node.dilations, "taps", node.zero_point, "conv")
-    chain.feed(simd, beats)
+    window = WindowKernel(f"window_{node.name}", chain.code, shape, simd, node.kernel,
+                          node.strides, node.pads, node.dilations, "taps", node.zero_point, "conv")
+    chain.feed(simd, math.prod(shape))
     if node.kernel != (1, 1) or tuple(node.strides) != (1, 1) or any(node.pads):
-        kernels.append(window)
+        chain.kernels.append(window)
     dense = conv_matrix(node)
-    chain.add_fifo(simd, fifo_depth(pe, simd, dense.in_features, dense.out_features), window.beats_out * simd)
-    lo, hi = graph.code_range(node.inputs[0])
+    depth = fifo_depth(pe, simd, dense.in_features, dense.out_features)
+    chain.add_fifo(simd, depth, window.beats_out * simd)
+    lo, hi = chain.graph.code_range(node.inputs[0])
     chain.add_mvu(node, dense, pe, simd, math.prod(node.out_shape[1:]), min(lo, node.zero_point),
                   max(hi, node.zero_point))
 
 
 def _depthwise(node, chain):
-    graph, kernels = chain.graph, chain.kernels
+    graph = chain.graph
     pe, _ = chain.folding[node.name]
     shape = tuple(node.in_shape)
     chain.feed(pe, math.prod(shape))
-    kernels.append(WindowKernel(f"window_{node.name}", chain.code, shape, pe, node.kernel, node.strides,
-                                node.pads, node.dilations, "channels", node.zero_point, "depthwise"))
+    chain.kernels.append(WindowKernel(f"window_{node.name}", chain.code, shape, pe, node.kernel,
+                                      node.strides, node.pads, node.dilations, "channels",
+                                      node.zero_point, "depthwise"))
     lo, hi = graph.code_range(node.inputs[0])
-    kernels.append(DepthwiseKernel(f"dw_{node.name}", node, pe, graph_code(graph, node.inputs[0]),
-                                   *partial_sum_range(node.weight.reshape(node.out_channels, -1), node.bias,
-                                                      min(lo, node.zero_point), max(hi, node.zero_point))))
+    acc = partial_sum_range(node.weight.reshape(node.out_channels, -1), node.bias,
+                            min(lo, node.zero_point), max(hi, node.zero_point))
+    chain.kernels.append(DepthwiseKernel(f"dw_{node.name}", node, pe,
+                                         graph_code(graph, node.inputs[0]), *acc))
 
 
 @add_node.register
 def _max_pool(node: qg.MaxPool, chain):
     shape = chain.graph.shapes[node.inputs[0]]
-    window = WindowKernel(f"window_{node.name}", chain.code, shape, chain.lanes, node.kernel, node.strides,
-                          node.pads, node.dilations, "channels", chain.code.qmin, "pool")
+    window = WindowKernel(f"window_{node.name}", chain.code, shape, chain.lanes, node.kernel,
+                          node.strides, node.pads, node.dilations, "channels", chain.code.qmin,
+                          "pool")
     chain.kernels.append(window)
-    chain.kernels.append(MaxPoolKernel(f"pool_{node.name}", chain.code, chain.lanes, math.prod(node.kernel),
-                                       window.beats_out))
+    chain.kernels.append(MaxPoolKernel(f"pool_{node.name}", chain.code, chain.lanes,
+                                       math.prod(node.kernel), window.beats_out))
 
 
 @add_node.register
 def _float_sum_pool(node: qg.FloatSumPool, chain):
     graph = chain.graph
     shape = graph.shapes[node.inputs[0]]
-    chain.kernels.append(WindowKernel(f"window_{node.name}", chain.code, shape, chain.lanes, node.kernel,
-                                      node.strides, node.pads, (1, 1), "channels", node.zero_point, "pool"))
+    chain.kernels.append(WindowKernel(f"window_{node.name}", chain.code, shape, chain.lanes,
+                                      node.kernel, node.strides, node.pads, (1, 1), "channels",
+                                      node.zero_point, "pool"))
     lo, hi = node.acc_range(*graph.code_range(node.inputs[0]))
-    chain.kernels.append(FloatSumKernel(f"fsum_{node.name}", node, chain.code, chain.lanes, int(lo.min()),
-                                        int(hi.max()), math.prod(node.out_shape[1:])))
+    chain.kernels.append(FloatSumKernel(f"fsum_{node.name}", node, chain.code, chain.lanes,
+                                        int(lo.min()), int(hi.max()),
+                                        math.prod(node.out_shape[1:])))
 
 
 @add_node.register
 def _sum_pool(node: qg.SumPool, chain):
     lo, hi = node.acc_range(*chain.graph.code_range(node.inputs[0]))
-    chain.kernels.append(SumPoolKernel(f"sum_{node.name}", node, chain.code, chain.lanes, int(lo.min()),
-                                       int(hi.max())))
+    chain.kernels.append(SumPoolKernel(f"sum_{node.name}", node, chain.code, chain.lanes,
+                                       int(lo.min()), int(hi.max())))
 
 
 @add_node.register
@@ -262,15 +295,18 @@ def _dequantize(node: qg.Dequantize, chain):
 
 
 # the nodes a hardware kernel exists for: those add_node builds, the input, and the joins (fork)
-HARDWARE_NODES = (qg.Quantize, qg.Add, qg.Concat) + tuple(t for t in add_node.registry if t is not object)
+HARDWARE_NODES = (qg.Quantize, qg.Add, qg.Concat) + tuple(t for t in add_node.registry
+                                                          if t is not object)
+
 
 def branch_paths(graph, fork_node):
     """The two node paths from a tensor that feeds two layers to the Add where they meet, in the
     order of the Add's inputs; refused unless the graph is a fork → two chains → Add."""
     heads = graph.consumers(fork_node.output)
     if len(heads) != 2:
-        raise UnsupportedError(f"{fork_node.label}: its output feeds {len(heads)} layers; qloom builds hardware "
-                               "for a tensor that feeds two paths meeting again in an Add (a residual block).")
+        raise UnsupportedError(f"{fork_node.label}: its output feeds {len(heads)} layers; qloom "
+                               "builds hardware for a tensor that feeds two paths meeting again in "
+                               "an Add (a residual block).")
     found = []
     for head in heads:
         path, node, tensor = [], head, fork_node.output
@@ -278,20 +314,14 @@ def branch_paths(graph, fork_node):
             path.append(node)
             nxt = graph.consumers(node.output)
             if len(nxt) != 1:
-                raise UnsupportedError(f"{node.label}: inside a residual branch from {fork_node.label}, its output "
-                                       f"feeds {len(nxt)} layers; nested branches are not supported in hardware.")
+                raise UnsupportedError(f"{node.label}: inside a residual branch from "
+                                       f"{fork_node.label}, its output feeds {len(nxt)} layers; "
+                                       "nested branches are not supported in hardware.")
             tensor, node = node.output, nxt[0]
         found.append((node, tensor, path))
     (add_a, t_a, p_a), (add_b, t_b, p_b) = found
     if add_a is not add_b or t_a == t_b or len(add_a.inputs) != 2:
-        raise UnsupportedError(f"{fork_node.label}: its two paths do not meet in one Add or Concat of two "
-                               "different tensors; only a fork → two paths → Add/Concat is supported in hardware.")
+        raise UnsupportedError(f"{fork_node.label}: its two paths do not meet in one Add or "
+                               "Concat of two different tensors; only a fork → two paths → "
+                               "Add/Concat is supported in hardware.")
     return add_a, ([p_a, p_b] if add_a.inputs[0] == t_a else [p_b, p_a])
-
-
-def graph_code(graph, tensor):
-    """The code type of a tensor, following reshapes and max pools back to its producer."""
-    node = graph.producer(tensor)
-    while isinstance(node, (qg.Reshape, qg.Transpose, qg.MaxPool)):
-        node = graph.producer(node.inputs[0])
-    return node.code

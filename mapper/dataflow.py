@@ -10,21 +10,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import qgraph as qg
-from .builder import HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_code, partial_sum_range, stream_positions
+from .builder import (HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_code,
+                      partial_sum_range, stream_positions)
 from .errors import UnsupportedError
-from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel, IOFormat, Join,
-                      Kernel, MaxPoolKernel, MVUKernel, RequantKernel, ResidualKernel, SumPoolKernel,
-                      WidthConverterKernel, WindowKernel, adder_levels, dsp_slices, fifo_depth, flat,
-                      mvu_latency, mvu_tree_stages, path_needs, produced, requant_latency, row_schedule,
-                      window_schedule, window_timing)
+from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
+                      IOFormat, Join, Kernel, MaxPoolKernel, MVUKernel, RequantKernel,
+                      ResidualKernel, SumPoolKernel, WidthConverterKernel, WindowKernel,
+                      adder_levels, dsp_slices, fifo_depth, flat, mvu_latency, mvu_tree_stages,
+                      path_needs, produced, requant_latency, row_schedule, window_schedule,
+                      window_timing)
 from .kernels.base import chain_beat_times
 
-__all__ = ["AddKernel", "ConcatKernel", "Dataflow", "DepthwiseKernel", "FifoKernel", "FloatSumKernel",
-           "IOFormat", "Join", "Kernel", "MVUKernel", "MaxPoolKernel", "RequantKernel", "ResidualKernel",
-           "SumPoolKernel", "WidthConverterKernel", "WindowKernel", "adder_levels", "beat_times",
-           "branch_paths", "build", "check_hardware", "conv_matrix", "dsp_slices", "fifo_depth", "flat",
-           "graph_code", "mvu_latency", "mvu_tree_stages", "partial_sum_range", "path_needs", "produced",
-           "requant_latency", "row_schedule", "stream_positions", "window_schedule", "window_timing"]
+__all__ = ["AddKernel", "ConcatKernel", "Dataflow", "DepthwiseKernel", "FifoKernel",
+           "FloatSumKernel", "IOFormat", "Join", "Kernel", "MVUKernel", "MaxPoolKernel",
+           "RequantKernel", "ResidualKernel", "SumPoolKernel", "WidthConverterKernel",
+           "WindowKernel", "adder_levels", "beat_times", "branch_paths", "build", "check_hardware",
+           "conv_matrix", "dsp_slices", "fifo_depth", "flat", "graph_code", "mvu_latency",
+           "mvu_tree_stages", "partial_sum_range", "path_needs", "produced", "requant_latency",
+           "row_schedule", "stream_positions", "window_schedule", "window_timing"]
 
 
 def beat_times(kernels, arrive):
@@ -39,6 +42,9 @@ def beat_times(kernels, arrive):
 
 @dataclass(frozen=True)
 class Dataflow:
+    """The kernels of a design in stream order (a residual block one ResidualKernel holding its
+    paths), its input and output formats and its folding (fold.json); its cycles per frame,
+    latency, multipliers and estimate follow from the kernels' protocol."""
     kernels: tuple
     input: IOFormat
     output: IOFormat
@@ -94,14 +100,18 @@ class Dataflow:
                 "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
 
 
+NO_PRODUCT = "the model has no quantized matrix product to build hardware for."
+
+
 def check_hardware(graph, source="model"):
     """Refuse, before any folding, a graph with a node no hardware kernel exists for."""
     for node in graph.nodes:
         if not isinstance(node, HARDWARE_NODES):
-            raise UnsupportedError(f"{node.label} in {source}: no hardware kernel for {type(node).__name__} "
-                                   "yet; `qloom inspect` and `qloom check` work on this model.")
+            raise UnsupportedError(f"{node.label} in {source}: no hardware kernel for "
+                                   f"{type(node).__name__} yet; `qloom inspect` and `qloom check` "
+                                   "work on this model.")
     if not graph.layers(qg.Dense) and not graph.layers(qg.Conv):
-        raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
+        raise UnsupportedError(f"{source}: {NO_PRODUCT}")
 
 
 def build(graph, folding, plans, source="", fifo_depths=None):
@@ -112,13 +122,15 @@ def build(graph, folding, plans, source="", fifo_depths=None):
     interval depends on neither).
     ``fifo_depths`` overrides those depths (refused when a depth could deadlock)."""
     first = _build(graph, folding, plans, source, dict(fifo_depths or {}), None, True)
-    return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame, first.latency_exact)
+    return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame,
+                  first.latency_exact)
 
 
 def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact):
     nodes = list(graph.nodes)
     quantize = nodes[0]
-    chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii, latency_exact)
+    chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii,
+                   latency_exact)
     done = set()
     for node in nodes[1:]:
         if node in done:
@@ -131,17 +143,29 @@ def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact):
             done.add(add)
             node = add
     if chain.in_format is None:
-        raise UnsupportedError(f"{source}: the model has no quantized matrix product to build hardware for.")
+        raise UnsupportedError(f"{source}: {NO_PRODUCT}")
     if fifo_depths:
-        raise UnsupportedError(f"{source}: \"fifo_depths\" names {sorted(fifo_depths)}, which are not join "
-                               "FIFOs of this design; see fold.json for their names.")
-    last = nodes[-1]
+        raise UnsupportedError(f"{source}: \"fifo_depths\" names {sorted(fifo_depths)}, which are "
+                               "not join FIFOs of this design; see fold.json for their names.")
+    return Dataflow(tuple(chain.kernels), chain.in_format, _output_format(graph, chain), source,
+                    _folding_json(folding, chain.joins))
+
+
+def _output_format(graph, chain):
+    """How the output frames leave: the last chain's lanes and codes, the model's output
+    dequantization (none: scale 1, zero point 0)."""
+    last = graph.nodes[-1]
     out_scale = last.scale if isinstance(last, qg.Dequantize) else 1.0
     out_zero = last.zero_point if isinstance(last, qg.Dequantize) else 0
     out_shape = graph.shapes[graph.outputs[0]]
     code = chain.code
-    output = IOFormat(tuple(out_shape), chain.lanes, code.bits, code.signed, float(out_scale), int(out_zero))
+    return IOFormat(tuple(out_shape), chain.lanes, code.bits, code.signed, float(out_scale),
+                    int(out_zero))
+
+
+def _folding_json(folding, joins):
+    """fold.json: each layer's pe and simd, and the join FIFOs' depths."""
     fold = {k: {"pe": v[0], "simd": v[1]} for k, v in folding.items()}
-    if chain.joins:
-        fold["fifo_depths"] = dict(chain.joins)
-    return Dataflow(tuple(chain.kernels), chain.in_format, output, source, fold)
+    if joins:
+        fold["fifo_depths"] = dict(joins)
+    return fold

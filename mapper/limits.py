@@ -355,7 +355,6 @@ def check_dataflow(dataflow, source, graph=None):
     if total > LUTS.value:
         most, k = max(luts, key=lambda p: p[0])
         fold = f", pe {k.folding[0]} × simd {k.folding[1]}" if k.folding else ""
-
         raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
                          f"{most:,}, in {kernel_label(k, graph, after.get(k))}{fold}), "
                          f"{device_bound(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "

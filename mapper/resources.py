@@ -72,14 +72,13 @@ def estimate_kernel(k, dataflow, target):
     """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target``."""
     t = TARGETS[target]
     use_dsp = 0 < dataflow.multipliers <= t["dsp_products"]
-    r = k.resources(target.split("-")[0])
+    r = k.resources(t["family"])
     total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
     if use_dsp:                 # the products (Kernel.multiplier_luts) in DSP blocks
         total["lut"] -= k.multiplier_luts
         total["dsp"] += r["dsp"]
     else:
         total["lut"] += round(k.multiplier_luts * (t["multiplier_scale"] - 1))
-
     for mem in k.memories():
         if in_bram(mem, target):
             total["bram"] += blocks(mem.width, mem.depth, target)

@@ -1,6 +1,9 @@
 """Lowering: the one bridge from mapper (what to compute) to hdl (circuits).
-It only translates, one registered function per kernel (``lower``); every decision was made in
-the Dataflow graph."""
+
+It only translates, one registered function per kernel class of mapper/kernels/ (``lower``,
+``lower_join`` for a residual block's join, ``requant_circuit`` per proven requantization);
+every decision was made in the Dataflow graph.  ``top`` is the design, ``shell`` the design
+inside the narrow I/O shell that synthesis builds."""
 import functools
 
 from amaranth.hdl import signed, unsigned
@@ -12,6 +15,8 @@ from .hdl.shell import narrow_shell
 from .hdl.streams import Chain, Fifo, width_converters
 from .hdl.window import FloatSumUnit, MaxPoolUnit, SumPoolUnit, WindowGen
 from .mapper import kernels, requant as rq
+
+TOP_NAME = "qloom_top"
 
 
 def code_shape(code):
@@ -30,24 +35,52 @@ def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None,
     common = dict(channels=channels, pe=pe, acc_shape=acc_shape, out_shape=code_shape(out_code),
                   lo=impl.lo, hi=impl.hi, memory_styles=memory_styles)
     if serial:
-        fixes = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
-        return SerialRequant(params={"mul": impl.mul, "add": impl.add, **fixes}, shift=impl.shift, **common)
-    if isinstance(impl, rq.Shift):
-        return Requant(kind="shift", params={"exponent": impl.exponent}, zero_point=impl.zero_point, **common)
-    if isinstance(impl, rq.MulAddShift):
-        fixes = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
-        return Requant(kind="mul-add-shift", params={"mul": impl.mul, "add": impl.add, **fixes}, shift=impl.shift,
-                       **common)
-    if isinstance(impl, rq.ThresholdSearch):
-        return Requant(kind="threshold-search", params={"base": impl.base, "search": impl.thresholds}, **common)
-    if isinstance(impl, rq.Thresholds):
-        return Requant(kind="thresholds", params={"base": impl.base, "thresholds": impl.thresholds}, **common)
-    if isinstance(impl, rq.FloatEmulation):
-        tables = [t.table for t in impl.tables]
-        table_qmin = impl.tables[0].in_qmin if impl.tables else 0
-        return Requant(kind="float-emulation", params={"mantissa": impl.mantissa, "exponent": impl.exponent},
-                       zero_point=impl.zero_point, tables=tables, table_qmin=table_qmin, **common)
+        return SerialRequant(params=_mul_add_params(impl), shift=impl.shift, **common)
+    return requant_circuit(impl, common)
+
+
+def _mul_add_params(impl):
+    fixes = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
+    return {"mul": impl.mul, "add": impl.add, **fixes}
+
+
+@functools.singledispatch
+def requant_circuit(impl, common):
+    """The hdl.requant.Requant of a proven implementation (one registered function per
+    mapper.requant implementation class); ``common``: its keyword arguments shared by all."""
     raise TypeError(f"no circuit for requantization kind {impl.kind!r}")
+
+
+@requant_circuit.register
+def _shift(impl: rq.Shift, common):
+    return Requant(kind="shift", params={"exponent": impl.exponent}, zero_point=impl.zero_point,
+                   **common)
+
+
+@requant_circuit.register
+def _mul_add_shift(impl: rq.MulAddShift, common):
+    return Requant(kind="mul-add-shift", params=_mul_add_params(impl), shift=impl.shift, **common)
+
+
+@requant_circuit.register
+def _thresholds(impl: rq.Thresholds, common):
+    return Requant(kind="thresholds", params={"base": impl.base, "thresholds": impl.thresholds},
+                   **common)
+
+
+@requant_circuit.register
+def _threshold_search(impl: rq.ThresholdSearch, common):
+    return Requant(kind="threshold-search", params={"base": impl.base, "search": impl.thresholds},
+                   **common)
+
+
+@requant_circuit.register
+def _float_emulation(impl: rq.FloatEmulation, common):
+    tables = [t.table for t in impl.tables]
+    table_qmin = impl.tables[0].in_qmin if impl.tables else 0
+    return Requant(kind="float-emulation",
+                   params={"mantissa": impl.mantissa, "exponent": impl.exponent},
+                   zero_point=impl.zero_point, tables=tables, table_qmin=table_qmin, **common)
 
 
 def units(dataflow):
@@ -56,8 +89,8 @@ def units(dataflow):
     return _units(dataflow.kernels)
 
 
-def _units(kernels):
-    return [(k.name, u) for k in kernels for u in lower(k)]
+def _units(chain):
+    return [(k.name, u) for k in chain for u in lower(k)]
 
 
 @functools.singledispatch
@@ -69,20 +102,22 @@ def lower(kernel):
 
 @lower.register
 def _mvu(k: kernels.MVUKernel):
-    return [MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd, input_shape=code_shape(k.in_code),
-                acc_shape=signed(k.acc_bits), memory_styles=styles(k))]
+    return [MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
+                input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
+                memory_styles=styles(k))]
 
 
 @lower.register
 def _depthwise(k: kernels.DepthwiseKernel):
-    return [DepthwiseUnit(weights=k.weights, bias=k.conv.bias, pe=k.pe, input_shape=code_shape(k.in_code),
-                          acc_shape=signed(k.acc_bits), memory_styles=styles(k))]
+    return [DepthwiseUnit(weights=k.weights, bias=k.conv.bias, pe=k.pe,
+                          input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
+                          memory_styles=styles(k))]
 
 
 @lower.register
 def _requant(k: kernels.RequantKernel):
-    return [requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code, channels=k.channels,
-                         memory_styles=styles(k), serial=k.serial)]
+    return [requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
+                         channels=k.channels, memory_styles=styles(k), serial=k.serial)]
 
 
 @lower.register
@@ -97,9 +132,9 @@ def _fifo(k: kernels.FifoKernel):
 
 @lower.register
 def _window(k: kernels.WindowKernel):
-    return [WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size, kernel=k.kernel,
-                      depth=k.depth, strides=k.strides, pads=k.pads, dilations=k.dilations, order=k.order, pad=k.pad,
-                      memory_styles=styles(k))]
+    return [WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size,
+                      kernel=k.kernel, depth=k.depth, strides=k.strides, pads=k.pads,
+                      dilations=k.dilations, order=k.order, pad=k.pad, memory_styles=styles(k))]
 
 
 @lower.register
@@ -133,9 +168,10 @@ def lower_join(join):
 
 @lower_join.register
 def _add(j: kernels.AddKernel):
-    return AddUnit(a_shape=code_shape(j.a_code), b_shape=code_shape(j.b_code), out_shape=code_shape(j.node.code),
-                   lanes=j.lanes, mul_a=j.plan.mul_a, mul_b=j.plan.mul_b, add=j.raw_add, shift=j.plan.shift,
-                   lo=j.plan.lo, hi=j.plan.hi)
+    return AddUnit(a_shape=code_shape(j.a_code), b_shape=code_shape(j.b_code),
+                   out_shape=code_shape(j.node.code), lanes=j.lanes, mul_a=j.plan.mul_a,
+                   mul_b=j.plan.mul_b, add=j.raw_add, shift=j.plan.shift, lo=j.plan.lo,
+                   hi=j.plan.hi)
 
 
 @lower_join.register
@@ -153,9 +189,6 @@ def top(dataflow):
 def shell(dataflow):
     """The design inside the narrow I/O shell (hdl.shell.narrow_shell), as synthesis builds it."""
     return narrow_shell(top(dataflow))
-
-
-TOP_NAME = "qloom_top"
 
 
 def verilog(dataflow):

@@ -120,7 +120,6 @@ def shell_verilog(design):
     return verilog.convert(lower.shell(design.dataflow), name=SHELL_TOP)
 
 
-
 def synthesize(design, target, clock_mhz=None, workdir=None):
     """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``."""
     if target not in TARGETS:

@@ -8,8 +8,9 @@ from .streams import FifoKernel, IOFormat, WidthConverterKernel
 from .window import (FloatSumKernel, MaxPoolKernel, SumPoolKernel, WindowKernel, row_schedule,
                      window_schedule, window_timing)
 
-__all__ = ["AddKernel", "ConcatKernel", "DepthwiseKernel", "FifoKernel", "FloatSumKernel", "IOFormat",
-           "Join", "Kernel", "MVUKernel", "MaxPoolKernel", "RequantKernel", "ResidualKernel",
-           "SumPoolKernel", "WidthConverterKernel", "WindowKernel", "adder_levels", "chain_beat_times",
-           "dsp_slices", "fifo_depth", "flat", "mvu_latency", "mvu_tree_stages", "paced", "path_needs",
-           "produced", "requant_latency", "row_schedule", "window_schedule", "window_timing"]
+__all__ = ["AddKernel", "ConcatKernel", "DepthwiseKernel", "FifoKernel", "FloatSumKernel",
+           "IOFormat", "Join", "Kernel", "MVUKernel", "MaxPoolKernel", "RequantKernel",
+           "ResidualKernel", "SumPoolKernel", "WidthConverterKernel", "WindowKernel",
+           "adder_levels", "chain_beat_times", "dsp_slices", "fifo_depth", "flat", "mvu_latency",
+           "mvu_tree_stages", "paced", "path_needs", "produced", "requant_latency", "row_schedule",
+           "window_schedule", "window_timing"]

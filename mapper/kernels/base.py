@@ -11,7 +11,8 @@ members only, never by asking which class a kernel is:
 - ``children``: the kernel chains inside it (a branch's paths), ``()`` for most;
 - ``multipliers``, ``multiplier_luts``, ``folding``: the products folding chose;
 - ``resources(family)``: LUT, FF, DSP and block-RAM bits on a target family; ``memories()``;
-- ``layer``: the QGraph node it computes (None for plumbing); ``to_json()``."""
+- ``layer``: the QGraph node it computes (None for plumbing); ``to_json()``, and
+  ``summary(entry)``: its (fold, detail) columns in the report's table, from that entry."""
 import abc
 
 import numpy as np
@@ -65,6 +66,11 @@ class Kernel(abc.ABC):
     def to_json(self):
         """The kernel in design.json."""
 
+    @staticmethod
+    def summary(entry):
+        """(fold, detail): the report table's columns for its design.json ``entry``."""
+        return "", ""
+
     def memories(self):
         """The memories it holds (resources.Memory): where each goes is decided there."""
         return []
@@ -100,6 +106,11 @@ class Kernel(abc.ABC):
         """(codes it certainly holds while its output waits, whether the kernels behind it still
         see its input's rate): what a branch's deadlock bound counts on (join.ResidualKernel)."""
         return 0, False
+
+    def timing_json(self):
+        """The members every kernel's design.json entry ends with."""
+        return {"cycles_per_frame": self.cycles_per_frame, "latency": self.latency,
+                "estimate": self.resources()}
 
     def own_label(self):
         """How messages name it with the layer it computes, or None without one."""

@@ -17,7 +17,8 @@ class Join:
     its own): ``kind``, ``latency``, ``cycles_per_frame``, ``first_takes`` (beats taken from
     each input before one from the other), ``path_beats`` (beats per frame of each input),
     ``ready(a, b, n)`` (when output beats ``n`` have what they take from input beat times
-    ``a`` and ``b``), ``describe()`` (its part of design.json) and ``resources()``."""
+    ``a`` and ``b``), ``describe()`` (its part of design.json), ``summary(entry)`` (the
+    branch's columns in the report's table, as Kernel.summary) and ``resources()``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +72,15 @@ class AddKernel(Join):
         p = self.plan
         return {"line": {"mul_a": p.mul_a, "mul_b": p.mul_b, "add": p.add, "shift": p.shift}}
 
+    @staticmethod
+    def summary(entry):
+        line = entry["line"]
+        return (str(entry["lanes"]), f"fork → 2 paths → add, (a·{line['mul_a']} + "
+                f"b·{line['mul_b']} + K) >> {line['shift']}")
+
     def resources(self, family="ice40"):
-        """Per lane: the four 16-entry digit tables (a LUT per bit each), three adders, the clamp."""
+        """Per lane: the four 16-entry digit tables (a LUT per bit each), three adders, the
+        clamp."""
         w, out = self.sum_bits, self.node.code.bits
         digits = -(-self.a_code.bits // 4) + -(-self.b_code.bits // 4)
         lut = self.lanes * (digits * w + digits * w + 2 * out + 4) + 8
@@ -122,14 +130,19 @@ class ConcatKernel(Join):
     def describe(self):
         return {"tables": [t is not None for t in self.node.tables]}
 
+    @staticmethod
+    def summary(entry):
+        paths = " and ".join(str(len(p)) for p in entry["paths"])
+        return str(entry["lanes"]), f"fork → 2 paths ({paths} kernels) → concat"
+
     def resources(self, family="ice40"):
         """Per lane: a ROM in logic per table (one LUT4 per output bit per 16 codes, and the
         multiplexers), the output register and its skid copy, the beat counter."""
         bits = self.node.code.bits
         tables = sum(t is not None for t in self.node.tables)
         rom = bits * ((1 << bits) // 16) * 21 // 16
-        return {"lut": self.lanes * (tables * rom + bits) + 10, "ff": 2 * self.lanes * bits + 10, "dsp": 0,
-                "bram_bits": 0}
+        return {"lut": self.lanes * (tables * rom + bits) + 10, "ff": 2 * self.lanes * bits + 10,
+                "dsp": 0, "bram_bits": 0}
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,7 +155,7 @@ class ResidualKernel(Kernel):
     noun = "Branch"
     exact_timing = False
     name: str
-    paths: tuple              # (kernels of path a, kernels of path b), each ending at the join's lanes
+    paths: tuple              # (kernels of path a, of path b), each ending at the join's lanes
     join: Join
     lanes: int                # of the stream into the fork
     code: qg.CodeType
@@ -231,7 +244,8 @@ class ResidualKernel(Kernel):
         reach, out = self.reach(), []
         for k, path in enumerate(self.paths):
             waiting = reach[1 - k] if reach[1 - k] > self.hold(path) else 0
-            out.append(max(3, produced(self.body(path), waiting) + 2 + self.join.first_takes[1 - k]))
+            takes = self.join.first_takes[1 - k]
+            out.append(max(3, produced(self.body(path), waiting) + 2 + takes))
         return tuple(out)
 
     def resources(self, family="ice40"):
@@ -242,4 +256,4 @@ class ResidualKernel(Kernel):
         return {"kind": self.join.kind, "name": self.join.name, "layer": self.join.node.name,
                 "onnx_node": self.join.node.onnx_node, "lanes": self.join.lanes,
                 "paths": [[k.name for k in p] for p in self.paths], **self.join.describe(),
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+                **self.timing_json()}

@@ -12,7 +12,7 @@ DEPTHWISE_LATENCY = 4         # the depthwise unit's pipeline (hdl.mvu.Depthwise
 
 
 def mvu_tree_stages(simd):
-    """Pipeline stages of the adder tree over ``simd`` products (mirrors hdl.mvu.MVU.tree_stages)."""
+    """Pipeline stages of the adder tree over ``simd`` products (hdl.mvu.MVU.tree_stages)."""
     return max(1, -(-(simd - 1).bit_length() // MVU_LEVELS_PER_STAGE))
 
 
@@ -37,7 +37,7 @@ def fifo_depth(pe, simd, in_features, out_features):
     producing at most one frame, so one frame of beats (+2 for the stage registers) is
     enough, and anything less can stall the producer."""
     in_fold = in_features // simd
-    return in_fold + 2 if out_features // pe > 1 else 3     # a SyncFIFOBuffered of 2 runs at half rate
+    return in_fold + 2 if out_features // pe > 1 else 3   # a SyncFIFOBuffered of 2: half rate
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +55,12 @@ class MVUKernel(Kernel):
     acc_lo: int
     acc_hi: int
     vectors: int = 1          # matrix-vector products per frame (output pixels of a conv)
+
+    @staticmethod
+    def summary(entry):
+        return (f"{entry['pe']}×{entry['simd']}",
+                f"{entry['in_features']}→{entry['out_features']}, "
+                f"w{entry['weight_bits']} acc{entry['acc_bits']}")
 
     @property
     def in_fold(self):
@@ -107,18 +113,22 @@ class MVUKernel(Kernel):
 
     @property
     def weight_bits(self):
-        return signed_bits(min(0, int(self.dense.weight.min())), max(0, int(self.dense.weight.max())))
+        w = self.dense.weight
+        return signed_bits(min(0, int(w.min())), max(0, int(w.max())))
 
     def stored_bits(self):
         """Its memories, and its weights when they are unrolled into logic (one step per frame)."""
         bits = super().stored_bits()
-        return bits + self.dense.weight.size * self.weight_bits if self.in_fold * self.out_fold == 1 else bits
+        if self.in_fold * self.out_fold == 1:
+            bits += self.dense.weight.size * self.weight_bits
+        return bits
 
     def memories(self):
         """Weights (one word per step), the kept input vector and the biases of the tiles."""
         mems = []
         if self.in_fold * self.out_fold > 1:
-            mems.append(Memory("weights", self.pe * self.simd * self.weight_bits, self.in_fold * self.out_fold))
+            mems.append(Memory("weights", self.pe * self.simd * self.weight_bits,
+                               self.in_fold * self.out_fold))
         if self.out_fold > 1:
             mems += [Memory("buffer", self.simd * self.in_code.bits, self.in_fold, writable=True),
                      Memory("bias", self.pe * self.acc_bits, self.out_fold)]
@@ -127,17 +137,20 @@ class MVUKernel(Kernel):
     @property
     def multiplier_luts(self):
         """LUTs of the products when built in logic (none when they go to DSP blocks)."""
-        return self.pe * self.simd * (self.weight_bits * self.in_code.bits + self.weight_bits + self.in_code.bits)
+        wb, xb = self.weight_bits, self.in_code.bits
+        return self.pe * self.simd * (wb * xb + wb + xb)
 
     def resources(self, family="ice40"):
         """Structural count (mirrors hdl.mvu.MVU): counters; operand, product, adder-tree and
         accumulator registers; the output register slice; adders one LUT per bit."""
-        pe, simd, acc, xb, wb = self.pe, self.simd, self.acc_bits, self.in_code.bits, self.weight_bits
+        pe, simd, acc = self.pe, self.simd, self.acc_bits
+        xb, wb = self.in_code.bits, self.weight_bits
         prod = wb + xb
         counters = 2 * (math.ceil(math.log2(max(self.in_fold * self.out_fold, 2))) + 2)
         tree_regs = sum(-(-simd // (4 ** (s + 1))) if s + 1 < mvu_tree_stages(simd) else 1
                         for s in range(mvu_tree_stages(simd)))
-        ff = (counters + 2 * simd * xb + pe * simd * (wb + prod + 2 * xb) + pe * tree_regs * acc + pe * acc
+        ff = (counters + 2 * simd * xb + pe * simd * (wb + prod + 2 * xb) + pe * tree_regs * acc
+              + pe * acc
               + 2 * pe * acc + 16)
         lut = (self.multiplier_luts + 2 * counters + simd * xb * (self.out_fold > 1)
                + pe * (simd - 1) * acc + 2 * pe * acc + pe * acc + 20)
@@ -145,11 +158,13 @@ class MVUKernel(Kernel):
                 "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "layer": self.dense.name, "onnx_node": self.dense.onnx_node,
-                "in_features": self.dense.in_features, "out_features": self.dense.out_features,
-                "pe": self.pe, "simd": self.simd, "input_bits": self.in_code.bits, "input_signed": self.in_code.signed,
-                "weight_bits": self.weight_bits, "acc_bits": self.acc_bits, "cycles_per_frame": self.cycles_per_frame,
-                "vectors": self.vectors, "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
+        return {"kind": self.kind, "name": self.name, "layer": self.dense.name,
+                "onnx_node": self.dense.onnx_node, "in_features": self.dense.in_features,
+                "out_features": self.dense.out_features, "pe": self.pe, "simd": self.simd,
+                "input_bits": self.in_code.bits, "input_signed": self.in_code.signed,
+                "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
+                "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors,
+                "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,6 +196,11 @@ class DepthwiseKernel(Kernel):
     def serial_interval(self):
         """Cycles between the beats it hands a requantizer."""
         return self.cycles_per_frame // self.beats_out
+
+    @staticmethod
+    def summary(entry):
+        return (f"{entry['pe']}×1", f"depthwise {entry['channels']} ch × {entry['taps']} taps, "
+                f"w{entry['weight_bits']} acc{entry['acc_bits']}")
 
     @property
     def taps(self):
@@ -237,14 +257,15 @@ class DepthwiseKernel(Kernel):
 
     @property
     def multiplier_luts(self):
-        return self.pe * (self.weight_bits * self.in_code.bits + self.weight_bits + self.in_code.bits)
+        wb, xb = self.weight_bits, self.in_code.bits
+        return self.pe * (wb * xb + wb + xb)
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "layer": self.conv.name, "onnx_node": self.conv.onnx_node,
-
-                "channels": self.conv.out_channels, "taps": self.taps, "pe": self.pe, "simd": 1,
-                "input_bits": self.in_code.bits, "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
-                "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors, "latency": self.latency,
-                "macs": self.macs, "estimate": self.resources()}
+        return {"kind": self.kind, "name": self.name, "layer": self.conv.name,
+                "onnx_node": self.conv.onnx_node, "channels": self.conv.out_channels,
+                "taps": self.taps, "pe": self.pe, "simd": 1, "input_bits": self.in_code.bits,
+                "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
+                "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors,
+                "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
 
 

@@ -67,13 +67,19 @@ class RequantKernel(Kernel):
     def layer(self):
         return self.node
 
+    @staticmethod
+    def summary(entry):
+        return str(entry["pe"]), entry["implementation"]
+
     def needs(self, n):
         return n
 
     @property
     def mul_bits(self):
         """Width of the multiplier constant M of a mul-add-shift circuit (0 for other kinds)."""
-        return signed_bits(0, int(max(self.plan.impl.mul))) if self.plan.kind == "mul-add-shift" else 0
+        if self.plan.kind != "mul-add-shift":
+            return 0
+        return signed_bits(0, int(max(self.plan.impl.mul)))
 
     @property
     def lag(self):
@@ -88,15 +94,17 @@ class RequantKernel(Kernel):
 
     @property
     def beat_latency(self):
-        """Cycles from the beat it needs to an output beat (the lag is the pacing beat_times follows)."""
+        """Cycles from the beat it needs to an output beat (the lag is the pacing beat_times
+        follows)."""
         return self.period - 1 if self.serial else self.latency
 
     @property
     def latency(self):
         if self.serial:
             return self.period - 1 + self.lag
-        return requant_latency(self.plan.kind, self.mul_bits, len(getattr(self.plan.impl, "tables", ())),
-                               getattr(self.plan.impl, "depth", 0))
+        impl = self.plan.impl
+        tables, depth = len(getattr(impl, "tables", ())), getattr(impl, "depth", 0)
+        return requant_latency(self.plan.kind, self.mul_bits, tables, depth)
 
     PARAMS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add", "fix_acc", "fix_code"),
               "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent"),
@@ -112,9 +120,11 @@ class RequantKernel(Kernel):
                 continue
             v = np.asarray(v)
             if name in ("thresholds", "fix_acc", "fix_code"):
-                bits += (self.acc_bits if name != "fix_code" else self.node.code.bits) * max(v.shape[1], 1)
+                width = self.acc_bits if name != "fix_code" else self.node.code.bits
+                bits += width * max(v.shape[1], 1)
             else:
-                bits += 25 if name == "mantissa" else signed_bits(min(int(v.min()), 0), max(int(v.max()), 0))
+                bits += 25 if name == "mantissa" else signed_bits(min(int(v.min()), 0),
+                                                                  max(int(v.max()), 0))
         return bits
 
     def memories(self):
@@ -123,12 +133,13 @@ class RequantKernel(Kernel):
         fold = self.fold
         mems = [Memory("params", self.pe * self.param_bits, fold)] if fold > 1 else []
         for i, t in enumerate(getattr(self.plan.impl, "tables", ())):
-            mems += [Memory(f"table{i}_{p}", self.node.code.bits, fold * t.table.shape[1]) for p in range(self.pe)]
+            mems += [Memory(f"table{i}_{p}", self.node.code.bits, fold * t.table.shape[1])
+                     for p in range(self.pe)]
         if self.plan.kind == "threshold-search":        # stage j probes 2**(depth-1-j) thresholds
             depth = self.plan.impl.depth
             mems += [Memory(f"search{j}_{p}", self.acc_bits + 1, fold << (depth - 1 - j))
                      for j in range(depth) for p in range(self.pe)]
-        if self.serial:                 # hdl.requant.SerialRequant holds its result in its output register
+        if self.serial:         # hdl.requant.SerialRequant holds its result in its output register
             return mems
         return mems + [Memory("queue", self.pe * self.node.code.bits, self.latency, fifo=True)]
 
@@ -142,11 +153,13 @@ class RequantKernel(Kernel):
         whose digit is the same for every channel a constant one (the parameters are constants
         or a small ROM, which Yosys/ABC fold)."""
         mask = (1 << PRODUCT_CHUNK) - 1
-        return [{(v >> j) & mask for v in self.lane_muls(lane)} for j in range(0, self.mul_bits, PRODUCT_CHUNK)]
+        return [{(v >> j) & mask for v in self.lane_muls(lane)}
+                for j in range(0, self.mul_bits, PRODUCT_CHUNK)]
 
     def varying_bits(self, lane):
         """Bits of M that differ between the channels of ``lane``."""
-        return sum(len({(v >> j) & 1 for v in self.lane_muls(lane)}) > 1 for j in range(self.mul_bits))
+        muls = self.lane_muls(lane)
+        return sum(len({(v >> j) & 1 for v in muls}) > 1 for j in range(self.mul_bits))
 
     def _lane(self, lane):
         """(LUT, FF) of lane ``lane``'s circuit (mirrors hdl.requant.Requant's stages)."""
@@ -166,15 +179,16 @@ class RequantKernel(Kernel):
             ff = 3 * width + 2 * acc + out + 8
             return lut, ff
         if kind == "mul-add-shift":
-            # Fitted to Yosys (eight requantizers, folds 1–32, iCE40 and ECP5): per partial product
-            # not always 0 an adder about as wide as acc (synthesis trims the sign extension and
-            # the zero low bits); a varying digit's two rows added; a constant 3 one adder, a
-            # constant 1 or 2 a wire; and where a parameter comes from a ROM of more than four
-            # words, the AND of each of its varying bits with acc (up to two address bits fit in
-            # the adder's LUT beside the operand bits)
+            # Fitted to Yosys (eight requantizers, folds 1–32, iCE40 and ECP5): per partial
+            # product not always 0 an adder about as wide as acc (synthesis trims the sign
+            # extension and the zero low bits); a varying digit's two rows added; a constant 3
+            # one adder, a constant 1 or 2 a wire; and where a parameter comes from a ROM of more
+            # than four words, the AND of each of its varying bits with acc (up to two address
+            # bits fit in the adder's LUT beside the operand bits)
             fixes = self.plan.impl.fixes
             columns = [c for c in self.digit_columns(lane) if c != {0}]
-            products = sum(acc + PRODUCT_CHUNK if len(c) > 1 else acc if c == {3} else 0 for c in columns)
+            products = sum(acc + PRODUCT_CHUNK if len(c) > 1 else acc if c == {3} else 0
+                           for c in columns)
             selects = acc * self.varying_bits(lane) if self.fold > 4 else 0
             lut = len(columns) * (acc + 3) + products + selects + fixes * (acc // 2 + out) + 3 * out
             # registers: acc and the partial products (a constant digit's is acc shifted, the
@@ -183,7 +197,8 @@ class RequantKernel(Kernel):
             # constant or the address bit, merged)
             riding = fixes * (out + 1) if self.fold > 2 else fixes
             own = sum(len(c) > 1 or c == {3} for c in columns)
-            ff, operands, level = 2 * acc + own * (acc + PRODUCT_CHUNK) + riding, len(columns) + 1, 0
+            ff = 2 * acc + own * (acc + PRODUCT_CHUNK) + riding
+            operands, level = len(columns) + 1, 0
             while operands > 1:
                 operands, level = -(-operands // 2), level + 1
                 ff += operands * (acc + PRODUCT_CHUNK * (1 << level)) + riding
@@ -207,11 +222,11 @@ class RequantKernel(Kernel):
                 "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
-
-                "implementation": self.plan.kind + (" (serial)" if self.serial else ""), "channels": self.channels,
-                "pe": self.pe,
-                "acc_bits": self.acc_bits, "out_bits": self.node.code.bits, "out_signed": self.node.code.signed,
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+        return {"kind": self.kind, "name": self.name, "layer": self.node.name,
+                "onnx_node": self.node.onnx_node,
+                "implementation": self.plan.kind + (" (serial)" if self.serial else ""),
+                "channels": self.channels, "pe": self.pe, "acc_bits": self.acc_bits,
+                "out_bits": self.node.code.bits, "out_signed": self.node.code.signed,
+                **self.timing_json()}
 
 

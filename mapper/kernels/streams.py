@@ -26,7 +26,8 @@ class IOFormat:
         return math.prod(self.shape) // self.lanes
 
     def to_json(self):
-        return {"shape": list(self.shape), "lanes": self.lanes, "bits": self.bits, "signed": self.signed,
+        return {"shape": list(self.shape), "lanes": self.lanes, "bits": self.bits,
+                "signed": self.signed,
                 "beats_per_frame": self.beats, "scale": self.scale, "zero_point": self.zero_point,
                 "order": "channels-last; lane 0 in the low bits of a beat"}
 
@@ -58,6 +59,10 @@ class WidthConverterKernel(Kernel):
     def latency(self):
         return WIDTH_CONVERTER_LATENCY
 
+    @staticmethod
+    def summary(entry):
+        return "", f"{entry['lanes_in']}→{entry['lanes_out']} lanes"
+
     def held_codes(self):
         """Nothing held, and the rate into it is the rate out."""
         return 0, True
@@ -67,9 +72,8 @@ class WidthConverterKernel(Kernel):
         return {"lut": bits, "ff": 2 * bits, "dsp": 0, "bram_bits": 0}
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "lanes_in": self.lanes_in, "lanes_out": self.lanes_out,
-                "bits": self.code.bits, "cycles_per_frame": self.cycles_per_frame, "latency": self.latency,
-                "estimate": self.resources()}
+        return {"kind": self.kind, "name": self.name, "lanes_in": self.lanes_in,
+                "lanes_out": self.lanes_out, "bits": self.code.bits, **self.timing_json()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +94,10 @@ class FifoKernel(Kernel):
     @property
     def latency(self):
         return FIFO_LATENCY
+
+    @staticmethod
+    def summary(entry):
+        return "", f"depth {entry['depth']}"
 
     def held_codes(self):
         """Its depth's beats, and the rate into it is the rate out."""
@@ -112,8 +120,7 @@ class FifoKernel(Kernel):
         return {"lut": bits + 8 * count, "ff": bits + 4 * count, "dsp": 0, "bram_bits": 0}
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "lanes": self.lanes, "bits": self.code.bits, "depth": self.depth,
-
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+        return {"kind": self.kind, "name": self.name, "lanes": self.lanes, "bits": self.code.bits,
+                "depth": self.depth, **self.timing_json()}
 
 

@@ -25,7 +25,8 @@ def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"
     for oy in range(oh):
         for ox in range(ow):
             def beat(ky, kx, g):
-                iy, ix = oy * strides[0] + ky * dilations[0] - pt, ox * strides[1] + kx * dilations[1] - pl
+                iy = oy * strides[0] + ky * dilations[0] - pt
+                ix = ox * strides[1] + kx * dilations[1] - pl
                 return (iy * w + ix) * groups + g if 0 <= iy < h and 0 <= ix < w else None
             taps = [(ky, kx) for ky in range(kh) for kx in range(kw)]
             if order == "taps":
@@ -67,7 +68,8 @@ class WindowKernel(Kernel):
 
     @property
     def out_size(self):
-        return qg.window_out_size(self.shape[1:], self.kernel, self.strides, self.pads, self.dilations)
+        return qg.window_out_size(self.shape[1:], self.kernel, self.strides, self.pads,
+                                  self.dilations)
 
     @property
     def in_beats(self):
@@ -106,7 +108,8 @@ class WindowKernel(Kernel):
 
     @property
     def rows(self):
-        """Per output row: the frame's beats it needs, and the beats released after it (row_schedule)."""
+        """Per output row: the frame's beats it needs, and the beats released after it
+        (row_schedule)."""
         return row_schedule(self.in_beats, self.row, self.span, self.strides[0],
                             qg._pads(self.pads, self.kernel)[0][0], self.out_size[0])
 
@@ -123,6 +126,11 @@ class WindowKernel(Kernel):
     @property
     def latency(self):
         return WINDOW_LATENCY
+
+    @staticmethod
+    def summary(entry):
+        kernel = "×".join(map(str, entry["kernel"]))
+        return "", f"{entry['for']} {kernel}, line buffer {entry['line_buffer']} beats"
 
     def held_codes(self):
         """While its output waits it holds its line buffer's beats, and changes the rate."""
@@ -146,16 +154,18 @@ class WindowKernel(Kernel):
         (pt, pb), (pl, pr) = qg._pads(self.pads, self.kernel)
         pos = 2 * max(h + pt + pb + self.strides[0] + self.kernel[0] * self.dilations[0],
                       w + pl + pr + self.strides[1] + self.kernel[1] * self.dilations[1])
-        pos, count, slot = pos.bit_length(), max(self.in_beats, 2).bit_length() + 1, self.depth.bit_length() - 1
+        pos, count = pos.bit_length(), max(self.in_beats, 2).bit_length() + 1
+        slot = self.depth.bit_length() - 1
         a, b, c, d = self.LUT_FIT[family]
-        return {"lut": bits + a * pos + b * count + c * slot + d, "ff": 30 + 11 * pos + 3 * count + 4 * slot,
+        return {"lut": bits + a * pos + b * count + c * slot + d,
+                "ff": 30 + 11 * pos + 3 * count + 4 * slot,
                 "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "for": self.what, "shape": list(self.shape),
                 "lanes": self.lanes, "kernel": list(self.kernel), "strides": list(self.strides),
                 "order": self.order, "beats_out": self.beats_out, "line_buffer": self.depth,
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+                **self.timing_json()}
 
 
 @functools.lru_cache(maxsize=None)
@@ -167,7 +177,8 @@ def row_schedule(in_beats, row, span, stride, pad_top, oh):
         return min(max(v, 0), in_beats)
     tops = [(oy * stride - pad_top) * row for oy in range(oh)]
     need = tuple(clamp(top + span * row) for top in tops)
-    release = tuple((clamp(tops[oy + 1]) if oy + 1 < oh else in_beats) - clamp(tops[oy]) for oy in range(oh))
+    release = tuple((clamp(tops[oy + 1]) if oy + 1 < oh else in_beats) - clamp(tops[oy])
+                    for oy in range(oh))
     return need, release
 
 
@@ -239,7 +250,7 @@ class MaxPoolKernel(Kernel):
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "lanes": self.lanes, "taps": self.taps,
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+                **self.timing_json()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,13 +305,15 @@ class SumPoolKernel(Kernel):
         """The ring of partial sums, the output register, one adder per lane, two counters."""
         acc = self.pe * self.acc_bits
         counters = 2 * max(self.node.count, self.groups, 2).bit_length()
-        return {"lut": acc + self.pe * self.code.bits + 2 * counters + 4, "ff": (self.groups + 1) * acc + counters + 1,
+        return {"lut": acc + self.pe * self.code.bits + 2 * counters + 4,
+                "ff": (self.groups + 1) * acc + counters + 1,
                 "dsp": 0, "bram_bits": 0}
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
+        return {"kind": self.kind, "name": self.name, "layer": self.node.name,
+                "onnx_node": self.node.onnx_node,
                 "lanes": self.pe, "pixels": self.node.count, "acc_bits": self.acc_bits,
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+                **self.timing_json()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -357,9 +370,9 @@ class FloatSumKernel(Kernel):
                 "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
 
     def to_json(self):
-        return {"kind": self.kind, "name": self.name, "layer": self.node.name, "onnx_node": self.node.onnx_node,
-
+        return {"kind": self.kind, "name": self.name, "layer": self.node.name,
+                "onnx_node": self.node.onnx_node,
                 "lanes": self.pe, "taps": self.node.taps, "acc_bits": self.acc_bits,
-                "cycles_per_frame": self.cycles_per_frame, "latency": self.latency, "estimate": self.resources()}
+                **self.timing_json()}
 
 
