@@ -113,3 +113,13 @@ def test_subpackages_are_not_installed_as_top_level_names(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import qloom.mapper, qloom.hdl, qloom.boards"],
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_every_package_folder_is_in_the_distribution():
+    """pyproject.toml lists its packages: a new subpackage missing there works in the editable
+    install the tests use and is absent from a wheel."""
+    import tomllib
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {package_of(init) for folder in ("qloom", "mapper", "hdl", "boards") for init in sources(folder)
+             if init.name == "__init__.py"}
+    assert listed == found
