@@ -72,7 +72,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
     row["compile_s"] = round(time.time() - t, 2)
     d = design.dataflow
     est = resources.estimate(d, target)
-    macs = sum(k.macs for k in d.all_kernels if hasattr(k, "macs"))
+    macs = sum(k.macs for k in d.all_kernels)
     row.update(folding=d.folding, multipliers=d.multipliers, macs=macs, estimate=est,
                model_cycles=d.cycles_per_frame, model_latency=d.latency)
     why = fits(est, target)

@@ -9,7 +9,7 @@ members only, never by asking which class a kernel is:
 - ``needs(n)``: the input beats before its ``n``-th output beat (``n`` an int or an array);
 - ``beat_times(arrive)``: when its output beats leave, given when its input beats arrive;
 - ``children``: the kernel chains inside it (a branch's paths), ``()`` for most;
-- ``multipliers``, ``multiplier_luts``, ``folding``: the products folding chose;
+- ``multipliers``, ``multiplier_luts``, ``folding``, ``macs``: the products folding chose;
 - ``resources(family)``: LUT, FF, DSP and block-RAM bits on a target family; ``memories()``;
 - ``layer``: the QGraph node it computes (None for plumbing); ``to_json()``, and
   ``summary(entry)``: its (fold, detail) columns in the report's table, from that entry."""
@@ -33,6 +33,7 @@ class Kernel(abc.ABC):
     exact_timing = True           # beat_times follows it exactly (no back-pressure inside)
     children = ()                 # chains of kernels inside this one (a branch's two paths)
     multipliers = 0               # products per cycle that folding chose (pe × simd)
+    macs = 0                      # multiply-accumulates per frame
     multiplier_luts = 0           # LUTs of those products when built in logic
     folding = None                # (pe, simd) for a kernel folding chose, else None
     layer = None                  # the QGraph node it computes, None for plumbing
