@@ -241,9 +241,6 @@ class MaxPoolKernel(Kernel):
     def beats_out(self):
         return self.beats_in // self.taps
 
-    def memories(self):
-        return []
-
     def resources(self, family="ice40"):
         bits = self.lanes * self.code.bits
         return {"lut": 2 * bits + 10, "ff": 2 * bits + 10, "dsp": 0, "bram_bits": 0}
@@ -297,9 +294,6 @@ class SumPoolKernel(Kernel):
     @property
     def acc_bits(self):
         return signed_bits(self.acc_lo, self.acc_hi)
-
-    def memories(self):
-        return []
 
     def resources(self, family="ice40"):
         """The ring of partial sums, the output register, one adder per lane, two counters."""
