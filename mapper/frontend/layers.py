@@ -92,13 +92,17 @@ class Layers:
         return (tuple(a.get("strides", (1, 1))), tuple(a.get("pads", (0, 0, 0, 0))),
                 tuple(a.get("dilations", (1, 1))), int(a.get("group", 1)))
 
-    def conv_weight(self, node, w):
+    def quantized_weight(self, node, w):
+        """Refuse weights that are not a DequantizeLinear of a constant (float ones said so)."""
         if not isinstance(w, DeqConst):
             if isinstance(w, Const):
                 raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: the weights are "
                                         "float; quantize the model with "
                                         "onnxruntime.quantization.quantize_static.")
             self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
+
+    def conv_weight(self, node, w):
+        self.quantized_weight(node, w)
         self.spatial(node, w.codes.ndim - 2, "convolution")
         self.weight_codes(node, w)
         n_out = w.codes.shape[0]
@@ -111,12 +115,7 @@ class Layers:
 
     def weight_of(self, node, w, out_axis):
         """Weight codes as (out, in), zero points and scales per output channel."""
-        if not isinstance(w, DeqConst):
-            if isinstance(w, Const):
-                raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: the weights are "
-                                        "float; quantize the model with "
-                                        "onnxruntime.quantization.quantize_static.")
-            self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
+        self.quantized_weight(node, w)
         codes = w.codes
         self.weight_codes(node, w)
         if codes.ndim != 2:
