@@ -1,6 +1,6 @@
 """Reconvergent streams: a fork that copies one stream to two, and the joins that meet them
 again: the residual add (onnxruntime's QLinearAdd as a proven integer line) and the channel
-concat (QLinearConcat)."""
+concat (QLinearConcat).  Each unit exposes ``latency``, which mapper/kernels/join.py mirrors."""
 from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -13,9 +13,12 @@ DIGIT = 4        # bits of a code per table: a 16-entry constant table is one LU
 
 class Fork(wiring.Component):
     """Copies each beat of ``i`` to ``a`` and ``b``; a beat leaves ``i`` once both have taken it
-    (each output remembers that it has, so neither valid waits on the other's ready)."""
+    (each output remembers that it has, so neither valid waits on the other's ready).
+    Combinational: ``latency`` = ``LATENCY`` = 0."""
+    LATENCY = 0
 
     def __init__(self, signature):
+        self.latency = self.LATENCY
         super().__init__({"i": In(signature), "a": Out(signature), "b": Out(signature)})
 
     def elaborate(self, platform):
@@ -50,8 +53,8 @@ class AddUnit(wiring.Component):
     """``c = clamp((mul_a·a + mul_b·b + add) >> shift, lo, hi)`` lane by lane, for the codes of
     two streams that arrive in step (a planner-proven mapper.requant.AddLine, with the
     offsets a_lo, b_lo folded into ``add``).  Each constant product is a sum of per-digit
-    constant tables.  One beat per cycle; latency 5 (inputs, tables, two adder levels with the
-    shift and clamp, the output register slice)."""
+    constant tables.  One beat per cycle; ``latency`` = ``LATENCY`` = 5 (inputs, tables, two
+    adder levels with the shift and clamp, the output register slice)."""
     LATENCY = 5
 
     def __init__(self, *, a_shape, b_shape, out_shape, lanes, mul_a, mul_b, add, shift, lo, hi):
@@ -60,6 +63,7 @@ class AddUnit(wiring.Component):
         self.out_shape, self.lanes = check_shape("out_shape", out_shape), lanes
         self.mul_a, self.mul_b, self.add, self.shift = int(mul_a), int(mul_b), int(add), int(shift)
         self.lo, self.hi = int(lo), int(hi)
+        self.latency = self.LATENCY
         super().__init__({"a": In(lanes_signature(self.a_shape, lanes)), "b": In(lanes_signature(self.b_shape, lanes)),
                           "o": Out(lanes_signature(self.out_shape, lanes))})
 
@@ -107,8 +111,9 @@ class AddUnit(wiring.Component):
 class ConcatUnit(wiring.Component):
     """Channel concat of two channels-last streams: per pixel, ``beats_a`` beats from ``a``
     then ``beats_b`` beats from ``b``, each lane through its input's code table (a 2**bits
-    entry ROM in logic, indexed by code − qmin; None: copied).  One beat per cycle; latency 2
-    (the table, the output register slice)."""
+    entry ROM in logic, indexed by code − qmin; None: copied).  One beat per cycle; ``latency`` =
+    ``LATENCY`` = 2 (the table, the output register slice)."""
+    LATENCY = 2
 
     def __init__(self, *, shape, lanes, beats_a, beats_b, table_a=None, table_b=None):
         check_positive_int("lanes", lanes)
@@ -117,6 +122,7 @@ class ConcatUnit(wiring.Component):
         self.shape, self.lanes = check_shape("shape", shape), lanes
         self.beats_a, self.beats_b, self.tables = beats_a, beats_b, (table_a, table_b)
         sig = lanes_signature(self.shape, lanes)
+        self.latency = self.LATENCY
         super().__init__({"a": In(sig), "b": In(sig), "o": Out(sig)})
 
     def _mapped(self, m, payload, table, name):
@@ -149,7 +155,8 @@ class ConcatUnit(wiring.Component):
 
 
 class Residual(wiring.Component):
-    """A fork, two chains of units, and the join: ``i`` → Fork → (path a, path b) → join → ``o``."""
+    """A fork, two chains of units, and the join: ``i`` → Fork → (path a, path b) → join → ``o``.
+    ``latency``: the cycles the fork and the join add to a path's own (its units' latencies)."""
 
     def __init__(self, path_a, names_a, path_b, names_b, join):
         self.paths = [Chain(path_a, names_a), Chain(path_b, names_b)]
@@ -157,6 +164,10 @@ class Residual(wiring.Component):
         sig = self.paths[0].signature.members["i"].signature.flip()
         self._stream = sig
         super().__init__({"i": In(sig), "o": Out(join.signature.members["o"].signature)})
+
+    @property
+    def latency(self):
+        return Fork.LATENCY + self.join.latency
 
     def elaborate(self, platform):
         m = Module()

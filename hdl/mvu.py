@@ -1,4 +1,6 @@
-"""Matrix-vector unit."""
+"""Matrix-vector units: the MVU and the depthwise vector unit.  Each exposes ``latency``
+(cycles from the input beat an output beat needs last to that output beat), which
+mapper/kernels/mvu.py mirrors."""
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
@@ -26,9 +28,11 @@ class MVU(wiring.Component):
     i : In(stream of ``simd`` input codes); a frame is in_features / simd beats, in order
     o : Out(stream of ``pe`` accumulators); a frame is out_features / pe beats, in order
 
-    Timing: one beat per cycle, in_fold · out_fold cycles per frame; the last output
-    of a frame is valid ``latency`` cycles after its last step (4, one cycle per two
-    levels of the adder tree over ``simd`` products, and the output's register slice).
+    Timing: one beat per cycle, in_fold · out_fold cycles per frame; an output beat is valid
+    ``latency`` = 5 + ``tree_stages`` cycles after the last step of its tile: the weight read,
+    the operand registers, the products, one stage per ``LEVELS_PER_STAGE`` levels of the
+    adder tree over ``simd`` products (``tree_stages``), the accumulator and the output's
+    register slice.
     """
     LEVELS_PER_STAGE = 2
 
@@ -75,6 +79,7 @@ class MVU(wiring.Component):
 
     @property
     def latency(self):
+        """Cycles from the last step of a tile to its output beat (see Timing)."""
         return 5 + self.tree_stages
 
     def elaborate(self, platform):
@@ -192,9 +197,11 @@ class DepthwiseUnit(wiring.Component):
     channel c; the last tap makes an output beat of ``pe`` accumulators, bias included.
 
     weights : (channels, taps) integers; bias : (channels,)
-    Timing: one beat per cycle, channels / pe · taps cycles per pixel; latency 4 (weight
-    read, product, accumulate, output register slice).
+    Timing: one beat per cycle, channels / pe · taps cycles per pixel; ``latency`` =
+    ``LATENCY`` = 4 cycles from the last tap to the output beat (the input register beside the
+    weight read, the product, the accumulator, the output register slice).
     """
+    LATENCY = 4
 
     def __init__(self, *, weights, bias, pe, input_shape, acc_shape, memory_styles=None):
         weights, bias = np.asarray(weights), np.asarray(bias)
@@ -206,6 +213,7 @@ class DepthwiseUnit(wiring.Component):
         if self.channels % pe:
             raise ValueError(f"pe must divide the {self.channels} channels, not {pe}")
         self.weights, self.bias, self.pe = weights, bias, pe
+        self.latency = self.LATENCY
         self.memory_styles = dict(memory_styles or {})
         self.input_shape = check_shape("input_shape", input_shape)
         self.acc_shape = check_shape("acc_shape", acc_shape)

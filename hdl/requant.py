@@ -133,7 +133,9 @@ class Requant(wiring.Component):
         by code - table_qmin (float-emulation only)
     memory_styles : {"params" | "table<i>_<lane>": "block" | "logic"}, where each memory goes
 
-    Members: i (In, ``pe`` accumulators), o (Out, ``pe`` codes). One beat per cycle.
+    Members: i (In, ``pe`` accumulators), o (Out, ``pe`` codes). One beat per cycle;
+    ``latency`` = 3 + the stages (the parameter register's, the kind's, one per table) cycles
+    from an accepted beat to its output (mapper.kernels.requant.requant_latency mirrors it).
     """
     FIELDS = {"shift": ("exponent",), "mul-add-shift": ("mul", "add"),
               "thresholds": ("base", "thresholds"), "float-emulation": ("mantissa", "exponent"),
@@ -492,10 +494,10 @@ class SerialRequant(Requant):
     most significant first (``p ← 4p + acc · digit``), the running product kept in carry-save
     form (a sum and a carry word, so a step is a four-way choice of {0, a, 2a, 3a} and a full
     adder per bit, no carry chain); then C is added in carry-save form, the two words are added
-    once, and the result shifted, clamped and fixed.  One beat every ``period`` cycles (the
-    next is taken the cycle after the result leaves); ``latency`` = ``period`` − 1.  A tenth of the parallel
-    circuit's logic, for layers whose requantizer would otherwise idle.  Same parameters as
-    Requant."""
+    once, and the result shifted, clamped and fixed.  One beat every ``period`` = ``digits`` + 6
+    cycles (the next is taken the cycle after the result leaves); ``latency`` = ``period`` − 1
+    cycles from a taken beat to its result.  A tenth of the parallel circuit's logic, for
+    layers whose requantizer would otherwise idle.  Same parameters as Requant."""
 
     def __init__(self, **kwargs):
         super().__init__(kind="mul-add-shift", **kwargs)

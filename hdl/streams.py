@@ -1,4 +1,6 @@
-"""Stream plumbing: width conversion, FIFOs, and chaining units with wiring.connect."""
+"""Stream plumbing: width conversion, FIFOs, and chaining units with wiring.connect.  Each
+unit a kernel lowers to exposes ``latency`` (its ``LATENCY``), which mapper/kernels/streams.py
+mirrors."""
 from math import gcd
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -14,12 +16,15 @@ def lanes_signature(shape, lanes):
 
 class Gather(wiring.Component):
     """``factor`` beats of ``lanes`` lanes → one beat of ``lanes · factor`` lanes (first beat low).
-    Sustains one input beat per cycle; latency 1 cycle."""
+    Sustains one input beat per cycle; ``latency`` = ``LATENCY`` = 1 cycle from the
+    last of the ``factor`` beats."""
+    LATENCY = 1
 
     def __init__(self, *, shape, lanes, factor):
         check_positive_int("lanes", lanes)
         check_positive_int("factor", factor)
         self.shape, self.lanes, self.factor = check_shape("shape", shape), lanes, factor
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes)),
                           "o": Out(lanes_signature(self.shape, lanes * factor))})
 
@@ -44,12 +49,15 @@ class Gather(wiring.Component):
 
 class Split(wiring.Component):
     """One beat of ``lanes · factor`` lanes → ``factor`` beats of ``lanes`` lanes (low lanes first).
-    Sustains one output beat per cycle."""
+    Sustains one output beat per cycle; ``latency`` = ``LATENCY`` = 1 cycle from the
+    input beat to the first of its output beats."""
+    LATENCY = 1
 
     def __init__(self, *, shape, lanes, factor):
         check_positive_int("lanes", lanes)
         check_positive_int("factor", factor)
         self.shape, self.lanes, self.factor = check_shape("shape", shape), lanes, factor
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes * factor)),
                           "o": Out(lanes_signature(self.shape, lanes))})
 
@@ -77,11 +85,13 @@ class Split(wiring.Component):
 
 
 class Skid(wiring.Component):
-    """A register slice with a skid register: one beat per cycle, latency 1, and ``i.ready``
-    a register, so a unit behind it sees no combinational path from the consumer's ready
-    (its pipeline enable then comes straight from a flip-flop)."""
+    """A register slice with a skid register: one beat per cycle, ``latency`` = ``LATENCY`` = 1,
+    and ``i.ready`` a register, so a unit behind it sees no combinational path from the
+    consumer's ready (its pipeline enable then comes straight from a flip-flop)."""
+    LATENCY = 1
 
     def __init__(self, signature):
+        self.latency = self.LATENCY
         super().__init__({"i": In(signature), "o": Out(signature)})
 
     def elaborate(self, platform):
@@ -133,11 +143,14 @@ class CreditQueue(wiring.Component):
 
 class Fifo(wiring.Component):
     """A first-in first-out queue of ``depth`` beats (amaranth.lib.fifo.SyncFIFOBuffered).
-    Its ready does not depend on its output's ready, so it also cuts combinational paths."""
+    Its ready does not depend on its output's ready, so it also cuts combinational paths.
+    ``latency`` = ``LATENCY`` = 2: a beat written is readable 2 cycles later."""
+    LATENCY = 2
 
     def __init__(self, *, shape, lanes, depth):
         check_positive_int("depth", depth)
         self.shape, self.lanes, self.depth = check_shape("shape", shape), lanes, depth
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes)),
                           "o": Out(lanes_signature(self.shape, lanes))})
 

@@ -1,4 +1,6 @@
-"""Sliding windows over a frame of channels-last codes, and max pooling over them."""
+"""Sliding windows over a frame of channels-last codes, and the pools over them (max, global
+sum, float32 window sum).  Each unit exposes ``latency`` (its ``LATENCY``), which
+mapper/kernels/window.py mirrors."""
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -25,9 +27,9 @@ class WindowGen(wiring.Component):
 
     The addresses come from counters, not from a table: the input row and column of a tap are
     ``oy·sh − pt + ky·dh`` and ``ox·sw − pl + kx·dw``, kept as running sums, so the cost does
-    not grow with the frame.  A window beat leaves ``LATENCY`` cycles after its address is
-    issued (two stages and the output queue); mapper.dataflow.window_timing follows these
-    registers cycle by cycle for the kernel's cycles per frame.
+    not grow with the frame.  A window beat leaves ``latency`` = ``LATENCY`` cycles after its
+    address is issued (two stages and the output queue); mapper.kernels.window.window_timing
+    follows these registers cycle by cycle for the kernel's cycles per frame.
     """
     QUEUE = 6          # ≥ the read pipeline's 2 stages + 3: one beat per cycle (CreditQueue)
     LATENCY = 5
@@ -52,6 +54,7 @@ class WindowGen(wiring.Component):
                              f"{self.row} beats a window spans, not {depth}")
         self.depth = depth
         self.memory_styles = dict(memory_styles or {})
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
 
     def releases(self):
@@ -160,12 +163,14 @@ class WindowGen(wiring.Component):
 
 class MaxPoolUnit(wiring.Component):
     """Maximum of each run of ``taps`` consecutive beats, lane by lane: one output beat per
-    ``taps`` input beats; latency 1."""
+    ``taps`` input beats; ``latency`` = ``LATENCY`` = 1 cycle from the run's last beat."""
+    LATENCY = 1
 
     def __init__(self, *, shape, lanes, taps):
         check_positive_int("lanes", lanes)
         check_positive_int("taps", taps)
         self.shape, self.lanes, self.taps = check_shape("shape", shape), lanes, taps
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
 
     def elaborate(self, platform):
@@ -194,13 +199,16 @@ class SumPoolUnit(wiring.Component):
     (``lanes`` channels each) in, one beat of ``lanes`` sums per group out during the last
     pixel.  Each sum starts at ``start`` (onnxruntime subtracts count · zero point).  The
     partial sums of the groups circulate in a ring of registers (no memory, no multiplexer);
-    one beat per cycle, latency 1."""
+    one beat per cycle; ``latency`` = ``LATENCY`` = 1 cycle from a group's last beat to its
+    sum."""
+    LATENCY = 1
 
     def __init__(self, *, shape, lanes, groups, pixels, acc_shape, start=0):
         for name, v in (("lanes", lanes), ("groups", groups), ("pixels", pixels)):
             check_positive_int(name, v)
         self.shape, self.acc_shape = check_shape("shape", shape), check_shape("acc_shape", acc_shape)
         self.lanes, self.groups, self.pixels, self.start = lanes, groups, pixels, int(start)
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.acc_shape, lanes))})
 
     def elaborate(self, platform):
@@ -254,7 +262,9 @@ class FloatSumUnit(wiring.Component):
     in ``terms`` (its dequantized value, an integer in units of 2**e, a ROM indexed by
     code − qmin) and added to the running sum, which is rounded to 24 significant bits after
     every addition.  One output beat (``acc_shape`` sums) per ``taps`` input beats; one beat
-    per cycle, latency 2 (the ROM read, the sum)."""
+    per cycle; ``latency`` = ``LATENCY`` = 2 cycles from the run's last beat (the ROM read,
+    the sum)."""
+    LATENCY = 2
 
     def __init__(self, *, shape, lanes, taps, terms, acc_shape, memory_styles=None):
         check_positive_int("lanes", lanes)
@@ -265,6 +275,7 @@ class FloatSumUnit(wiring.Component):
             raise ValueError(f"terms must have one value per code ({1 << self.shape.width}), not {len(self.terms)}")
         self.lanes, self.taps = lanes, taps
         self.memory_styles = dict(memory_styles or {})
+        self.latency = self.LATENCY
         super().__init__({"i": In(lanes_signature(self.shape, lanes)),
                           "o": Out(lanes_signature(self.acc_shape, lanes))})
 

@@ -8,8 +8,8 @@ from ..requant import signed_bits
 from .base import Kernel, chain_beat_times, paced, path_needs, produced
 
 ADD_LATENCY = 5               # hdl.join.AddUnit.LATENCY
-CONCAT_LATENCY = 2            # hdl.join.ConcatUnit ("latency 2")
-FORK_LATENCY = 1              # the cycle beat_times counts for the fork (hdl.join.Fork)
+CONCAT_LATENCY = 2            # hdl.join.ConcatUnit.LATENCY
+FORK_LATENCY = 1              # the cycle beat_times counts for the fork (combinational in hdl)
 
 
 class Join:

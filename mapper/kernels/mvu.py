@@ -7,8 +7,8 @@ from ..requant import signed_bits
 from ..resources import Memory
 from .base import Kernel
 
-MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per pipeline stage (hdl.mvu.MVU.LEVELS_PER_STAGE)
-DEPTHWISE_LATENCY = 4         # the depthwise unit's pipeline (hdl.mvu.DepthwiseUnit, "latency 4")
+MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per stage (hdl.mvu.MVU.LEVELS_PER_STAGE)
+DEPTHWISE_LATENCY = 4         # the depthwise unit's pipeline (hdl.mvu.DepthwiseUnit.LATENCY)
 
 
 def mvu_tree_stages(simd):

@@ -6,8 +6,8 @@ from .. import qgraph as qg
 from ..resources import Memory
 from .base import Kernel
 
-FIFO_LATENCY = 2              # amaranth.lib.fifo.SyncFIFOBuffered behind hdl.streams.Fifo
-WIDTH_CONVERTER_LATENCY = 1   # hdl.streams.Gather / Split ("latency 1")
+FIFO_LATENCY = 2              # hdl.streams.Fifo.LATENCY (amaranth.lib.fifo.SyncFIFOBuffered)
+WIDTH_CONVERTER_LATENCY = 1   # hdl.streams.Gather.LATENCY, hdl.streams.Split.LATENCY
 
 
 @dataclass(frozen=True)

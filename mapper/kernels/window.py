@@ -39,9 +39,9 @@ def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"
 
 WINDOW_LATENCY = 5            # hdl.window.WindowGen.LATENCY
 WINDOW_QUEUE = 6              # hdl.window.WindowGen.QUEUE (its output queue, in beats)
-MAX_POOL_LATENCY = 1          # hdl.window.MaxPoolUnit ("latency 1")
-SUM_POOL_LATENCY = 1          # hdl.window.SumPoolUnit ("latency 1")
-FLOAT_SUM_LATENCY = 2         # hdl.window.FloatSumUnit ("latency 2")
+MAX_POOL_LATENCY = 1          # hdl.window.MaxPoolUnit.LATENCY
+SUM_POOL_LATENCY = 1          # hdl.window.SumPoolUnit.LATENCY
+FLOAT_SUM_LATENCY = 2         # hdl.window.FloatSumUnit.LATENCY
 
 
 @dataclass(frozen=True, eq=False)
