@@ -100,9 +100,11 @@ def concrete(root):
 
 
 def registered(dispatcher, cls):
-    """Whether ``dispatcher`` (a functools.singledispatch) has a function of its own for
-    ``cls``, not its fallback."""
-    return dispatcher.dispatch(cls) is not dispatcher.registry[object]
+    """Whether ``dispatcher`` (a functools.singledispatch) has a function registered for
+    ``cls`` itself (not its fallback, nor a base class's: a subclass of a kernel is a new
+    kernel, and says how it lowers)."""
+    own = dispatcher.registry.get(cls)
+    return own is not None and own is not dispatcher.registry[object]
 
 
 def test_every_kernel_class_has_a_lowering():
