@@ -35,14 +35,6 @@ from qloom.mapper.targets import TARGETS
 FAMILIES = sorted({t["family"] for t in TARGETS.values()})
 
 
-def _residual(rng, **kw):
-    return random_residual(rng, **kw)
-
-
-def _concat(rng, **kw):
-    return random_concat(rng, **kw)
-
-
 def _cnn(rng, **kw):
     model, shape, _ = random_cnn(rng, 1, dense=True, **kw)
     return model, shape
@@ -51,11 +43,11 @@ def _cnn(rng, **kw):
 # (name, maker, keyword arguments, random seed, format, activation type); the average pool is
 # test_rtl_cnn's (a float32 window sum and its requantizer)
 RANDOM_NETS = [
-    ("residual0", _residual, {}, 300, "QDQ", "uint8"),
-    ("residual1", _residual, {"downsample": True, "head": "gap"}, 301, "QOperator", "int8"),
-    ("residual2", _residual, {"head": "none"}, 302, "QDQ", "int8"),
-    ("concat0", _concat, {}, 500, "QDQ", "uint8"),
-    ("concat1", _concat, {"identity": True}, 501, "QOperator", "uint8"),
+    ("residual0", random_residual, {}, 300, "QDQ", "uint8"),
+    ("residual1", random_residual, {"downsample": True, "head": "gap"}, 301, "QOperator", "int8"),
+    ("residual2", random_residual, {"head": "none"}, 302, "QDQ", "int8"),
+    ("concat0", random_concat, {}, 500, "QDQ", "uint8"),
+    ("concat1", random_concat, {"identity": True}, 501, "QOperator", "uint8"),
     ("avgpool2", _cnn, {"avgpool": dict(kernel_shape=(3, 2), strides=(2, 1), pads=(1, 0, 1, 0),
                                         count_include_pad=1)}, 802, "QDQ", "uint8"),
 ]
