@@ -65,7 +65,8 @@ def adder_stages(operands, carry, width=None):
     ``width``, every sum is kept modulo 2**width (exact when the total fits)."""
     def level(m, vals):
         return {**{n: vals[n] for n in carry},
-                "x": [[wrap(xs[k] + xs[k + 1], width) if k + 1 < len(xs) else xs[k] for k in range(0, len(xs), 2)]
+                "x": [[wrap(xs[k] + xs[k + 1], width) if k + 1 < len(xs) else xs[k]
+                       for k in range(0, len(xs), 2)]
                       for xs in vals["x"]]}
 
     def unwrap(m, vals):
@@ -97,7 +98,8 @@ def rne_stages(pe, carry, width):
 
     def increment(m, vals):
         return {**{n: vals[n] for n in carry},
-                "x": [x + (g & (st | x[0])) for x, g, st in zip(vals["x"], vals["guard"], vals["sticky"])]}
+                "x": [x + (g & (st | x[0]))
+                      for x, g, st in zip(vals["x"], vals["guard"], vals["sticky"])]}
     return [split, increment]
 
 

@@ -27,7 +27,8 @@ from .folding import is_depthwise
 LARGEST = targets.largest()
 LARGEST_DEVICE = targets.TARGETS[LARGEST]["device"]
 LARGEST_LUTS = targets.TARGETS[LARGEST]["available"]["lut"]
-LARGEST_BRAM_BITS = targets.TARGETS[LARGEST]["available"]["bram"] * targets.TARGETS[LARGEST]["bram_bits"]
+LARGEST_BRAM_BITS = (targets.TARGETS[LARGEST]["available"]["bram"]
+                     * targets.TARGETS[LARGEST]["bram_bits"])
 
 # planner work per channel (requant.plan): interval matrices of (levels + 1)² entries, and a
 # fixed cost of the per-channel searches, about 2,048 such steps (0.3–1 µs each, measured)
@@ -55,8 +56,9 @@ class Limit:
         except ValueError:
             value = 0
         if value < 1:
-            raise QloomError(f"environment variable {self.env}={text!r}: must be a positive whole number "
-                             f"(the most {self.what}; default {self.default:,}). Set it to a number or unset it.")
+            raise QloomError(f"environment variable {self.env}={text!r}: must be a positive whole "
+                             f"number (the most {self.what}; default {self.default:,}). Set it to "
+                             "a number or unset it.")
         return value
 
     def raise_it(self):
@@ -79,6 +81,10 @@ def device_bound(limit, have, unit, of):
             f"{limit.value / have:.2g}× the {have:,} {of} of the {LARGEST_DEVICE}, the largest")
 
 
+def _memory_bound():
+    return device_bound(MEMORY_BITS, LARGEST_BRAM_BITS, "bits", "bits of block RAM")
+
+
 def _dims(shape):
     return "×".join(str(int(d)) for d in shape)
 
@@ -97,10 +103,10 @@ def tensor_violations(graph, source=""):
         n = math.prod(int(d) for d in shape)
         if n > limit:
             dims = f"{_dims(shape)} = " if len(shape) > 1 else ""
-            yield LimitError(f"{_at(source)}{node.label} produces a tensor of {dims}{n:,} elements per "
-                             f"frame; qloom holds at most {limit:,} (its timing model and references hold a frame "
-                             "whole). Use a smaller input or reduce it earlier (stride, pooling), or "
-                             f"{TENSOR_ELEMENTS.raise_it()}.")
+            yield LimitError(f"{_at(source)}{node.label} produces a tensor of {dims}{n:,} elements "
+                             f"per frame; qloom holds at most {limit:,} (its timing model and "
+                             "references hold a frame whole). Use a smaller input or reduce it "
+                             f"earlier (stride, pooling), or {TENSOR_ELEMENTS.raise_it()}.")
             return
 
 
@@ -109,9 +115,9 @@ def channel_violation(channels, label):
     CHANNELS, or None."""
     if channels <= CHANNELS.value:
         return None
-    return LimitError(f"{label} has {channels:,} output channels; qloom proves the requantization of at most "
-                      f"{CHANNELS.value:,} channels per layer (each channel on its own, in about a millisecond). "
-                      f"Use fewer channels, or {CHANNELS.raise_it()}.")
+    return LimitError(f"{label} has {channels:,} output channels; qloom proves the requantization "
+                      f"of at most {CHANNELS.value:,} channels per layer (each channel on its own, "
+                      f"in about a millisecond). Use fewer channels, or {CHANNELS.raise_it()}.")
 
 
 def planner_steps(target, acc_lo, acc_hi):
@@ -144,7 +150,8 @@ def acc_range(layer, lo, hi):
         return layer.acc_range(lo, hi)
     rows = max(1, WEIGHTS_AT_ONCE // max(1, weight.size // weight.shape[0]))
     zero_point = getattr(layer, "zero_point", 0)
-    parts = [type(layer).acc_range(_Rows(weight[k:k + rows], layer.bias[k:k + rows], zero_point), lo, hi)
+    parts = [type(layer).acc_range(_Rows(weight[k:k + rows], layer.bias[k:k + rows], zero_point),
+                                   lo, hi)
              for k in range(0, weight.shape[0], rows)]
     return tuple(np.concatenate([p[i] for p in parts]) for i in (0, 1))
 
@@ -164,10 +171,11 @@ def planner_violation(target, acc_lo, acc_hi, label, steps, total=None):
     one with the most), ``total`` for the whole model when it has more than one."""
     levels = int(np.max(target.levels(acc_lo, acc_hi), initial=0))
     model = f"; {total:,} for the whole model" if total is not None and total != steps else ""
-    return LimitError(f"{label}: proving its requantization takes about {steps:,} steps ({target.channels:,} "
-                      f"channels of up to {levels:,} output levels each{model}); qloom proves at most "
-                      f"{PLANNER_STEPS.value:,} steps per model (a few minutes). Use fewer channels or fewer "
-                      f"output levels, or {PLANNER_STEPS.raise_it()}.")
+    return LimitError(f"{label}: proving its requantization takes about {steps:,} steps "
+                      f"({target.channels:,} channels of up to {levels:,} output levels "
+                      f"each{model}); qloom proves at most {PLANNER_STEPS.value:,} steps per model "
+                      "(a few minutes). Use fewer channels or fewer output levels, or "
+                      f"{PLANNER_STEPS.raise_it()}.")
 
 
 def check_plan(target, acc_lo, acc_hi, label):
@@ -223,7 +231,9 @@ def _window(node):
     in order)."""
     if isinstance(node, qg.Conv):
         pointwise = node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads)
-        return None if pointwise and not is_depthwise(node) else (node.kernel, node.strides, node.dilations)
+        if pointwise and not is_depthwise(node):
+            return None
+        return (node.kernel, node.strides, node.dilations)
     if isinstance(node, qg.MaxPool):
         return node.kernel, node.strides, node.dilations
     if isinstance(node, qg.FloatSumPool):
@@ -254,9 +264,10 @@ def window_violations(graph, source=""):
             continue
         pixels, taps = math.prod(graph.shapes[node.output][1:]), math.prod(window[0])
         if pixels * taps > BEATS.value:
-            yield LimitError(f"{_at(source)}{node.label} needs a window generator of at least {pixels * taps:,} beats "
-                             f"per frame ({pixels:,} output pixels × {taps} taps); qloom's timing model follows at "
-                             f"most {BEATS.value:,} beats per frame of a kernel, one by one. Use a smaller input, or "
+            yield LimitError(f"{_at(source)}{node.label} needs a window generator of at least "
+                             f"{pixels * taps:,} beats per frame ({pixels:,} output pixels × "
+                             f"{taps} taps); qloom's timing model follows at most {BEATS.value:,} "
+                             "beats per frame of a kernel, one by one. Use a smaller input, or "
                              f"{BEATS.raise_it()}.")
             return
 
@@ -275,9 +286,9 @@ def memory_violations(graph, source=""):
     total = sum(b for b, _ in parts)
     if total > MEMORY_BITS.value:
         _, what = max(parts, key=lambda p: p[0])
-        yield LimitError(f"{_at(source)}the design must hold at least {total:,} bits of weights and line buffers "
-                         f"(the most in {what}), {device_bound(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}"
-                         f". Use a smaller model, or {MEMORY_BITS.raise_it()}.")
+        yield LimitError(f"{_at(source)}the design must hold at least {total:,} bits of weights "
+                         f"and line buffers (the most in {what}), "
+                         f"{_memory_bound()}. Use a smaller model, or {MEMORY_BITS.raise_it()}.")
 
 
 def violations(graph, source="", design=True):
@@ -320,9 +331,10 @@ def beats_violation(kernel, source="", graph=None, before=None):
     beats = int(kernel.beats_out)
     if beats <= BEATS.value:
         return None
-    return LimitError(f"{_at(source)}{kernel_label(kernel, graph, before)} sends {beats:,} beats per frame; qloom's "
-                      f"timing model follows at most {BEATS.value:,} beats per frame of a kernel, one by one. Use a "
-                      f"smaller input or more lanes (larger pe or simd), or {BEATS.raise_it()}.")
+    return LimitError(f"{_at(source)}{kernel_label(kernel, graph, before)} sends {beats:,} beats "
+                      f"per frame; qloom's timing model follows at most {BEATS.value:,} beats per "
+                      "frame of a kernel, one by one. Use a smaller input or more lanes (larger "
+                      f"pe or simd), or {BEATS.raise_it()}.")
 
 
 def stored_bits(kernel):
@@ -346,17 +358,18 @@ def check_dataflow(dataflow, source, graph=None):
     total = sum(b for b, _ in bits)
     if total > MEMORY_BITS.value:
         most, k = max(bits, key=lambda p: p[0])
-        raise LimitError(f"{_at(source)}the design's memories and weights hold {total:,} bits (the most, {most:,}, in "
-                         f"{kernel_label(k, graph, after.get(k))}), "
-                         f"{device_bound(MEMORY_BITS, LARGEST_BRAM_BITS, 'bits', 'bits of block RAM')}. Use "
-                         f"a smaller model or smaller FIFO depths, or {MEMORY_BITS.raise_it()}.")
+        raise LimitError(f"{_at(source)}the design's memories and weights hold {total:,} bits (the "
+                         f"most, {most:,}, in {kernel_label(k, graph, after.get(k))}), "
+                         f"{_memory_bound()}. Use a smaller model or smaller FIFO depths, or "
+                         f"{MEMORY_BITS.raise_it()}.")
     luts = [(estimate_kernel(k, dataflow, LARGEST)["lut"], k) for k in kernels]
     total = sum(n for n, _ in luts)
     if total > LUTS.value:
         most, k = max(luts, key=lambda p: p[0])
         fold = f", pe {k.folding[0]} × simd {k.folding[1]}" if k.folding else ""
-        raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the {LARGEST_DEVICE} (the most, "
-                         f"{most:,}, in {kernel_label(k, graph, after.get(k))}{fold}), "
-                         f"{device_bound(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. "
-                         "Fold it more (a smaller --max-multipliers, or smaller pe and simd in the folding file), "
+        raise LimitError(f"{_at(source)}the design is estimated at {total:,} LUTs on the "
+                         f"{LARGEST_DEVICE} (the most, {most:,}, in "
+                         f"{kernel_label(k, graph, after.get(k))}{fold}), "
+                         f"{device_bound(LUTS, LARGEST_LUTS, 'LUTs', 'LUTs')}. Fold it more (a "
+                         "smaller --max-multipliers, or smaller pe and simd in the folding file), "
                          f"or {LUTS.raise_it()}.")

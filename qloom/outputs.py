@@ -52,7 +52,8 @@ def check_folder(out_dir, what, *, protect=(), force=False):
     """Refuse ``out_dir`` (given as ``what``, e.g. '-o out') before any work if qloom may not
     write it; returns it as a Path."""
     if str(out_dir).strip() == "":
-        raise OutputError(f"{what}: the output folder name is empty; give the path of a new folder.")
+        raise OutputError(f"{what}: the output folder name is empty; give the path of a new "
+                          "folder.")
     out = Path(out_dir)
     try:
         here = Path.cwd().resolve()
@@ -62,18 +63,20 @@ def check_folder(out_dir, what, *, protect=(), force=False):
     if here is not None and _is_within(here, real):
         where = "the current directory" if real == here else "a folder above the current directory"
         raise OutputError(f"{what}: '{out}' is {where}; qloom replaces its output folder whole and "
-                          "never writes into the folder it runs in. Give a new folder, e.g. -o build/out.")
+                          "never writes into the folder it runs in. Give a new folder, e.g. -o "
+                          "build/out.")
     for p in protect:
         if p and Path(p).exists() and _is_within(Path(p).resolve().parent, real):
-            raise OutputError(f"{what}: '{out}' holds the input file '{p}'; qloom replaces its output "
-                              "folder whole, so it must not hold the command's inputs. Give a new folder.")
+            raise OutputError(f"{what}: '{out}' holds the input file '{p}'; qloom replaces its "
+                              "output folder whole, so it must not hold the command's inputs. "
+                              "Give a new folder.")
     if out.is_symlink():
         raise OutputError(f"{what}: '{out}' is a symbolic link; give the real folder it points to, "
                           "or a new folder.")
     for parent in out.absolute().parents:
         if parent.exists() and not parent.is_dir():
-            raise OutputError(f"{what}: '{parent}' is a file, not a folder, so '{out}' cannot be made; "
-                              "give a path under a folder.")
+            raise OutputError(f"{what}: '{parent}' is a file, not a folder, so '{out}' cannot be "
+                              "made; give a path under a folder.")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{what}: '{out}' is a file, not a folder; qloom writes an output folder "
                           "there. Give the path of a new folder, or remove the file.")
@@ -93,15 +96,16 @@ def _check_replaceable(out, what, force):
     listed = _marker_files(out)
     if listed is None:
         shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
-        raise OutputError(f"{what}: '{out}' already exists and is not a qloom output (it holds {shown}); "
-                          "qloom never replaces a folder it did not write. Give a new folder, or "
-                          "remove this one yourself.")
+        raise OutputError(f"{what}: '{out}' already exists and is not a qloom output (it holds "
+                          f"{shown}); qloom never replaces a folder it did not write. Give a new "
+                          "folder, or remove this one yourself.")
     others = sorted(names - listed - {MARKER})
     if others and not force:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise OutputError(f"{what}: '{out}' is an earlier qloom output but now also holds files qloom "
-                          f"did not write ({shown}); replacing it would delete them. Move them out, "
-                          "give a new folder, or add --force to replace the folder and delete them.")
+        raise OutputError(f"{what}: '{out}' is an earlier qloom output but now also holds files "
+                          f"qloom did not write ({shown}); replacing it would delete them. Move "
+                          "them out, give a new folder, or add --force to replace the folder and "
+                          "delete them.")
 
 
 @contextlib.contextmanager
@@ -120,11 +124,11 @@ def folder(out_dir, what, *, protect=(), force=False):
         try:
             yield tmp
             names = sorted(p.name for p in tmp.iterdir())
-            (tmp / MARKER).write_text(json.dumps({"written_by": f"qloom {_version()}", "files": names},
-                                                 indent=2) + "\n")
+            marker = {"written_by": f"qloom {_version()}", "files": names}
+            (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         except OSError as e:
-            raise OutputError(f"{what}: cannot write the output in '{parent}' ({_describe(e)}); give a "
-                              "folder you can write in, with room to spare.") from None
+            raise OutputError(f"{what}: cannot write the output in '{parent}' ({_describe(e)}); "
+                              "give a folder you can write in, with room to spare.") from None
         _put_in_place(tmp, out, what, force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -136,14 +140,15 @@ def _put_in_place(tmp, out, what, force):
     old = None
     try:
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.qloom-old-", dir=out.absolute().parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.qloom-old-",
+                                        dir=out.absolute().parent))
             os.replace(out, old / out.name)
         os.replace(tmp, out)
     except OSError as e:
         if old is not None and (old / out.name).exists() and not out.exists():
             os.replace(old / out.name, out)      # put the earlier output back
-        raise OutputError(f"{what}: cannot put the output in place at '{out}' ({_describe(e)}); give "
-                          "a folder you can write in.") from None
+        raise OutputError(f"{what}: cannot put the output in place at '{out}' ({_describe(e)}); "
+                          "give a folder you can write in.") from None
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -170,8 +175,8 @@ def check_file(path, what, *, kind, suffix, ours, protect=()):
         raise OutputError(f"{what}: the output file name is empty; give a path ending in {suffix}.")
     p = Path(path)
     if p.suffix != suffix:
-        raise OutputError(f"{what}: '{p}' does not end in {suffix}; qloom writes {kind} there, give a "
-                          f"path ending in {suffix}.")
+        raise OutputError(f"{what}: '{p}' does not end in {suffix}; qloom writes {kind} there, "
+                          f"give a path ending in {suffix}.")
     for q in protect:
         if q and p.exists() and Path(q).exists() and os.path.samefile(p, q):
             raise OutputError(f"{what}: '{p}' is one of the command's inputs; give another path.")
@@ -181,8 +186,8 @@ def check_file(path, what, *, kind, suffix, ours, protect=()):
         raise OutputError(f"{what}: the folder of '{p}' does not exist; create it first or give "
                           "another path.")
     if p.exists() and not _safely(ours, p):
-        raise OutputError(f"{what}: '{p}' exists and is not {kind}; qloom replaces only its own kind of "
-                          "output file. Give another path, or remove the file yourself.")
+        raise OutputError(f"{what}: '{p}' exists and is not {kind}; qloom replaces only its own "
+                          "kind of output file. Give another path, or remove the file yourself.")
     return p
 
 
@@ -197,16 +202,18 @@ def write_file(path, what, write, *, kind, suffix, ours, protect=()):
     """Write a file through ``write(tmp_path)`` into a sibling, then rename it over ``path``."""
     p = check_file(path, what, kind=kind, suffix=suffix, ours=ours, protect=protect)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{p.name}.qloom-tmp-", suffix=suffix, dir=p.absolute().parent)
+        fd, name = tempfile.mkstemp(prefix=f".{p.name}.qloom-tmp-", suffix=suffix,
+                                    dir=p.absolute().parent)
         os.close(fd)
     except OSError as e:
-        raise OutputError(f"{what}: cannot write in the folder of '{p}' ({_describe(e)}); give a folder "
-                          "you can write in.") from None
+        raise OutputError(f"{what}: cannot write in the folder of '{p}' ({_describe(e)}); give a "
+                          "folder you can write in.") from None
     try:
         write(Path(name))
         os.replace(name, p)
     except OSError as e:
-        raise OutputError(f"{what}: cannot write '{p}' ({_describe(e)}); give a path you can write.") from None
+        raise OutputError(f"{what}: cannot write '{p}' ({_describe(e)}); give a path you can "
+                          "write.") from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)

@@ -6,7 +6,8 @@ import sys
 
 from conftest import REPO
 
-PACKAGE = {"qloom": "qloom", "mapper": "qloom.mapper", "hdl": "qloom.hdl", "boards": "qloom.boards", "bench": "bench"}
+PACKAGE = {"qloom": "qloom", "mapper": "qloom.mapper", "hdl": "qloom.hdl", "boards": "qloom.boards",
+           "bench": "bench"}
 STDLIB = set(sys.stdlib_module_names)
 
 # folder: (third-party tops it may import, qloom packages it may import)
@@ -65,8 +66,8 @@ def test_resolving_relative_imports():
     p = REPO / "hdl" / "mvu.py"
     assert resolve(p, "mapper", 2) == "qloom.mapper" and resolve(p, "util", 1) == "qloom.hdl.util"
     q = REPO / "mapper" / "frontend" / "__init__.py"
-    assert resolve(q, "loading", 1) == "qloom.mapper.frontend.loading" and resolve(q, "errors", 2) == \
-        "qloom.mapper.errors"
+    assert (resolve(q, "loading", 1) == "qloom.mapper.frontend.loading"
+            and resolve(q, "errors", 2) == "qloom.mapper.errors")
 
 
 def third_party_ok(rel, top, allowed):
@@ -78,8 +79,8 @@ def third_party_ok(rel, top, allowed):
 
 def ours_ok(module, ours):
     """``qloom`` in ``ours`` is the public API: qloom's own modules, not its subpackages'."""
-    public = module == "qloom" or (module.count(".") >= 1 and module.split(".")[1] not in ("mapper", "hdl",
-                                                                                          "boards"))
+    public = module == "qloom" or (module.count(".") >= 1
+                                   and module.split(".")[1] not in ("mapper", "hdl", "boards"))
     return any(within(module, p) for p in ours if p != "qloom") or ("qloom" in ours and public)
 
 
@@ -90,7 +91,8 @@ def test_folders_import_only_what_design_allows():
             rel = str(path.relative_to(REPO))
             for module, line in imports(path):
                 top = module.split(".")[0]
-                ok = ours_ok(module, ours) if top == "qloom" else third_party_ok(rel, top, third_party)
+                ok = (ours_ok(module, ours) if top == "qloom"
+                      else third_party_ok(rel, top, third_party))
                 if not ok:
                     bad.append(f"{rel}:{line} imports {module}")
     assert bad == []
@@ -101,14 +103,16 @@ def test_only_the_lowering_bridges_mapper_and_hdl():
     for folder in ("qloom", "mapper", "hdl", "boards", "bench"):
         for path in sources(folder):
             found = {m for m, _ in imports(path)}
-            if any(within(m, "qloom.mapper") for m in found) and any(within(m, "qloom.hdl") for m in found):
+            if (any(within(m, "qloom.mapper") for m in found)
+                    and any(within(m, "qloom.hdl") for m in found)):
                 bridges.append(str(path.relative_to(REPO)))
     assert bridges == [BRIDGE]
 
 
 def test_subpackages_are_not_installed_as_top_level_names(tmp_path):
     for name in ("mapper", "hdl", "boards"):
-        r = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path,
+                           capture_output=True, text=True)
         assert "ModuleNotFoundError" in r.stderr, name
     r = subprocess.run([sys.executable, "-c", "import qloom.mapper, qloom.hdl, qloom.boards"],
                        cwd=tmp_path, capture_output=True, text=True)
@@ -119,7 +123,8 @@ def test_every_package_folder_is_in_the_distribution():
     """pyproject.toml lists its packages: a new subpackage missing there works in the editable
     install the tests use and is absent from a wheel."""
     import tomllib
-    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {package_of(init) for folder in ("qloom", "mapper", "hdl", "boards") for init in sources(folder)
-             if init.name == "__init__.py"}
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {package_of(init) for folder in ("qloom", "mapper", "hdl", "boards")
+             for init in sources(folder) if init.name == "__init__.py"}
     assert listed == found

@@ -20,10 +20,11 @@ from .values import Codes, Const, Deq, FloatInput
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between "
              "DequantizeLinear/QuantizeLinear (QDQ), Relu, Add of a quantized constant, "
              "QLinearMatMul, com.microsoft.QGemm, com.microsoft.QLinearAdd, MatMulInteger or "
-             "ConvInteger → Cast → Mul → Add, Conv between DequantizeLinear/QuantizeLinear (QDQ), "
-             "QLinearConv, MaxPool, AveragePool (QDQ, QLinearAveragePool), GlobalAveragePool "
-             "(QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), Transpose, Add of two "
-             "quantized tensors (QDQ, QLinearAdd), Flatten, Reshape, Identity")
+             "ConvInteger → Cast → Mul → Add, Conv between DequantizeLinear/QuantizeLinear "
+             "(QDQ), QLinearConv, MaxPool, AveragePool (QDQ, QLinearAveragePool), "
+             "GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), "
+             "Transpose, Add of two quantized tensors (QDQ, QLinearAdd), Flatten, Reshape, "
+             "Identity")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
 

@@ -71,8 +71,9 @@ class Layers:
                                 f"has {c.x.shape[0]} (shape {c.x.shape}).")
         self.check_window(c.node, c.x.shape[1:], w_eff.shape[2:], c.strides, c.pads, c.dilations)
         if c.weight.dtype == np.int8 and np.abs(c.weight.astype(np.int64)).max(initial=0) > 64:
-            self.notes.append(f"{onnx_node_label(c.node)}: int8 weights exceed ±64 (see the MatMul "
-                              "note); quantize with reduce_range=True to make every CPU agree.")
+            self.notes.append(f"{onnx_node_label(c.node)}: int8 weights exceed ±64 (see the "
+                              "MatMul note); quantize with reduce_range=True to make every CPU "
+                              "agree.")
         name = self.fresh("conv")
         conv = self.emit(qg.Conv(name, c.node.name or c.node.output[0], (c.x.tensor,),
                                  name + ".acc",
@@ -247,7 +248,8 @@ class Layers:
 
     def global_mean(self, node, x, scale, zero_point, code):
         """GlobalAveragePool as onnxruntime's QLinearGlobalAveragePool computes it: the integer
-        sum minus count · zx, then ``RNE(f32(sum · f32(sx / f32(sy · count)))) + zy`` saturated."""
+        sum minus count · zx, then ``RNE(f32(sum · f32(sx / f32(sy · count)))) + zy``
+        saturated."""
         self.spatial(node, len(x.shape) - 1, "GlobalAveragePool")
         name = self.fresh("sumpool")
         s = self.emit(qg.SumPool(name, node.name or node.output[0], (x.tensor,), name + ".acc",
@@ -257,8 +259,9 @@ class Layers:
             m = F32(F32(x.scale) / F32(F32(scale) * F32(s.count)))
         if scale_problem(m):
             self.refuse(node, f"its multiplier input scale / (output scale × {s.count} values) = "
-                              f"{x.scale:g} / ({float(scale):g} × {s.count}) is {scale_problem(m)} "
-                              "in float32; quantize the model again with scales of sensible size.")
+                              f"{x.scale:g} / ({float(scale):g} × {s.count}) is "
+                              f"{scale_problem(m)} in float32; quantize the model again with "
+                              "scales of sensible size.")
         try:
             t = ScaleRound(tables=(), multiplier=np.full(x.shape[0], m, F32),
                            zero_point=int(zero_point),

@@ -86,8 +86,8 @@ class QDQ:
         return Linear(x.codes, weight, w_zero, w_scale, bias_codes, False, node)
 
     def qdq_bias(self, node, x, bias, n_out, w_scale):
-        """The int32 codes of a QDQ bias, which onnxruntime fuses only at scale input scale × weight
-        scale with zero point 0."""
+        """The int32 codes of a QDQ bias, which onnxruntime fuses only at scale input scale ×
+        weight scale with zero point 0."""
         if bias is None:
             return None
         if not isinstance(bias, DeqConst) or bias.codes.dtype != np.int32:
@@ -102,10 +102,10 @@ class QDQ:
         if not np.array_equal(bscale, expect):
             k = int(np.argmax(bscale != expect))
             self.refuse(node, f"the bias scale{'' if n_out == 1 else f' of channel {k}'} is "
-                              f"{float(bscale[k]):g}, not input scale × weight scale = {x.scale:g} "
-                              f"× {float(w_scale[k]):g} = {float(expect[k]):g} (in float32), so "
-                              "onnxruntime cannot fuse this layer to integers. Quantize the bias "
-                              "at that scale.")
+                              f"{float(bscale[k]):g}, not input scale × weight scale = "
+                              f"{x.scale:g} × {float(w_scale[k]):g} = {float(expect[k]):g} (in "
+                              "float32), so onnxruntime cannot fuse this layer to integers. "
+                              "Quantize the bias at that scale.")
         if np.any(np.asarray(bias.zero_point) != 0):
             self.refuse(node, "the bias zero point is not 0, so onnxruntime cannot fuse this "
                               "layer to integers.")

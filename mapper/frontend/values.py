@@ -159,7 +159,8 @@ class Acc(Pending):
                 ConvLinear(self.x, self.weight, self.w_zero, None, None, False, self.node,
                            *self.conv))
         bias = np.zeros(n_out, F32) if self.bias is None else self.bias
-        acc_scale = np.ones(n_out, F32) if self.scale is None else self.scale   # Cast → Q: scale 1
+        # Cast → Q: scale 1
+        acc_scale = np.ones(n_out, F32) if self.scale is None else self.scale
         t = FloatChain(tables=(), scale=acc_scale, bias=bias, relu=self.relu, out_scale=scale,
                        zero_point=zero_point, lo=code.qmin, hi=code.qmax)
         return frontend.requant(self.node, layer, t, code, scale, zero_point)
