@@ -74,13 +74,17 @@ class QDQ:
             return Deq(codes)
         self.refuse(node, "dequantizes a value that is neither a constant nor quantized codes.")
 
-    def linear(self, node, x, w, bias, out_axis):
-        if isinstance(x, Const) or isinstance(x, FloatInput):
+    def dequantized_input(self, node, x):
+        """Refuse a float input, or one that is not a DequantizeLinear of codes."""
+        if isinstance(x, (Const, FloatInput)):
             raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; "
                                     "quantize the model with "
                                     "onnxruntime.quantization.quantize_static.")
         if not isinstance(x, Deq):
             self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
+
+    def linear(self, node, x, w, bias, out_axis):
+        self.dequantized_input(node, x)
         weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
         bias_codes = self.qdq_bias(node, x.codes, bias, weight.shape[0], w_scale)
         return Linear(x.codes, weight, w_zero, w_scale, bias_codes, False, node)
@@ -120,12 +124,7 @@ class QDQ:
 
     def op_Conv(self, node):
         x, w = self.value(node, 0), self.value(node, 1)
-        if isinstance(x, FloatInput) or isinstance(x, Const):
-            raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; "
-                                    "quantize the model with "
-                                    "onnxruntime.quantization.quantize_static.")
-        if not isinstance(x, Deq):
-            self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
+        self.dequantized_input(node, x)
         weight, w_zero, w_scale = self.conv_weight(node, w)
         bias_codes = self.qdq_bias(node, x.codes, self.value(node, 2), weight.shape[0], w_scale)
         return ConvLinear(x.codes, weight, w_zero, w_scale, bias_codes, False, node,
