@@ -144,7 +144,7 @@ def _synth_outputs(args):
     if len(args.target) == 1:
         folders = {args.target[0]: Path(args.output)}
     else:
-        outputs.check_folder(args.output, "-o", protect=_inputs_of(args), force=args.force)
+        outputs.check_folder(args.output, "-o", protect=_inputs_of(args), container=True)
         folders = {t: Path(args.output) / t for t in args.target}
     for out in folders.values():
         outputs.check_folder(out, "-o", protect=_inputs_of(args), force=args.force)
@@ -175,15 +175,15 @@ def cmd_synth(args):
 def cmd_demo(args):
     console = _console()
     status = 0
-    inputs, labels = str(DIGITS / "test_inputs.npy"), str(DIGITS / "test_labels.npy")
+    frames, labels = str(DIGITS / "test_inputs.npy"), str(DIGITS / "test_labels.npy")
     for name in ("digits_mlp_qdq.onnx", "digits_mlp_qop.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx"):
         model = str(DIGITS / name)
         design_args = dict(model=model, fold=None, max_multipliers=32)
         console.rule(f"[bold]{Path(model).relative_to(REPO)}")
         cmd_inspect(argparse.Namespace(model=model))
-        status |= cmd_check(argparse.Namespace(model=model, input=inputs, labels=labels, count=0))
+        status |= cmd_check(argparse.Namespace(model=model, input=frames, labels=labels, count=0))
         cmd_compile(argparse.Namespace(output=str(REPO / "build" / Path(model).stem), force=False, **design_args))
-        status |= cmd_simulate(argparse.Namespace(input=inputs, labels=labels, simulator="verilator", output=None,
+        status |= cmd_simulate(argparse.Namespace(input=frames, labels=labels, simulator="verilator", output=None,
                                                   gap=0.0, stall=0.0, seed=0, chunk=1024, **design_args))
         if name == "digits_mlp_qdq.onnx":
             cmd_synth(argparse.Namespace(target=targets.NAMES, clock=None, json=None, force=False,

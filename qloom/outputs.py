@@ -48,9 +48,11 @@ def _marker_files(folder):
         return None
 
 
-def check_folder(out_dir, what, *, protect=(), force=False):
+def check_folder(out_dir, what, *, protect=(), force=False, container=False):
     """Refuse ``out_dir`` (given as ``what``, e.g. '-o out') before any work if qloom may not
-    write it; returns it as a Path."""
+    write it; returns it as a Path.  A ``container`` is a folder qloom writes its outputs into
+    (one per target) and never replaces itself: what it already holds is left to each output's
+    own check."""
     if str(out_dir).strip() == "":
         raise OutputError(f"{what}: the output folder name is empty; give the path of a new "
                           "folder.")
@@ -80,7 +82,7 @@ def check_folder(out_dir, what, *, protect=(), force=False):
     if out.exists() and not out.is_dir():
         raise OutputError(f"{what}: '{out}' is a file, not a folder; qloom writes an output folder "
                           "there. Give the path of a new folder, or remove the file.")
-    if out.is_dir():
+    if out.is_dir() and not container:
         _check_replaceable(out, what, force)
     return out
 
@@ -132,7 +134,6 @@ def folder(out_dir, what, *, protect=(), force=False):
         _put_in_place(tmp, out, what, force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def _put_in_place(tmp, out, what, force):

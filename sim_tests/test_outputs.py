@@ -124,3 +124,22 @@ def test_bench_never_replaces_a_file_it_did_not_write(tmp_path, capsys, name, me
     assert results.main(["--reestimate", "--output", str(tmp_path / name)]) == 2
     assert re.match(message, capsys.readouterr().err)
     assert (tmp_path / name).read_bytes() == CANARY
+
+
+def test_synth_for_two_targets_writes_again_into_its_earlier_folders(tmp_path, monkeypatch):
+    """`synth -o out` with two targets writes out/<target>/: a second run (make demo twice)
+    replaces each earlier output; out itself is only their container."""
+    import argparse
+    from corpus_outputs import qloom_output
+    monkeypatch.chdir(tmp_path)
+    tiny_model(tmp_path / "m.onnx")
+    targets = ["ice40-up5k", "ecp5-85k"]
+    for t in targets:
+        qloom_output(tmp_path / "out" / t)
+    args = argparse.Namespace(model="m.onnx", input=None, labels=None, fold=None, json=None, output="out",
+                              target=targets, force=False)
+    assert cli._synth_outputs(args) == {t: tmp_path.joinpath("out", t).relative_to(tmp_path) for t in targets}
+    canary(tmp_path / "out" / targets[1] / "mine.txt")
+    with pytest.raises(outputs.OutputError, match=r"-o: 'out/ecp5-85k' is an earlier qloom output but now also "
+                                                  r"holds files qloom did not write \(mine\.txt\)"):
+        cli._synth_outputs(args)
