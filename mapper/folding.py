@@ -1,13 +1,12 @@
 """Folding: how many multipliers each matrix-vector unit gets (``pe`` outputs × ``simd`` inputs)."""
 import json
-import os
-import stat
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import qgraph as qg
 from .errors import QloomError
+from .frontend.files import option_file
 
 DEFAULT_MAX_MULTIPLIERS = 32
 
@@ -111,16 +110,7 @@ def read_spec(path, example='{"dense0": {"pe": 4, "simd": 8}, ...}'):
     (no NaN, no key twice), an object at the top."""
     want = f"give --fold a JSON file like {example}, as qloom compile writes to DIR/fold.json"
     where = f"--fold {path}"
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise QloomError(f"{where}: no such file; {want}.") from None
-    except (OSError, ValueError) as e:
-        raise QloomError(f"{where}: cannot be read ({getattr(e, 'strerror', None) or e}); {want}.") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise QloomError(f"{where}: is a directory; {want}.")
-    if not stat.S_ISREG(st.st_mode):
-        raise QloomError(f"{where}: is not a regular file (a FIFO, socket or device); {want}.")
+    st = option_file(path, where, want)
     if st.st_size > MAX_FOLD_BYTES:
         raise QloomError(f"{where}: is {st.st_size:,} bytes, more than the {MAX_FOLD_BYTES:,} a folding file "
                          f"may have (a few lines a layer); {want}.")

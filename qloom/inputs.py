@@ -3,12 +3,11 @@ checked from their header before they are read whole) and the numeric options (c
 argparse, whose refusals are said like every other qloom error)."""
 import argparse
 import math
-import os
-import stat
 
 import numpy as np
 
 from .mapper.errors import QloomError
+from .mapper.frontend.files import option_file
 
 MAX_VALUES = 2 ** 26      # frames × the graph's largest tensor the reference may hold at once
 MAX_PROBABILITY = 0.95    # --gap/--stall: a beat then takes 20 cycles on average
@@ -41,17 +40,7 @@ def _open_regular(path, option, want):
     where = f"{option} {path}"
     if not str(path):
         raise InputFileError(f"{option} '' names no file; {want}.")
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputFileError(f"{where}: no such file; {want}.") from None
-    except (OSError, ValueError) as e:          # a NUL byte, a name too long, a symlink loop
-        raise InputFileError(f"{where}: cannot be read ({getattr(e, 'strerror', None) or e}); "
-                             f"{want}.") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputFileError(f"{where}: is a directory; {want}.")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputFileError(f"{where}: is not a regular file (a FIFO, socket or device); {want}.")
+    st = option_file(path, where, want, InputFileError)
     if st.st_size == 0:
         raise InputFileError(f"{where}: is empty; {want}.")
     try:

@@ -6,7 +6,7 @@ import stat
 from itertools import islice
 from pathlib import Path
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, QloomError
 
 
 def stat_regular(path, label, what_to_do, model=False):
@@ -43,6 +43,23 @@ def _file_kind(mode):
     kinds = [(stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
     return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def option_file(path, where, want, error=QloomError):
+    """os.stat of a file a command-line option names (``where``: "--fold f.json"), refused in one
+    sentence ending in ``want`` unless it is a regular file; opens nothing."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{where}: no such file; {want}.") from None
+    except (OSError, ValueError) as e:          # a NUL byte, a name too long, a symlink loop
+        why = getattr(e, "strerror", None) or e
+        raise error(f"{where}: cannot be read ({why}); {want}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{where}: is a directory; {want}.")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{where}: is not a regular file (a FIFO, socket or device); {want}.")
+    return info
 
 
 def open_file(path, label):
