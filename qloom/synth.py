@@ -14,6 +14,8 @@ from .mapper.errors import QloomError
 from .mapper.targets import TARGETS
 
 SHELL_TOP = "qloom_shell"
+
+
 @dataclass
 class SynthResult:
     target: str
@@ -74,6 +76,13 @@ def count_luts(cells, target):
     return count(cells, t["lut"]) + sum(w * cells.get(name, 0) for name, w in t.get("lut_weights", {}).items())
 
 
+def cell_counts(cells, target):
+    """{"lut", "ff", "dsp", "bram"} of a Yosys cell count on ``target`` (its registry cell names)."""
+    names = TARGETS[target]["cells"]
+    return {"lut": count_luts(cells, target), "ff": count(cells, [names["ff"]]), "dsp": count(cells, names["dsp"]),
+            "bram": count(cells, names["bram"])}
+
+
 def _synth_script(design, target):
     t = TARGETS[target]
     synth_cmd = t["synth"]
@@ -87,7 +96,6 @@ def kernel_cells(design, target, workdir=None, only=None):
     (Yosys only): its LUT, FF, DSP and block RAM counts by kernel name, to set the estimator
     against."""
     from amaranth.back import verilog
-    t = TARGETS[target]
     script = _synth_script(design, target)
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="qloom-kernels-"))
@@ -103,9 +111,7 @@ def kernel_cells(design, target, workdir=None, only=None):
                   f"{script.format(top=top)}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
             stat = json.loads((work / f"{top}.json").read_text())
             cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{top}"]["num_cells_by_type"]
-            names = t["cells"]
-            counts = {"lut": count_luts(cells, target), "ff": count(cells, [names["ff"]]),
-                      "dsp": count(cells, names["dsp"]), "bram": count(cells, names["bram"])}
+            counts = cell_counts(cells, target)
             prev = result.get(name, {"lut": 0, "ff": 0, "dsp": 0, "bram": 0})
             result[name] = {key: prev[key] + counts[key] for key in counts}
     finally:
@@ -150,8 +156,7 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
     cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{SHELL_TOP}"]["num_cells_by_type"]
     fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
     comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")    # ECP5: nextpnr's own count
-    lut = comb if comb is not None else count_luts(cells, target)
-    names = t["cells"]
-    return SynthResult(target, lut, count(cells, [names["ff"]]), count(cells, names["dsp"]),
-                       count(cells, names["bram"]), float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
+    counts = cell_counts(cells, target)
+    lut = comb if comb is not None else counts["lut"]
+    return SynthResult(target, lut, counts["ff"], counts["dsp"], counts["bram"], float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
                        design.dataflow.folding)
