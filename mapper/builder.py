@@ -9,7 +9,7 @@ import numpy as np
 
 from . import qgraph as qg
 from .errors import UnsupportedError
-from .folding import is_depthwise
+from .folding import is_depthwise, reads_in_order
 from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
                       IOFormat, MaxPoolKernel, MVUKernel, RequantKernel, ResidualKernel,
                       SumPoolKernel, WidthConverterKernel, WindowKernel, fifo_depth)
@@ -48,10 +48,7 @@ def partial_sum_range(weight, bias, lo, hi):
 
 def graph_code(graph, tensor):
     """The code type of a tensor, following reshapes and max pools back to its producer."""
-    node = graph.producer(tensor)
-    while isinstance(node, (qg.Reshape, qg.Transpose, qg.MaxPool)):
-        node = graph.producer(node.inputs[0])
-    return node.code
+    return graph.source(tensor).code
 
 
 class _Chain:
@@ -216,7 +213,7 @@ def _conv(node: qg.Conv, chain):
     window = WindowKernel(f"window_{node.name}", chain.code, shape, simd, node.kernel,
                           node.strides, node.pads, node.dilations, "taps", node.zero_point, "conv")
     chain.feed(simd, math.prod(shape))
-    if node.kernel != (1, 1) or tuple(node.strides) != (1, 1) or any(node.pads):
+    if not reads_in_order(node):
         chain.kernels.append(window)
     dense = conv_matrix(node)
     depth = fifo_depth(pe, simd, dense.in_features, dense.out_features)

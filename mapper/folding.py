@@ -36,6 +36,12 @@ def is_depthwise(conv):
     return conv.groups > 1 and conv.groups == conv.in_shape[0] == conv.out_channels
 
 
+def reads_in_order(conv):
+    """A 1×1 conv of stride 1 without padding: every pixel is its own window, read in stream
+    order, so it needs no window generator."""
+    return conv.kernel == (1, 1) and tuple(conv.strides) == (1, 1) and not any(conv.pads)
+
+
 def matrix_layers(graph):
     out = []
     for node in graph.nodes:

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import qgraph as qg, targets
 from .errors import QloomError, UnsupportedError
-from .folding import is_depthwise
+from .folding import is_depthwise, reads_in_order
 
 # the largest device qloom builds for, from the target registry
 LARGEST = targets.largest()
@@ -218,20 +218,15 @@ def weight_bits(node):
 
 
 def _code_bits(graph, tensor):
-    node = graph.producer(tensor)
-    while isinstance(node, (qg.Reshape, qg.Transpose, qg.MaxPool)):
-        node = graph.producer(node.inputs[0])
-    code = getattr(node, "code", None)
+    code = getattr(graph.source(tensor), "code", None)
     return code.bits if code is not None else 8
 
 
 def _window(node):
     """(kernel, strides, dilations) of the window generator in front of ``node``, or None where
-    there is none (dataflow._Chain.node: a 1×1 conv of stride 1 without padding reads pixels
-    in order)."""
+    the builder puts none (a conv that folding.reads_in_order, not depthwise)."""
     if isinstance(node, qg.Conv):
-        pointwise = node.kernel == (1, 1) and tuple(node.strides) == (1, 1) and not any(node.pads)
-        if pointwise and not is_depthwise(node):
+        if reads_in_order(node) and not is_depthwise(node):
             return None
         return (node.kernel, node.strides, node.dilations)
     if isinstance(node, qg.MaxPool):

@@ -411,12 +411,18 @@ class QGraph:
     def layers(self, kind):
         return [n for n in self.nodes if isinstance(n, kind)]
 
-    def code_range(self, tensor):
-        """Range of the codes a tensor can hold, following reshapes back to the producer (a
-        concat: the union of its inputs' ranges, through their tables)."""
+    def source(self, tensor):
+        """The node whose codes ``tensor`` holds: its producer, followed back through reshapes,
+        transposes and max pools (which move codes without changing them)."""
         node = self.producer(tensor)
         while isinstance(node, (Reshape, Transpose, MaxPool)):
             node = self.producer(node.inputs[0])
+        return node
+
+    def code_range(self, tensor):
+        """Range of the codes a tensor can hold, following reshapes back to the producer (a
+        concat: the union of its inputs' ranges, through their tables)."""
+        node = self.source(tensor)
         if isinstance(node, Concat):
             ranges = []
             for t, table in zip(node.inputs, node.tables):
