@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from . import limits, qgraph as qg
 from .planning import plans
-from .requant import signed_bits
+from .numeric import signed_bits
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import numpy as np
 from . import qgraph as qg, targets
 from .errors import QloomError, UnsupportedError
 from .folding import is_depthwise, reads_in_order
+from .numeric import signed_bits
 
 # the largest device qloom builds for, from the target registry
 LARGEST = targets.largest()
@@ -208,10 +209,7 @@ def weight_bits(node):
     """(entries, bits) of the weights the hardware stores for a Dense or Conv (an MVU's matrix,
     a grouped conv's block-diagonal; a depthwise unit's taps), in memory or in logic."""
     w = node.weight
-    lo, hi = min(0, int(w.min(initial=0))), max(0, int(w.max(initial=0)))
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
+    bits = signed_bits(min(0, int(w.min(initial=0))), max(0, int(w.max(initial=0))))
     if isinstance(node, qg.Conv) and not is_depthwise(node):
         return node.out_channels * math.prod(node.kernel) * node.in_shape[0], bits
     return w.size, bits

@@ -118,3 +118,12 @@ def average_to_code(total, e, count, scale, zero_point, qmin, qmax):
     y = np.ldexp(np.asarray(total, dtype=np.int64).astype(np.float64).astype(F32), e).astype(F32)
     y = f32(y / F32(count))
     return np.clip(np.rint(f32(f32(y / F32(scale)) + F32(zero_point))).astype(np.int64), qmin, qmax)
+
+
+def signed_bits(lo, hi):
+    """Width of the two's complement signal that holds every integer in [lo, hi]."""
+    lo, hi = int(np.min(lo)), int(np.max(hi))
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits

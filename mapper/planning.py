@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import limits, qgraph as qg
-from .requant import plan, plan_add, signed_bits
+from .numeric import signed_bits
+from .requant import plan, plan_add
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,18 +14,10 @@ import numpy as np
 
 from . import limits
 from .errors import RequantError
+from .numeric import signed_bits
 from .requant_targets import ScaleRound
 
 MAX_THRESHOLD_LEVELS = 15   # "outputs of ≤ 4 bits"
-
-
-def signed_bits(lo, hi):
-    """Width of the two's complement signal that holds every integer in [lo, hi]."""
-    lo, hi = int(np.min(lo)), int(np.max(hi))
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
 
 
 def bit_length(x):

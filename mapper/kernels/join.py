@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import qgraph as qg
-from ..requant import signed_bits
+from ..numeric import signed_bits
 from .base import Kernel, chain_beat_times, paced, path_needs, produced
 
 ADD_LATENCY = 5               # hdl.join.AddUnit.LATENCY

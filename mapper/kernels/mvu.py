@@ -3,7 +3,7 @@ import math
 from dataclasses import dataclass
 
 from .. import qgraph as qg
-from ..requant import signed_bits
+from ..numeric import signed_bits
 from ..resources import Memory
 from .base import Kernel
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import qgraph as qg
-from ..requant import signed_bits
+from ..numeric import signed_bits
 from ..resources import Memory
 from .base import Kernel
 
