@@ -330,12 +330,6 @@ def beats_violation(kernel, source="", graph=None, before=None):
                       f"pe or simd), or {BEATS.raise_it()}.")
 
 
-def stored_bits(kernel):
-    """Bits a kernel stores: its memories, and an MVU's weights when they are unrolled into
-    logic (one step per frame: no weight memory); Kernel.stored_bits."""
-    return kernel.stored_bits()
-
-
 def check_dataflow(dataflow, source, graph=None):
     """Refuse a Dataflow graph beyond BEATS, MEMORY_BITS or LUTS (its estimate on the largest
     device), naming the kernel that holds the most; before its timing is followed (beat_times)
@@ -347,7 +341,7 @@ def check_dataflow(dataflow, source, graph=None):
         error = beats_violation(k, source, graph, after.get(k))
         if error:
             raise error
-    bits = [(stored_bits(k), k) for k in kernels]
+    bits = [(k.stored_bits(), k) for k in kernels]
     total = sum(b for b, _ in bits)
     if total > MEMORY_BITS.value:
         most, k = max(bits, key=lambda p: p[0])
