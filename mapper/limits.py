@@ -334,7 +334,7 @@ def check_dataflow(dataflow, source, graph=None):
     """Refuse a Dataflow graph beyond BEATS, MEMORY_BITS or LUTS (its estimate on the largest
     device), naming the kernel that holds the most; before its timing is followed (beat_times)
     or its circuit emitted."""
-    from .resources import estimate_kernel
+    from .resources import dsp_kernels, estimate_kernel
     kernels = dataflow.all_kernels
     after = dict(zip(kernels, kernels[1:]))
     for k in kernels:
@@ -349,7 +349,8 @@ def check_dataflow(dataflow, source, graph=None):
                          f"most, {most:,}, in {kernel_label(k, graph, after.get(k))}), "
                          f"{_memory_bound()}. Use a smaller model or smaller FIFO depths, or "
                          f"{MEMORY_BITS.raise_it()}.")
-    luts = [(estimate_kernel(k, dataflow, LARGEST)["lut"], k) for k in kernels]
+    in_dsp = dsp_kernels(dataflow, LARGEST)
+    luts = [(estimate_kernel(k, dataflow, LARGEST, in_dsp)["lut"], k) for k in kernels]
     total = sum(n for n, _ in luts)
     if total > LUTS.value:
         most, k = max(luts, key=lambda p: p[0])

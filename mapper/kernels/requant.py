@@ -209,9 +209,10 @@ class RequantKernel(Kernel):
         ff = 2 * acc + parts * (24 + PRODUCT_CHUNK) + 49 * (adder_levels(parts) + 5) + 25 * 12
         return lut, ff
 
-    # the serial circuit's LUTs on ECP5 over the iCE40 fit: its digit select and {0, a, 2a, 3a}
-    # choice map to LUT4s and wide muxes there (1.18–1.48× on five requantizers, measured)
-    SERIAL_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.3}
+    # the serial circuit's LUTs on ECP5 over the iCE40 fit: 1.0 since ECP5 is mapped to LUT4s
+    # only (abc -lut 4; 1.0–1.24× of the measured on four requantizers of the digits models,
+    # where the wide-function mapping it had before took 1.18–1.48×)
+    SERIAL_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.0}
 
     def resources(self, family="ice40"):
         lut, ff = (sum(v) for v in zip(*(self._lane(p) for p in range(self.pe))))
