@@ -48,9 +48,16 @@ def cmd_check(args):
     return 0 if result.mismatches == 0 else 1
 
 
-def _design(args):
+def _design(args, target=None, console=None):
+    """The design the options ask for: --fold, else --max-multipliers, else folded to the
+    target's budget (--utilization), said on ``console``."""
     from . import compile as qc
-    return qc.compile_model(args.model, fold=args.fold, max_multipliers=args.max_multipliers)
+    target = target or getattr(args, "target", None)
+    design = qc.compile_model(args.model, fold=args.fold, max_multipliers=args.max_multipliers,
+                              target=target, utilization=getattr(args, "utilization", None))
+    if design.fit is not None and console is not None:
+        console.print(design.fit.sentence())
+    return design
 
 
 def _inputs_of(args):
@@ -63,7 +70,7 @@ def cmd_compile(args):
     from .mapper import summary
     console = _console()
     outputs.check_folder(args.output, "-o", protect=_inputs_of(args), force=args.force)
-    design = _design(args)
+    design = _design(args, console=console)
     summary.render(design.dataflow, console, f"qloom compile {args.model}")
     out = qc.write(design, args.output, protect=_inputs_of(args), force=args.force)
     console.print(f"wrote {out}/top.v ({len(design.verilog):,} characters), {out}/design.json, {out}/fold.json, "
@@ -157,8 +164,7 @@ def cmd_synth(args):
     folders = _synth_outputs(args)
     results = []
     for target in args.target:
-        budget = args.max_multipliers or synth.TARGETS[target]["multipliers"]
-        design = qc.compile_model(args.model, fold=args.fold, max_multipliers=budget)
+        design = _design(args, target, console)
         with console.status(f"Yosys + nextpnr for {target} …"):
             results.append(synth.synthesize(design, target, clock_mhz=args.clock))
         if target in folders:      # the design as compiled for this target, its report with measured figures
@@ -178,7 +184,7 @@ def cmd_demo(args):
     frames, labels = str(DIGITS / "test_inputs.npy"), str(DIGITS / "test_labels.npy")
     for name in ("digits_mlp_qdq.onnx", "digits_mlp_qop.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx"):
         model = str(DIGITS / name)
-        design_args = dict(model=model, fold=None, max_multipliers=32)
+        design_args = dict(model=model, fold=None, max_multipliers=32, target=None, utilization=None)
         console.rule(f"[bold]{Path(model).relative_to(REPO)}")
         cmd_inspect(argparse.Namespace(model=model))
         status |= cmd_check(argparse.Namespace(model=model, input=frames, labels=labels, count=0))
@@ -186,9 +192,12 @@ def cmd_demo(args):
         status |= cmd_simulate(argparse.Namespace(input=frames, labels=labels, simulator="verilator", output=None,
                                                   gap=0.0, stall=0.0, seed=0, chunk=1024, **design_args))
         if name == "digits_mlp_qdq.onnx":
-            cmd_synth(argparse.Namespace(target=targets.NAMES, clock=None, json=None, force=False,
-                                         output=str(REPO / "build" / "digits_mlp_qdq_synth"),
-                                         **{**design_args, "max_multipliers": None}))
+            # the UP5K filled to its budget; the ECP5-85F under 32 multipliers (a device-filling
+            # ECP5 design takes hours in nextpnr's WebAssembly build)
+            for target, budget in (("ice40-up5k", None), ("ecp5-85k", 32)):
+                cmd_synth(argparse.Namespace(target=[target], clock=None, json=None, force=False,
+                                             output=str(REPO / "build" / f"digits_mlp_qdq_{target}"),
+                                             **{**design_args, "max_multipliers": budget}))
     return status
 
 
@@ -205,10 +214,18 @@ def parser():
     s.add_argument("--labels", help=".npy file of class labels, to print accuracy")
     s.add_argument("--count", type=inputs.positive_int, default=1000, help="random frames when no --input (default 1000)")
     s.set_defaults(func=cmd_check)
-    def design_options(s):
+    def budget_options(s):
         s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
-        s.add_argument("--max-multipliers", type=inputs.positive_int, default=32,
-                       help="multiplier budget for the default folding (default 32)")
+        s.add_argument("--max-multipliers", type=inputs.positive_int,
+                       help="fold under this multiplier budget instead of to the target's resources")
+        s.add_argument("--utilization", type=inputs.utilization, help="share of the target the folding may "
+                       "fill, a percentage for every resource or per resource, e.g. lut=85,bram=95 "
+                       "(default lut 80, ff 80, bram 90, dsp 100)")
+
+    def design_options(s):
+        s.add_argument("--target", choices=targets.NAMES, help="fold to this FPGA's resources (estimated; "
+                       "without it, and without --fold or --max-multipliers, under 32 multipliers)")
+        budget_options(s)
     s = sub.add_parser("compile", help="emit the streaming circuit as Verilog with its design description")
     s.add_argument("model")
     s.add_argument("-o", "--output", required=True, help="output directory (top.v, design.json, fold.json)")
@@ -238,9 +255,7 @@ def parser():
                    "resources beside the estimates, to this directory (one per target when several)")
     s.add_argument("--force", action="store_true", help="replace an earlier qloom output in DIR even "
                    "when it now holds other files (never a folder qloom did not write)")
-    s.add_argument("--fold", help="folding file (JSON, as written to DIR/fold.json)")
-    s.add_argument("--max-multipliers", type=inputs.positive_int, help="multiplier budget for the default folding "
-                   "(default: the target's, 4 on iCE40 UP5K, 32 on ECP5-85F)")
+    budget_options(s)
     s.set_defaults(func=cmd_synth)
     s = sub.add_parser("demo", help="the main job on the shipped digits models")
     s.set_defaults(func=cmd_demo)

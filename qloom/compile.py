@@ -11,7 +11,7 @@ import numpy as np
 from . import lower, outputs, simulate
 from .mapper import dataflow as df
 from .mapper import folding as fl
-from .mapper import frontend, limits, planning, qgraph as qg
+from .mapper import budget, frontend, limits, planning, qgraph as qg
 from .mapper.frontend import loading, tensors
 
 
@@ -21,6 +21,7 @@ class Design:
     graph: qg.QGraph
     plans: dict
     dataflow: df.Dataflow
+    fit: budget.Fit = None        # how the folding was chosen for a target (None: --fold or a multiplier budget)
 
     @cached_property
     def verilog(self):
@@ -39,8 +40,11 @@ class Design:
         return node.output
 
 
-def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
-    """The Design of ``model``; refused (mapper.limits) before its weights are unpacked when
+def compile_model(model, fold=None, max_multipliers=None, target=None, utilization=None):
+    """The Design of ``model``, folded by the file ``fold``, else under ``max_multipliers``
+    multipliers, else (with a ``target``) to the fastest folding whose estimate fits that
+    device under the ``utilization`` caps (mapper.budget), else under the default multiplier
+    budget.  Refused (mapper.limits) before its weights are unpacked when
     their codes alone are beyond the memory bound, before any proof when its tensors,
     channels, proofs or memory are beyond qloom's bounds, and before its timing is followed or
     its Verilog emitted when its Dataflow graph is."""
@@ -50,11 +54,18 @@ def compile_model(model, fold=None, max_multipliers=fl.DEFAULT_MAX_MULTIPLIERS):
     limits.check_graph(graph, str(model))
     plans = planning.plans(graph)
     df.check_hardware(graph, str(model))
-    folding = fl.load(fold, graph) if fold else fl.balanced(graph, max_multipliers)
-    depths = fl.fifo_depths(fold) if fold else {}
-    dataflow = df.build(graph, folding, plans, source=str(model), fifo_depths=depths)
+    fit = None
+    if fold:
+        dataflow = df.build(graph, fl.load(fold, graph), plans, source=str(model),
+                            fifo_depths=fl.fifo_depths(fold))
+    elif target and not max_multipliers:
+        fit = budget.fit(graph, plans, target, utilization, source=str(model))
+        dataflow = fit.dataflow
+    else:
+        folding = fl.balanced(graph, max_multipliers or fl.DEFAULT_MAX_MULTIPLIERS)
+        dataflow = df.build(graph, folding, plans, source=str(model))
     limits.check_dataflow(dataflow, str(model), graph)
-    return Design(str(model), graph, plans, dataflow)
+    return Design(str(model), graph, plans, dataflow, fit)
 
 
 def write(design, out_dir, synth_results=(), *, protect=(), force=False):
@@ -66,6 +77,8 @@ def write(design, out_dir, synth_results=(), *, protect=(), force=False):
         (tmp / "top.v").write_text(design.verilog)
         info = design.dataflow.to_json()
         info["top"] = lower.TOP_NAME
+        if design.fit is not None:
+            info["budget"] = design.fit.to_json()
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "fold.json").write_text(json.dumps(design.dataflow.folding, indent=2) + "\n")
         report.write(design, tmp, synth_results)

@@ -277,6 +277,15 @@ def probability(text):
     return v
 
 
+def utilization(text):
+    """--utilization: {resource: fraction} (mapper.budget.parse_caps)."""
+    from .mapper import budget
+    try:
+        return budget.parse_caps(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def clock_mhz(text):
     """A clock frequency in MHz, above 0 and at most MAX_CLOCK_MHZ (--clock)."""
     v = _number(text, float, "a frequency in MHz")

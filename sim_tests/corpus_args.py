@@ -298,4 +298,30 @@ CASES = [
               r"--fold fold\.json: \"fifo_depths\": FIFO 'join_add0_b' has depth true; "),
     fold_case("args_fold_fifo_depths_a_list", {**good(), "fifo_depths": [300]},
               r"--fold fold\.json: \"fifo_depths\" is a list; \"fifo_depths\" maps join FIFO names to depths"),
+    Case("args_utilization_not_a_number", check_with({}, "-o", "out", "--target", "ice40-up5k", "--utilization",
+                                                     "lots", command=("compile", "m.onnx")),
+         r"argument --utilization: 'lots' is not a number; give --utilization a percentage for every resource "
+         r"\(e\.g\. 70\) or per resource, e\.g\. lut=85,bram=95 \(resources: lut, ff, bram, dsp; defaults lut 80 %, "
+         r"ff 80 %, bram 90 %, dsp 100 %\); see 'qloom compile --help'\.$", after=no_output_folder),
+    Case("args_utilization_above_all", check_with({}, "--target", "ice40-up5k", "--utilization", "150",
+                                                  command=("synth", "m.onnx")),
+         r"argument --utilization: '150' is not a percentage above 0 and at most 100; give --utilization "),
+    Case("args_utilization_zero", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization", "lut=0",
+                                             command=("compile", "m.onnx")),
+         r"argument --utilization: '0' is not a percentage above 0 and at most 100; ", after=no_output_folder),
+    Case("args_utilization_unknown_resource", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization",
+                                                         "luts=80", command=("compile", "m.onnx")),
+         r"argument --utilization: 'luts=80' is not RESOURCE=PCT with RESOURCE one of lut, ff, bram, dsp; ",
+         after=no_output_folder),
+    Case("args_utilization_twice", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization",
+                                              "lut=80,LUT=90", command=("compile", "m.onnx")),
+         r"argument --utilization: lut is given twice; give --utilization ", after=no_output_folder),
+    Case("args_utilization_empty_part", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization",
+                                                   "lut=80,", command=("compile", "m.onnx")),
+         r"argument --utilization: 'lut=80,' is empty or has an empty part; ", after=no_output_folder),
+    Case("args_target_nothing_fits", check_with({}, "-o", "out", "--target", "ice40-up5k", "--utilization",
+                                                "lut=0.5", command=("compile", "m.onnx")),
+         r"m\.onnx: does not fit the iCE40 UP5K at any folding: its smallest \(every layer at pe = simd = 1, "
+         r"[0-9,]+ cycles per frame\) needs an estimated [0-9,]+ LUT of the 26 allowed \(0\.5 % of 5,280\)"
+         r".*\. Build for a larger target, or raise --utilization\.$", after=no_output_folder),
 ]

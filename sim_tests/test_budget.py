@@ -1,0 +1,101 @@
+"""Folding to a target's budget (mapper/budget.py): the estimate of what it returns fits, no
+faster balanced folding does, what binds is said, and nothing that fits is refused."""
+import json
+
+import pytest
+
+from conftest import DIGITS
+from qloom import cli
+from qloom import compile as qc
+from qloom.mapper import budget, folding as fl, frontend, planning, resources
+from qloom.mapper import dataflow as df
+from qloom.mapper.frontend import loading
+from qloom.mapper.targets import NAMES, TARGETS
+
+MODELS = ["digits_mlp_qdq.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx"]
+CAPS = [None, {"lut": 0.5}, {"lut": 0.3, "bram": 0.5}]
+
+
+def graph_and_plans(name):
+    path = str(DIGITS / name)
+    graph = frontend.to_qgraph(loading.load(path), path)
+    return graph, planning.plans(graph)
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model(request):
+    return request.param, *graph_and_plans(request.param)
+
+
+@pytest.mark.parametrize("caps", CAPS, ids=["default", "lut50", "lut30-bram50"])
+@pytest.mark.parametrize("target", NAMES)
+def test_the_fit_fits_and_no_faster_balanced_folding_does(model, target, caps):
+    name, graph, plans = model
+    try:
+        fit = budget.fit(graph, plans, target, caps, source=name)
+    except budget.DoesNotFit:
+        smallest = df.build(graph, fl.for_cycles(graph, budget.candidates(graph)[-1]), plans)
+        assert budget.over(resources.estimate(smallest, target), target, caps)
+        return
+    assert not budget.over(resources.estimate(fit.dataflow, target), target, caps)
+    assert fit.estimate == resources.estimate(fit.dataflow, target)
+    # independent of the search: every multiplier budget's balanced folding that is faster
+    # than the fit is over a cap
+    for m in sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, fit.dataflow.multipliers + 1}):
+        d = df.build(graph, fl.balanced(graph, m), plans)
+        if d.cycles_per_frame < fit.dataflow.cycles_per_frame:
+            assert budget.over(resources.estimate(d, target), target, caps), (m, d.folding)
+    if fit.binds:           # what binds: the next faster candidate is over exactly those caps
+        assert fit.faster_cycles < fit.dataflow.cycles_per_frame
+        assert all(used > limit for _, used, limit in fit.binds)
+
+
+def test_a_larger_budget_is_never_slower(model):
+    name, graph, plans = model
+    fits = []
+    for caps in ({"lut": 0.2}, {"lut": 0.4}, {"lut": 0.8}):
+        try:
+            fits.append(budget.fit(graph, plans, "ecp5-25k", caps, source=name).dataflow.cycles_per_frame)
+        except budget.DoesNotFit:
+            fits.append(float("inf"))
+    assert fits == sorted(fits, reverse=True)
+
+
+def test_the_fit_is_the_same_design_compile_builds():
+    path = DIGITS / "digits_mlp_qdq.onnx"
+    design = qc.compile_model(path, target="ecp5-45k")
+    again = df.build(design.graph, {k: (v["pe"], v["simd"]) for k, v in design.dataflow.folding.items()},
+                     design.plans)
+    assert again.folding == design.dataflow.folding
+    assert design.fit.dataflow is design.dataflow
+    # --max-multipliers and --fold still win over the target's budget
+    assert qc.compile_model(path, target="ecp5-45k", max_multipliers=4).dataflow.multipliers <= 4
+    assert qc.compile_model(path, target="ecp5-45k", max_multipliers=4).fit is None
+
+
+def test_binding_resource_is_said_and_recorded(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["compile", str(DIGITS / "digits_mlp_qdq.onnx"), "--target", "ice40-up5k", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "folded for the iCE40 UP5K:" in said and "binds: the next faster folding" in said
+    info = json.loads((out / "design.json").read_text())
+    assert info["budget"]["target"] == "ice40-up5k"
+    assert info["budget"]["binds"] and all(b["needed"] > b["allowed"] for b in info["budget"]["binds"])
+    assert not budget.over(info["budget"]["estimate"], "ice40-up5k")
+
+
+def test_caps_parse():
+    assert budget.parse_caps("70") == dict.fromkeys(budget.RESOURCES, 0.7)
+    assert budget.parse_caps("lut=85, BRAM=95%") == {"lut": 0.85, "bram": 0.95}
+    for bad in ("", "0", "101", "nan", "lut", "lut=", "dsp=80,dsp=90", "uram=50", "lut=80,,ff=20"):
+        with pytest.raises(ValueError):
+            budget.parse_caps(bad)
+
+
+def test_caps_count_ice40_logic_cells():
+    """A logic cell holds a LUT and a flip-flop: on iCE40 the LUT cap also holds LUTs plus the
+    flip-flops that do not pack, on ECP5 not."""
+    lut = TARGETS["ice40-up5k"]["available"]["lut"]
+    estimate = {"lut": int(lut * 0.7), "ff": int(lut * 0.7), "bram": 0, "dsp": 0}
+    assert [k for k, _, _ in budget.over(estimate, "ice40-up5k")] == ["cells"]
+    assert budget.over(estimate, "ecp5-25k") == []
