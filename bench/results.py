@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from qloom import compile as qc, outputs, synth
-from qloom.mapper import resources, targets
+from qloom.mapper import budget, resources, targets
 from qloom.mapper.errors import QloomError
 
 from . import models
@@ -53,32 +53,21 @@ def model_list(quick=False):
 FRAMES = {"DS-CNN": 4, "ResNet-8": 2}     # frames simulated for the large CNNs (cycles per frame ~10⁵–10⁶)
 
 
-def fits(estimate, target):
-    """None when the estimate fits the device, else why not.  On iCE40 a logic cell holds a LUT
-    and a flip-flop, but about 40 % of the flip-flops do not pack with a LUT (measured)."""
-    avail = synth.TARGETS[target]["available"]
-    over = [f"{estimate[k]:,} {k.upper()} of {avail[k]:,}" for k in ("lut", "bram", "dsp") if estimate[k] > avail[k]]
-    cells = estimate["lut"] + round(0.4 * estimate["ff"])
-    if synth.TARGETS[target]["logic_cells"] and not over and cells > avail["lut"]:
-        over.append(f"{cells:,} logic cells of {avail['lut']:,}")
-    return f"does not fit (estimated {', '.join(over)})" if over else None
-
-
 def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize):
     """One row: compile, simulate, synthesize; every figure from the tools' output."""
     row = {"model": name, "target": target}
     t = time.time()
-    design = qc.compile_model(model, max_multipliers=synth.TARGETS[target]["multipliers"])
+    try:
+        design = qc.compile_model(model, target=target)       # filled to the target's budget
+    except budget.DoesNotFit as e:
+        row["status"] = f"does not fit (estimated {e.needs})"
+        return row
     row["compile_s"] = round(time.time() - t, 2)
     d = design.dataflow
     est = resources.estimate(d, target)
     macs = sum(k.macs for k in d.all_kernels)
     row.update(folding=d.folding, multipliers=d.multipliers, macs=macs, estimate=est,
                model_cycles=d.cycles_per_frame, model_latency=d.latency)
-    why = fits(est, target)
-    if why:
-        row["status"] = why
-        return row
     x = np.load(inputs)[:frames]
     x = x.reshape((len(x),) + tuple(design.graph.nodes[0].shape)).astype(np.float32)
     codes = design.graph.nodes[0].reference(x)
@@ -119,7 +108,8 @@ def markdown(rows, machine, names=()):
              f"Written by `make bench` (`python -m bench`); machine: {machine}. Resources and Fmax are read "
              "from Yosys `stat -json` and nextpnr `--report` (iCE40: SB_LUT4 cells; ECP5: nextpnr's "
              "TRELLIS_COMB logic cells), inside qloom's byte-wide I/O shell; cycles from Verilator. "
-             "Folding: the target's default multiplier budget (4 on iCE40 UP5K, 32 on ECP5-85F).", "",
+             "Folding: each target filled to its budget before any tool runs (`--target`: the fastest balanced "
+             "folding whose estimate fits under the default caps, LUT 80 %, FF 80 %, BRAM 90 %, DSP 100 %).", "",
              "| model | target | fold (pe×simd) | mult. | LUT | FF | DSP | BRAM | Fmax MHz | cycles/inf | inf/s | "
              "latency µs | MAC util. | compile s | sim frames/s | mismatches |",
              "|" + "---|" * 16]
@@ -243,7 +233,7 @@ def reestimate(output):
     for r in rows:
         if r["status"] != "ok":
             continue
-        design = qc.compile_model(paths[r["model"]], max_multipliers=synth.TARGETS[r["target"]]["multipliers"])
+        design = qc.compile_model(paths[r["model"]], target=r["target"])
         d = design.dataflow
         if changed(r, design):
             stale.append(f"{r['model']} on {r['target']}")
@@ -264,8 +254,7 @@ def kernels_main(argv=None):
     p.add_argument("--target", default="ice40-up5k", choices=TARGETS)
     p.add_argument("--max-multipliers", type=int)
     args = p.parse_args(argv)
-    design = qc.compile_model(args.model, max_multipliers=args.max_multipliers or
-                              synth.TARGETS[args.target]["multipliers"])
+    design = qc.compile_model(args.model, max_multipliers=args.max_multipliers, target=args.target)
     measured = synth.kernel_cells(design, args.target)
     lines = ["| kernel | LUT est. | meas. | FF est. | meas. | BRAM est. | meas. |", "|" + "---|" * 7]
     from qloom.mapper.dataflow import flat

@@ -130,16 +130,20 @@ def fit(graph, plans, target, caps=None, source="model"):
             binds, faster = (last[0], last[1]) if last else ([], 0)
             return Fit(target, caps, folding, dataflow, estimate, binds, faster)
         last = (excess, dataflow.cycles_per_frame)
-    device = TARGETS[target]["device"]
+    device, needs = TARGETS[target]["device"], describe(last[0], target, caps)
     raise DoesNotFit(f"{source}: does not fit the {device} at any folding: its smallest (every layer at "
-                     f"pe = simd = 1, {last[1]:,} cycles per frame) needs an estimated "
-                     f"{describe(last[0], target, caps)}. Build for a larger target"
-                     + (", or raise --utilization" if any(caps[k] < 1 for k, _, _ in last[0]
-                                                          if k in caps) else "") + ".")
+                     f"pe = simd = 1, {last[1]:,} cycles per frame) needs an estimated {needs}. Build "
+                     "for a larger target" + (", or raise --utilization" if any(caps[k] < 1 for k, _, _ in last[0]
+                                                                                 if k in caps) else "") + ".",
+                     needs)
 
 
 class DoesNotFit(QloomError):
-    """Not even the smallest folding of a model fits the target under the caps."""
+    """Not even the smallest folding of a model fits the target under the caps; ``needs``: what
+    it needs beyond them ('12,443 LUT of the 4,224 allowed (80 % of 5,280), …')."""
+    def __init__(self, message, needs=""):
+        super().__init__(message)
+        self.needs = needs
 
 
 def parse_caps(text):

@@ -104,11 +104,25 @@ class _Chain:
                           producer.acc_bits, producer.vectors)
         interval = producer.serial_interval
         if self.ii is None or k.plan.kind != "mul-add-shift" or interval is None:
-            return k
+            return self.shared(k, interval)
         serial = replace(k, serial=True, interval=interval)
         if serial.cycles_per_frame * 8 > self.ii * 7 or (self.latency_exact and serial.lag):
-            return k
+            return self.shared(k, interval)
         return serial
+
+    def shared(self, k, interval):
+        """The requantizer ``k`` over as few lanes as keep up with its producer: a producer that
+        hands ``pe`` accumulators every ``interval`` cycles needs only ⌈pe / interval⌉ lanes
+        (the fewest that divide pe), so its beats are split to that width first (a width
+        converter) and the lanes a requantizer circuit holds are shared by the channels that
+        arrive one after another."""
+        lanes = min(d for d in range(1, k.pe + 1) if k.pe % d == 0 and d * (interval or 1) >= k.pe)
+        if lanes == k.pe or k.acc_bits > 32:
+            return k
+        code, self.code = self.code, qg.CodeType(k.acc_bits, True)
+        self.add_converter(k.pe, lanes, k.vectors * k.channels)
+        self.code = code
+        return replace(k, pe=lanes)
 
     def node(self, node):
         """Add the kernels of ``node`` (add_node, by its type)."""
@@ -271,9 +285,9 @@ def _sum_pool(node: qg.SumPool, chain):
 
 @add_node.register
 def _requant(node: qg.Requant, chain):
-    producer = chain.kernels[-1]
-    chain.kernels.append(chain.requant(node, producer))
-    chain.lanes, chain.code = producer.pe, node.code
+    requant = chain.requant(node, chain.kernels[-1])
+    chain.kernels.append(requant)
+    chain.lanes, chain.code = requant.pe, node.code
 
 
 @add_node.register(qg.Reshape)

@@ -121,7 +121,9 @@ def build(graph, folding, plans, source="", fifo_depths=None):
     interval, and requantizers that idle most of that interval are serial (so built twice: the
     interval depends on neither).
     ``fifo_depths`` overrides those depths (refused when a depth could deadlock)."""
-    first = _build(graph, folding, plans, source, dict(fifo_depths or {}), None, True)
+    # the first pass only finds the interval: the join FIFO depths asked for are held to the
+    # design as built with it (a first-pass design, without serial requantizers, may need more)
+    first = _build(graph, folding, plans, source, {}, None, True)
     return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame,
                   first.latency_exact)
 

@@ -85,3 +85,25 @@ def test_random_mlps_in_rtl(tmp_path, seed, form, act, per_channel, pow2, widths
         assert kinds == {"shift"}
     if form == "qop_add":
         assert "float-emulation" in kinds or "mul-add-shift" in kinds
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_shared_requantizers_in_rtl(tmp_path, simulator):
+    """A requantizer gets the fewest lanes that keep up with its MVU: 4 accumulators every 2
+    cycles need 2 lanes, 3 every 4 cycles one; split to that width in front, bit-exact under
+    stalls, and the interval the model says."""
+    need(simulator)
+    rng = np.random.default_rng(11)
+    spec = factory.random_mlp(rng, layers=2, widths=[16, 8, 6], act="uint8", per_channel=True, pow2=False)
+    onnx.save(factory.to_onnx(spec, "qdq"), tmp_path / "m.onnx")
+    fold = {"dense0": {"pe": 4, "simd": 8}, "dense1": {"pe": 3, "simd": 2}}
+    design, _ = check(tmp_path / "m.onnx", factory.random_inputs(rng, spec, 40), simulator,
+                      fold=fold_file(tmp_path, spec, fold), seed=3)
+    ks = design.dataflow.all_kernels
+    requants = [(k.name, k.pe) for k in ks if k.kind == "Requant"]
+    assert requants == [("requant_requant0", 2), ("requant_requant1", 1)]
+    before = [ks[i - 1] for i, k in enumerate(ks) if k.kind == "Requant"]
+    assert [(k.kind, k.lanes_in, k.lanes_out) for k in before] == [("WidthConverter", 4, 2), ("WidthConverter", 3, 1)]
+    _, run = check(tmp_path / "m.onnx", factory.random_inputs(rng, spec, 8), simulator,
+                   fold=fold_file(tmp_path, spec, fold), gap=0, stall=0)
+    assert run.cycles_per_inference == design.dataflow.cycles_per_frame

@@ -54,17 +54,24 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
 
 
 def test_estimates_of_requantizers_and_windows_follow_yosys_on_ecp5(digits):
-    """The digits CNN at the ECP5 budget: a 4-lane requantizer whose parameters take two words
-    (most partial products constant or absent in synthesis), a 2-lane one with eight, and a
-    window generator (its ECP5 fit), each within 15 % of Yosys synthesizing it alone."""
-    design = qc.compile_model(digits / "digits_cnn_qdq.onnx", max_multipliers=32)
-    kernels = {k.name: k for k in design.dataflow.all_kernels}
-    assert (kernels["requant_requant0"].pe, kernels["requant_requant1"].channels // kernels["requant_requant1"].pe) == (4, 8)
-    names = ("requant_requant0", "requant_requant1", "window_conv0")
-    measured = synth.kernel_cells(design, "ecp5-85k", only=names)
-    for name in names:
-        est = resources.estimate_kernel(kernels[name], design.dataflow, "ecp5-85k")["lut"]
-        assert abs(resources.error_percent(est, measured[name]["lut"])) <= 15, (name, est, measured[name])
+    """The digits CNN at the ECP5 budget: requantizers shared down to one lane (4 and 2
+    accumulators every 9 and 72 cycles), their parameters in ROMs of 8 and 16 words, and a
+    window generator (its ECP5 fit); and the digits MLP at 1 × 64 + 2 × … whose first
+    requantizer keeps two lanes (two accumulators every cycle): each within 15 % of Yosys
+    synthesizing it alone."""
+    cases = [("digits_cnn_qdq.onnx", 32, ("requant_requant0", "requant_requant1", "window_conv0")),
+             ("digits_mlp_qdq.onnx", 148, ("requant_requant0",))]
+    for model, budget, names in cases:
+        design = qc.compile_model(digits / model, max_multipliers=budget)
+        kernels = {k.name: k for k in design.dataflow.all_kernels}
+        if model.startswith("digits_cnn"):
+            assert [(kernels[n].pe, kernels[n].fold) for n in names[:2]] == [(1, 8), (1, 16)]
+        else:
+            assert kernels["requant_requant0"].pe == 2
+        measured = synth.kernel_cells(design, "ecp5-85k", only=names)
+        for name in names:
+            est = resources.estimate_kernel(kernels[name], design.dataflow, "ecp5-85k")["lut"]
+            assert abs(resources.error_percent(est, measured[name]["lut"])) <= 15, (name, est, measured[name])
 
 
 NEXTPNR_FULL = [  # nextpnr's words for a design larger than the UP5K (both measured) → qloom's
