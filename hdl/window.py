@@ -123,14 +123,17 @@ class WindowGen(wiring.Component):
             y0, x0, a0 = start.get(name, (0, 0, 0))
             if name == "oy":
                 row_end = carry                              # the output row's last beat
-            last = n == count - 1
+            # n == count − 1 as a register of its own, set as n steps: the carry into the
+            # outer loops is an AND of registers, not of comparators
+            last = Signal(init=count == 1, name=f"{name}_last")
             with m.If(carry):
                 with m.If(last):
-                    m.d.sync += [n.eq(0), y.eq(y0), x.eq(x0), a.eq(a0 % self.depth)]
+                    m.d.sync += [n.eq(0), last.eq(count == 1), y.eq(y0), x.eq(x0), a.eq(a0 % self.depth)]
                     if name == "oy":
                         m.d.sync += need.eq(need.init)
                 with m.Else():
-                    m.d.sync += [n.eq(n + 1), y.eq(y + dy), x.eq(x + dx), a.eq(a + da % self.depth)]
+                    m.d.sync += [n.eq(n + 1), last.eq(n == count - 2), y.eq(y + dy), x.eq(x + dx),
+                                 a.eq(a + da % self.depth)]
                     if name == "oy":
                         m.d.sync += need.eq(need + sh * row)
             carry = carry & last
@@ -143,7 +146,9 @@ class WindowGen(wiring.Component):
             if v != common:
                 amount = Mux(parts["oy"][3] == k, v, amount)
         m.d.sync += release.eq(Mux(row_end, amount, 0))
-        m.d.sync += [held.eq(held + write - release), ahead.eq(ahead + write - Mux(frame_end, frame_beats, 0))]
+        # both sums from registers, the late frame_end only choosing between them
+        m.d.sync += [held.eq(held + write - release),
+                     ahead.eq(Mux(frame_end, ahead + write - frame_beats, ahead + write))]
         with m.If(frame_end):
             m.d.sync += base.eq(base + frame_beats % self.depth)
 

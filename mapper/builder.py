@@ -96,33 +96,34 @@ class _Chain:
         self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, code, *acc, vectors))
 
     def requant(self, node, producer):
-        """The layer's requantizer; serial (hdl.requant.SerialRequant, a tenth of the logic) when
-        the design's interval is known, its producer may feed one (Kernel.serial_interval) and
-        it then keeps below 7/8 of the interval, and, where the latency model is exact, keeps
-        up with its producer's beats."""
+        """The layer's requantizer: serial (hdl.requant.SerialRequant, a tenth of the logic a
+        lane) when the design's interval is known, its producer may feed one
+        (Kernel.serial_interval), it then keeps below 7/8 of the interval and, where the latency
+        model is exact, keeps up with its producer's beats; else the full-rate circuit over as
+        few lanes as keep up with its producer (``shared_lanes``).  (Choosing the cheaper of the
+        two would make DS-CNN's first requantizer, 32 serial lanes, one full-rate lane — 10,878
+        against 964 estimated LUTs — but the beat model then misses the digits residual CNN's
+        latency by 435 cycles of 2,690: not done until that is understood.)"""
         k = RequantKernel(f"requant_{node.name}", node, self.plans[node.name], producer.pe,
                           producer.acc_bits, producer.vectors)
         interval = producer.serial_interval
+        shared = replace(k, pe=self.shared_lanes(k, interval))
         if self.ii is None or k.plan.kind != "mul-add-shift" or interval is None:
-            return self.shared(k, interval)
+            return shared
         serial = replace(k, serial=True, interval=interval)
         if serial.cycles_per_frame * 8 > self.ii * 7 or (self.latency_exact and serial.lag):
-            return self.shared(k, interval)
+            return shared
         return serial
 
-    def shared(self, k, interval):
-        """The requantizer ``k`` over as few lanes as keep up with its producer: a producer that
-        hands ``pe`` accumulators every ``interval`` cycles needs only ⌈pe / interval⌉ lanes
-        (the fewest that divide pe), so its beats are split to that width first (a width
-        converter) and the lanes a requantizer circuit holds are shared by the channels that
-        arrive one after another."""
-        lanes = min(d for d in range(1, k.pe + 1) if k.pe % d == 0 and d * (interval or 1) >= k.pe)
-        if lanes == k.pe or k.acc_bits > 32:
-            return k
-        code, self.code = self.code, qg.CodeType(k.acc_bits, True)
-        self.add_converter(k.pe, lanes, k.vectors * k.channels)
-        self.code = code
-        return replace(k, pe=lanes)
+    @staticmethod
+    def shared_lanes(k, interval):
+        """A producer that hands ``pe`` accumulators every ``interval`` cycles needs only
+        ⌈pe / interval⌉ full-rate requantizer lanes (the fewest that divide pe): its beats are
+        split to that width first (a width converter) and a lane's circuit is shared by the
+        channels that arrive one after another."""
+        if k.acc_bits > 32:          # a width converter carries codes of at most 32 bits
+            return k.pe
+        return min(d for d in range(1, k.pe + 1) if k.pe % d == 0 and d * (interval or 1) >= k.pe)
 
     def node(self, node):
         """Add the kernels of ``node`` (add_node, by its type)."""
@@ -285,7 +286,12 @@ def _sum_pool(node: qg.SumPool, chain):
 
 @add_node.register
 def _requant(node: qg.Requant, chain):
-    requant = chain.requant(node, chain.kernels[-1])
+    producer = chain.kernels[-1]
+    requant = chain.requant(node, producer)
+    if requant.pe < producer.pe:                # shared: split the accumulators to its lanes
+        code, chain.code = chain.code, qg.CodeType(requant.acc_bits, True)
+        chain.add_converter(producer.pe, requant.pe, requant.vectors * requant.channels)
+        chain.code = code
     chain.kernels.append(requant)
     chain.lanes, chain.code = requant.pe, node.code
 

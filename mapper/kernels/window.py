@@ -141,9 +141,11 @@ class WindowKernel(Kernel):
                 Memory("queue", self.lanes * self.code.bits, WINDOW_QUEUE, fifo=True)]
 
     # LUTs beside the output mux: per bit of the padded frame's positions, of the frame's
-    # count and of the buffer's address, and a constant; fitted to Yosys on seven windows per
-    # target family (iCE40 221–338 LUT; ECP5 298–491, where its compares take carry chains)
-    LUT_FIT = {"ice40": (32, 7, 2, -50), "ecp5": (32, 0, 27, -26)}
+    # count and of the buffer's address, and a constant; fitted to Yosys on ten windows per
+    # target family (the digits CNN, residual CNN, DS-CNN and ResNet-8 at 32 multipliers; iCE40
+    # 202–325 LUT, ECP5 238–462 with `abc -lut 4`; within 10 % but for a max pool's, +19 / +22 %,
+    # and a 64-bit conv's on iCE40, −24 %)
+    LUT_FIT = {"ice40": (26, 0, 9, -1), "ecp5": (34, 0, 35, -153)}
 
     def resources(self, family="ice40"):
         """The output mux, the loop counters with their running row, column (``pos`` bits: the
