@@ -127,3 +127,15 @@ def test_mixed_products_script_keeps_the_rest_out_of_dsps(digits):
     assert "-nodsp" in synth._script_for(design.dataflow.all_kernels, set(), "ecp5-25k", synth.SHELL_TOP, text)
     with pytest.raises(RuntimeError, match="no Verilog module"):
         synth.kernel_modules(text, {"mvu_nothing"})
+
+
+def test_products_inside_a_residual_branch_go_where_the_estimator_puts_them(digits):
+    """The residual CNN on the ECP5-25F: its 28 DSPs hold the first conv's, the depthwise
+    unit's and the pointwise conv's products (two of them inside the branch), the dense layer's
+    product stays in LUTs, and Yosys builds exactly that."""
+    design = qc.compile_model(digits / "digits_resnet_qdq.onnx", max_multipliers=32)
+    in_dsp = resources.dsp_kernels(design.dataflow, "ecp5-25k")
+    assert in_dsp == {"mvu_conv0", "dw_conv1", "mvu_conv2"}
+    modules = synth.kernel_modules(synth.shell_verilog(design), in_dsp)
+    assert sum(".path_a." in m for m in modules) == 2
+    assert synth.yosys_counts(design, "ecp5-25k")["dsp"] == resources.estimate(design.dataflow, "ecp5-25k")["dsp"] == 28
