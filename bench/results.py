@@ -114,9 +114,9 @@ def markdown(rows, machine, names=()):
              "latency µs | MAC util. | compile s | sim frames/s | mismatches |",
              "|" + "---|" * 16]
     for r in rows:
-        fold = " ".join(f"{v['pe']}×{v['simd']}" for k, v in r["folding"].items() if k != "fifo_depths")
-        if r["status"] != "ok":
-            lines.append(f"| {r['model']} | {r['target']} | {fold} | {r['multipliers']} | {r['status']} |"
+        fold = " ".join(f"{v['pe']}×{v['simd']}" for k, v in r.get("folding", {}).items() if k != "fifo_depths")
+        if r["status"] != "ok":         # no folding fits: neither fold nor multipliers
+            lines.append(f"| {r['model']} | {r['target']} | {fold} | {r.get('multipliers', '')} | {r['status']} |"
                          + " |" * 11)
             continue
         m = r["measured"]
