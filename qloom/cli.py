@@ -195,9 +195,9 @@ def cmd_demo(args):
             # the UP5K filled to its budget; the ECP5-85F under 32 multipliers (a device-filling
             # ECP5 design takes hours in nextpnr's WebAssembly build)
             for target, budget in (("ice40-up5k", None), ("ecp5-85k", 32)):
-                cmd_synth(argparse.Namespace(target=[target], clock=None, json=None, force=False,
+                cmd_synth(argparse.Namespace(clock=None, json=None, force=False,
                                              output=str(REPO / "build" / f"digits_mlp_qdq_{target}"),
-                                             **{**design_args, "max_multipliers": budget}))
+                                             **{**design_args, "max_multipliers": budget, "target": [target]}))
     return status
 
 

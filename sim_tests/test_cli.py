@@ -35,3 +35,20 @@ def test_check_with_badly_shaped_inputs_is_a_clear_error(tmp_path, digits):
     r = qloom("check", str(digits / "digits_mlp_qdq.onnx"), "--input", str(tmp_path / "x.npy"))
     assert r.returncode == 2
     assert r.stderr.startswith("qloom: error: ") and "the model takes frames of shape (64,)" in r.stderr
+
+
+def test_demo_gives_each_command_the_options_its_parser_does(monkeypatch):
+    """`make demo` calls the commands with namespaces of its own: each must hold exactly the
+    options that command's parser gives (a missing or doubled one is a crash in the demo)."""
+    import argparse
+    from qloom import cli
+    parser = cli.parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    calls = []
+    for name in ("inspect", "check", "compile", "simulate", "synth"):
+        monkeypatch.setattr(cli, f"cmd_{name}", lambda ns, name=name: calls.append((name, ns)) or 0)
+    assert cli.cmd_demo(argparse.Namespace()) == 0
+    assert {name for name, _ in calls} == {"inspect", "check", "compile", "simulate", "synth"}
+    for name, ns in calls:
+        want = {a.dest for a in subs[name]._actions if a.dest != "help"}
+        assert set(vars(ns)) == want, (name, set(vars(ns)) ^ want)
