@@ -52,7 +52,9 @@ def rows(quick=False, targets=None, yosys=False, only=None):
                 row["yosys"] = synth.yosys_counts(d, target)
                 row["yosys_s"] = time.time() - t
             out.append(row)
-            print(f"{name} on {target}: {row['status']} ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
+            print(f"{name} on {target}: {row['status']} ({time.time() - t:.0f} s)"
+                  + (f" estimate {row['estimate']} Yosys {row['yosys']}" if "yosys" in row else ""),
+                  file=sys.stderr, flush=True)
     return out
 
 
