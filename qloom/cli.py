@@ -53,6 +53,9 @@ def _design(args, target=None, console=None):
     target's budget (--utilization), said on ``console``."""
     from . import compile as qc
     target = target or getattr(args, "target", None)
+    if getattr(args, "utilization", None) and not target:
+        raise inputs.UsageError(f"--utilization caps what the folding may fill of a target: give "
+                                f"--target too (one of {', '.join(targets.NAMES)}).")
     design = qc.compile_model(args.model, fold=args.fold, max_multipliers=args.max_multipliers,
                               target=target, utilization=getattr(args, "utilization", None))
     if design.fit is not None and console is not None:

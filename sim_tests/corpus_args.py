@@ -324,4 +324,8 @@ CASES = [
          r"m\.onnx: does not fit the iCE40 UP5K at any folding: its smallest \(every layer at pe = simd = 1, "
          r"[0-9,]+ cycles per frame\) needs an estimated [0-9,]+ LUT of the 26 allowed \(0\.5 % of 5,280\)"
          r".*\. Build for a larger target, or raise --utilization\.$", after=no_output_folder),
+    Case("args_utilization_without_target", check_with({}, "-o", "out", "--utilization", "50",
+                                                      command=("compile", "m.onnx")),
+         r"--utilization caps what the folding may fill of a target: give --target too \(one of ice40-up5k, "
+         r"ecp5-25k, ecp5-45k, ecp5-85k\)\.$", after=no_output_folder),
 ]
