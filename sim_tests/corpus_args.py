@@ -5,7 +5,6 @@ argument, the file and what is wanted (see badinput.py).  The model is the shipp
 the folder (layers dense0 = gemm0 4x6, dense1 = gemm1 3x4) where the command compiles."""
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -132,6 +131,12 @@ def argument(option, value, must, command):
 
 def fold_case(name, spec, message):
     return Case(name, fold(spec), message, after=no_output_folder)
+
+
+def compile_case(name, *more, message):
+    """`qloom compile m.onnx -o out MORE…` refused with ``message``, no folder written."""
+    return Case(name, check_with({}, "-o", "out", *more, command=("compile", "m.onnx")), message,
+                after=no_output_folder)
 
 
 CASES = [
@@ -298,34 +303,27 @@ CASES = [
               r"--fold fold\.json: \"fifo_depths\": FIFO 'join_add0_b' has depth true; "),
     fold_case("args_fold_fifo_depths_a_list", {**good(), "fifo_depths": [300]},
               r"--fold fold\.json: \"fifo_depths\" is a list; \"fifo_depths\" maps join FIFO names to depths"),
-    Case("args_utilization_not_a_number", check_with({}, "-o", "out", "--target", "ice40-up5k", "--utilization",
-                                                     "lots", command=("compile", "m.onnx")),
-         r"argument --utilization: 'lots' is not a number; give --utilization a percentage for every resource "
-         r"\(e\.g\. 70\) or per resource, e\.g\. lut=85,bram=95 \(resources: lut, ff, bram, dsp; defaults lut 80 %, "
-         r"ff 80 %, bram 90 %, dsp 100 %\); see 'qloom compile --help'\.$", after=no_output_folder),
+    compile_case("args_utilization_not_a_number", "--target", "ice40-up5k", "--utilization", "lots",
+                 message=r"argument --utilization: 'lots' is not a number; give --utilization a percentage for every "
+                 r"resource \(e\.g\. 70\) or per resource, e\.g\. lut=85,bram=95 \(resources: lut, ff, bram, dsp; "
+                 r"defaults lut 80 %, ff 80 %, bram 90 %, dsp 100 %\); see 'qloom compile --help'\.$"),
     Case("args_utilization_above_all", check_with({}, "--target", "ice40-up5k", "--utilization", "150",
                                                   command=("synth", "m.onnx")),
          r"argument --utilization: '150' is not a percentage above 0 and at most 100; give --utilization "),
-    Case("args_utilization_zero", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization", "lut=0",
-                                             command=("compile", "m.onnx")),
-         r"argument --utilization: '0' is not a percentage above 0 and at most 100; ", after=no_output_folder),
-    Case("args_utilization_unknown_resource", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization",
-                                                         "luts=80", command=("compile", "m.onnx")),
-         r"argument --utilization: 'luts=80' is not RESOURCE=PCT with RESOURCE one of lut, ff, bram, dsp; ",
-         after=no_output_folder),
-    Case("args_utilization_twice", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization",
-                                              "lut=80,LUT=90", command=("compile", "m.onnx")),
-         r"argument --utilization: lut is given twice; give --utilization ", after=no_output_folder),
-    Case("args_utilization_empty_part", check_with({}, "-o", "out", "--target", "ecp5-85k", "--utilization",
-                                                   "lut=80,", command=("compile", "m.onnx")),
-         r"argument --utilization: 'lut=80,' is empty or has an empty part; ", after=no_output_folder),
-    Case("args_target_nothing_fits", check_with({}, "-o", "out", "--target", "ice40-up5k", "--utilization",
-                                                "lut=0.5", command=("compile", "m.onnx")),
-         r"m\.onnx: does not fit the iCE40 UP5K at any folding: its smallest \(every layer at pe = simd = 1, "
-         r"[0-9,]+ cycles per frame\) needs an estimated [0-9,]+ LUT of the 26 allowed \(0\.5 % of 5,280\)"
-         r".*\. Build for a larger target, or raise --utilization\.$", after=no_output_folder),
-    Case("args_utilization_without_target", check_with({}, "-o", "out", "--utilization", "50",
-                                                      command=("compile", "m.onnx")),
-         r"--utilization caps what the folding may fill of a target: give --target too \(one of ice40-up5k, "
-         r"ecp5-25k, ecp5-45k, ecp5-85k\)\.$", after=no_output_folder),
+    compile_case("args_utilization_zero", "--target", "ecp5-85k", "--utilization", "lut=0",
+                 message=r"argument --utilization: '0' is not a percentage above 0 and at most 100; "),
+    compile_case("args_utilization_unknown_resource", "--target", "ecp5-85k", "--utilization", "luts=80",
+                 message=r"argument --utilization: 'luts=80' is not RESOURCE=PCT with RESOURCE one of lut, ff, "
+                 r"bram, dsp; "),
+    compile_case("args_utilization_twice", "--target", "ecp5-85k", "--utilization", "lut=80,LUT=90",
+                 message=r"argument --utilization: lut is given twice; give --utilization "),
+    compile_case("args_utilization_empty_part", "--target", "ecp5-85k", "--utilization", "lut=80,",
+                 message=r"argument --utilization: 'lut=80,' is empty or has an empty part; "),
+    compile_case("args_target_nothing_fits", "--target", "ice40-up5k", "--utilization", "lut=0.5",
+                 message=r"m\.onnx: does not fit the iCE40 UP5K at any folding: its smallest \(every layer at "
+                 r"pe = simd = 1, [0-9,]+ cycles per frame\) needs an estimated [0-9,]+ LUT of the 26 allowed "
+                 r"\(0\.5 % of 5,280\).*\. Build for a larger target, or raise --utilization\.$"),
+    compile_case("args_utilization_without_target", "--utilization", "50",
+                 message=r"--utilization caps what the folding may fill of a target: give --target too \(one of "
+                 r"ice40-up5k, ecp5-25k, ecp5-45k, ecp5-85k\)\.$"),
 ]
