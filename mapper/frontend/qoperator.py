@@ -56,25 +56,34 @@ class QOperator:
                               f"input was quantized with scale {x.scale:g} and zero point "
                               f"{x.zero_point}; give the node the parameters of its input.")
 
-    def op_QLinearMatMul(self, node):
+    def input_codes(self, node):
+        """The codes of input 0, its scale and zero point (inputs 1 and 2) checked against them."""
         x = self.qcodes(node, 0)
         self.check_input_params(node, x, *self.qparams(node, 1, 2))
-        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, 1))
-        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 1, node.input[3])
-        weight, w_zero, w_scale = self.weight_of(node, w, out_axis=1)
-        y_scale, y_zero, code = self.out_params(node, 6, 7)
-        d = self.dense(node, x, weight, w_zero, None)
-        return self.requant(node, d,
-                            self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
+        return x
+
+    def weight_operand(self, node, out_axis):
+        """The weight, input 3, with its scales and zero points (inputs 4 and 5) per output
+        channel along ``out_axis`` (QLinearMatMul, QGemm, QLinearConv)."""
+        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, out_axis))
+        return DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, out_axis, node.input[3])
+
+    def requant_linear(self, node, x, acc, w_scale, y_scale, y_zero, code):
+        """The accumulators ``acc`` of x · weight requantized to the node's output."""
+        return self.requant(node, acc, self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
                             code, y_scale, y_zero)
 
+    def op_QLinearMatMul(self, node):
+        x = self.input_codes(node)
+        weight, w_zero, w_scale = self.weight_of(node, self.weight_operand(node, 1), out_axis=1)
+        y_scale, y_zero, code = self.out_params(node, 6, 7)
+        return self.requant_linear(node, x, self.dense(node, x, weight, w_zero, None), w_scale,
+                                   y_scale, y_zero, code)
+
     def op_QGemm(self, node):
-        x = self.qcodes(node, 0)
-        self.check_input_params(node, x, *self.qparams(node, 1, 2))
+        x = self.input_codes(node)
         out_axis = self.gemm_axis(node)
-        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, out_axis))
-        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, out_axis, node.input[3])
-        weight, w_zero, w_scale = self.weight_of(node, w, out_axis)
+        weight, w_zero, w_scale = self.weight_of(node, self.weight_operand(node, out_axis), out_axis)
         bias = None
         if len(node.input) > 6 and node.input[6]:
             bias = per_channel(self.const(node, 6, "the bias"), weight.shape[0], "bias",
@@ -84,17 +93,12 @@ class QOperator:
                               "produces float in onnxruntime; qloom maps QGemm with quantized "
                               "outputs. Give it y_scale and y_zero_point.")
         y_scale, y_zero, code = self.out_params(node, 7, 8)
-        d = self.dense(node, x, weight, w_zero, bias)
-        return self.requant(node, d,
-                            self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
-                            code, y_scale, y_zero)
+        return self.requant_linear(node, x, self.dense(node, x, weight, w_zero, bias), w_scale,
+                                   y_scale, y_zero, code)
 
     def op_QLinearConv(self, node):
-        x = self.qcodes(node, 0)
-        self.check_input_params(node, x, *self.qparams(node, 1, 2))
-        w_scale, w_zero = self.qparams(node, 4, 5, self.out_channels(node, 0))
-        w = DeqConst(self.const(node, 3, "the weight"), w_scale, w_zero, 0, node.input[3])
-        weight, w_zero, w_scale = self.conv_weight(node, w)
+        x = self.input_codes(node)
+        weight, w_zero, w_scale = self.conv_weight(node, self.weight_operand(node, 0))
         y_scale, y_zero, code = self.out_params(node, 6, 7)
         bias = None
         if len(node.input) > 8 and node.input[8]:
@@ -104,9 +108,7 @@ class QOperator:
                                   f"wants a 1-D tensor of its {weight.shape[0]} output channels.")
         c = ConvLinear(x, weight, w_zero, w_scale, bias, False, node,
                        *self.conv_attrs(node, weight.shape[2:]))
-        return self.requant(node, self.conv(c),
-                            self.scale_round(node, x, w_scale, y_scale, y_zero, code, False),
-                            code, y_scale, y_zero)
+        return self.requant_linear(node, x, self.conv(c), w_scale, y_scale, y_zero, code)
 
     def op_QLinearAdd(self, node):
         a, b = self.value(node, 0), self.value(node, 3)
@@ -157,23 +159,23 @@ class QOperator:
     def op_QLinearAveragePool(self, node):
         return self.average(node, *self.qlinear_pool(node))
 
-    def op_MatMulInteger(self, node):
+    def integer_operands(self, node, out_axis):
+        """MatMulInteger's and ConvInteger's input codes (input 0, its zero point checked) and
+        weight (input 1, its zero point input 3 or 0; no scale) along ``out_axis``."""
         x = self.qcodes(node, 0)
         self.integer_input_zero(node, x)
         zw = self.const(node, 3, "the weight zero point") \
             if len(node.input) > 3 and node.input[3] else np.int8(0)
-        w = DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), 1,
-                     node.input[1])
+        return x, DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), out_axis,
+                           node.input[1])
+
+    def op_MatMulInteger(self, node):
+        x, w = self.integer_operands(node, 1)
         weight, w_zero, _ = self.weight_of(node, w, out_axis=1)
         return Acc(x, weight, w_zero, node)
 
     def op_ConvInteger(self, node):
-        x = self.qcodes(node, 0)
-        self.integer_input_zero(node, x)
-        zw = self.const(node, 3, "the weight zero point") \
-            if len(node.input) > 3 and node.input[3] else np.int8(0)
-        w = DeqConst(self.const(node, 1, "the weight"), np.ones(1, F32), np.asarray(zw), 0,
-                     node.input[1])
+        x, w = self.integer_operands(node, 0)
         weight, w_zero, _ = self.conv_weight(node, w)
         return Acc(x, weight, w_zero, node, conv=self.conv_attrs(node, weight.shape[2:]))
 
