@@ -58,9 +58,10 @@ class _Chain:
     with the chains of its forks."""
 
     def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None,
-                 latency_exact=True, joins=None):
+                 latency_exact=True, joins=None, in_path=False):
         self.graph, self.folding, self.plans = graph, folding, plans
         self.fifo_depths, self.ii, self.latency_exact = fifo_depths, ii, latency_exact
+        self.in_path = in_path      # a path of a fork
         self.count, self.lanes, self.code, self.first = count, lanes, code, first
         self.joins = {} if joins is None else joins       # join FIFO name: depth, in stream order
         # view: where each element of the current (reshaped or transposed) tensor sits in the
@@ -96,14 +97,18 @@ class _Chain:
         self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, code, *acc, vectors))
 
     def requant(self, node, producer):
-        """The layer's requantizer: serial (hdl.requant.SerialRequant, a tenth of the logic a
-        lane) when the design's interval is known, its producer may feed one
-        (Kernel.serial_interval), it then keeps below 7/8 of the interval and, where the latency
-        model is exact, keeps up with its producer's beats; else the full-rate circuit over as
-        few lanes as keep up with its producer (``shared_lanes``).  (Choosing the cheaper of the
-        two would make DS-CNN's first requantizer, 32 serial lanes, one full-rate lane — 10,878
-        against 964 estimated LUTs — but the beat model then misses the digits residual CNN's
-        latency by 435 cycles of 2,690: not done until that is understood.)"""
+        """The layer's requantizer: the full-rate circuit over as few lanes as keep up with its
+        producer (``shared_lanes``), or serial (hdl.requant.SerialRequant, a tenth of the
+        logic a lane) where that is the cheaper circuit (estimated LUTs, the width converter
+        counted), the design's interval is known, its producer may feed one
+        (Kernel.serial_interval), it then keeps below 7/8 of the interval and, where the
+        latency model is exact, keeps up with its producer's beats (DS-CNN's first
+        requantizer: one full-rate lane, 964 estimated LUTs, against 32 serial lanes, 10,878).
+        Inside a fork's path the serial circuit is kept where allowed: the join FIFOs are sized
+        from the design's rate (ResidualKernel.full_rate_depths), and a path made faster than
+        its serial lag allowed, fed by a fork that gets the first frame faster than that rate,
+        needs a deeper skip FIFO than they give (measured: 53 cycles of latency lost on a
+        random residual network with both of its path's requantizers full-rate)."""
         k = RequantKernel(f"requant_{node.name}", node, self.plans[node.name], producer.pe,
                           producer.acc_bits, producer.vectors)
         interval = producer.serial_interval
@@ -113,7 +118,9 @@ class _Chain:
         serial = replace(k, serial=True, interval=interval)
         if serial.cycles_per_frame * 8 > self.ii * 7 or (self.latency_exact and serial.lag):
             return shared
-        return serial
+        if self.in_path or serial.resources()["lut"] <= shared.resources()["lut"] + shared.pe * k.acc_bits:
+            return serial
+        return shared
 
     @staticmethod
     def shared_lanes(k, interval):
@@ -161,7 +168,7 @@ class _Chain:
     def path(self, nodes):
         """One path of a fork, built as a chain of its own from this chain's stream."""
         c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes,
-                   self.code, None, self.ii, False, self.joins)
+                   self.code, None, self.ii, False, self.joins, in_path=True)
         for n in nodes:
             c.node(n)
         return c

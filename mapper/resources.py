@@ -2,7 +2,7 @@
 
 Where each memory lives is decided here, not left to synthesis: a ROM of at least
 ``BLOCK_MIN_DEPTH`` words and ``BLOCK_MIN_BITS`` bits, or a RAM of at least
-``RAM_BLOCK_MIN_BITS`` bits, goes to block RAM, anything smaller to logic, and the circuit
+``RAM_BLOCK_MIN_BITS`` bits and two words, goes to block RAM, anything smaller to logic, and the circuit
 carries that choice as a ``ram_style`` attribute that Yosys obeys.  So
 the block-RAM estimate is a count of blocks of the target's geometry, not a guess.  FIFO
 storage (amaranth.lib.fifo) carries no attribute: see in_bram."""
@@ -13,7 +13,7 @@ from .targets import TARGETS   # noqa: F401 (the registry, read here and by the 
 BLOCK_MIN_DEPTH = 64
 BLOCK_MIN_BITS = 1024
 RAM_BLOCK_MIN_BITS = 128
-FIFO_BLOCK_MIN_BITS = 64      # iCE40 (measured; see in_bram)
+FIFO_BLOCK_MIN_BITS = 64      # iCE40: bits in flip-flops a block RAM is worth (see in_bram)
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,9 @@ class Memory:
     def style(self):
         if self.fifo:
             return "auto"
-        if self.writable:       # in logic a RAM is a register per bit
-            return "block" if self.bits >= RAM_BLOCK_MIN_BITS else "logic"
+        if self.writable:       # in logic a RAM is a register per bit; one word is a register
+            # whatever its attribute (Yosys keeps a one-word memory in flip-flops: measured)
+            return "block" if self.depth > 1 and self.bits >= RAM_BLOCK_MIN_BITS else "logic"
         return "block" if self.depth >= BLOCK_MIN_DEPTH and self.bits >= BLOCK_MIN_BITS else "logic"
 
 
@@ -43,14 +44,16 @@ def blocks(width, depth, target):
 
 
 def in_bram(mem, target):
-    """FIFO storage carries no attribute: Yosys puts it on iCE40 in block RAM from 64 bits (in
-    the digits CNN: 10 × 8 and 6 × 16 bits in a block, 6 × 8 bits in flip-flops; measured), and
+    """FIFO storage carries no attribute: Yosys puts it on iCE40 in block RAM when it has at least
+    64 bits per block it would take (its memory_libmap weighs a block, cost 64 in ice40/brams.txt,
+    against a flip-flop per bit; in the digits CNN: 10 × 8 and 6 × 16 bits in a block, 6 × 8
+    bits in flip-flops, and in the digits MLP 2 × 256 bits, 16 blocks, in flip-flops; measured), and
     on ECP5 in distributed RAM when shallow (66 words, measured), block RAM when deep (8,002
     words, measured; the depth between is this estimator's choice)."""
     if not mem.fifo:
         return mem.style == "block"
     depth = TARGETS[target]["fifo_bram_depth"]
-    return mem.depth >= depth if depth else mem.bits >= FIFO_BLOCK_MIN_BITS
+    return mem.depth >= depth if depth else mem.bits >= FIFO_BLOCK_MIN_BITS * blocks(mem.width, mem.depth, target)
 
 
 def lut_ram_luts(mem):
@@ -99,6 +102,7 @@ def estimate_kernel(k, dataflow, target, in_dsp=None):
             total["bram"] += blocks(mem.width, mem.depth, target)
         elif not mem.fifo:
             total["lut"] += logic_rom_luts(mem)
+            total["ff"] += mem.bits if mem.writable else 0
         elif t["fifo_bram_depth"] > 0:
             total["lut"] += lut_ram_luts(mem)
         else:                   # iCE40 has no distributed RAM: a flip-flop and about a LUT per bit

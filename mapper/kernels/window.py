@@ -280,6 +280,11 @@ class SumPoolKernel(Kernel):
     def cycles_per_frame(self):
         return self.node.count * self.groups
 
+    @property
+    def issue_interval(self):
+        """A cycle between its sums: they leave back to back, not spread over the frame."""
+        return 1
+
     def needs(self, n):
         """Sums leave during the last pixel of the frame."""
         frames, k = divmod(n - 1, self.groups)
