@@ -82,13 +82,20 @@ class Fit:
     def sentence(self):
         d = self.dataflow
         head = (f"folded for the {TARGETS[self.target]['device']}: {d.cycles_per_frame:,} cycles per frame, "
-                f"{d.multipliers:,} multipliers; estimated {self.used()}")
+                f"{d.multipliers:,} multipliers" + (", its buffers in block RAM" if self.block_rams else "")
+                + f"; estimated {self.used()}")
         if not self.binds:
             return head + (f"; no resource binds: {d.bottleneck.name} sets the pace (a faster fold of "
                            "the layers would not make the frame faster).")
         return (head + f"; {' and '.join(NAMES[k] for k, _, _ in self.binds)} "
                 f"{'binds' if len(self.binds) == 1 else 'bind'}: the next faster folding "
                 f"({self.faster_cycles:,} cycles per frame) needs {describe(self.binds, self.target, self.caps)}.")
+
+    @property
+    def block_rams(self):
+        """Its RAMs pinned to block RAM (dataflow.pin_rams): where Yosys would put them, the LUTs
+        do not fit."""
+        return any(getattr(k, "block_rams", False) for k in self.dataflow.all_kernels)
 
     def used(self):
         avail = TARGETS[self.target]["available"]
@@ -97,7 +104,8 @@ class Fit:
     def to_json(self):
         return {"target": self.target, "caps": self.caps, "estimate": self.estimate,
                 "binds": [{"resource": k, "needed": used, "allowed": limit} for k, used, limit in self.binds],
-                "faster_cycles_per_frame": self.faster_cycles or None}
+                "faster_cycles_per_frame": self.faster_cycles or None,
+                "rams": "block" if self.block_rams else "auto"}
 
 
 def candidates(graph):
@@ -128,6 +136,11 @@ def fit(graph, plans, target, caps=None, source="model"):
             dataflow = df.build(graph, folding, plans, source=source)
         estimate = resources.estimate(dataflow, target)
         excess = over(estimate, target, caps)
+        if excess and any(k != "bram" for k, _, _ in excess):   # LUTs for block RAMs, if they are left
+            pinned = df.pin_rams(dataflow)
+            pinned_estimate = resources.estimate(pinned, target)
+            if not over(pinned_estimate, target, caps):
+                dataflow, estimate, excess = pinned, pinned_estimate, []
         if not excess:
             binds, faster = (last[0], last[1]) if last else ([], 0)
             return Fit(target, caps, folding, dataflow, estimate, binds, faster)

@@ -5,7 +5,7 @@ widths, cycles per frame, latency and estimated resources; width converters and 
 explicit kernels.  ``build`` makes the graph (mapper/builder.py); ``beat_times`` follows a
 frame's beats through it.  The lowering only connects what this graph says."""
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -98,6 +98,17 @@ class Dataflow:
                 "multipliers": self.multipliers, "estimate": self.estimate(),
                 "input": self.input.to_json(), "output": self.output.to_json(),
                 "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
+
+
+def pin_rams(dataflow):
+    """``dataflow`` with every kernel's RAMs (MVU input buffers, line buffers; not FIFO
+    storage) in block RAM wherever they are worth a block (resources.Memory.pinned), not where
+    Yosys finds them cheapest: the same timing, LUTs traded for block RAMs."""
+    def pin(chain):
+        return tuple(replace(k, paths=tuple(pin(p) for p in k.children)) if k.children
+                     else replace(k, block_rams=True) if hasattr(k, "block_rams") else k
+                     for k in chain)
+    return replace(dataflow, kernels=pin(dataflow.kernels))
 
 
 NO_PRODUCT = "the model has no quantized matrix product to build hardware for."

@@ -1,11 +1,12 @@
 """Memories and per-target resource estimates.
 
-Where each memory lives is decided here, not left to synthesis: a ROM of at least
-``BLOCK_MIN_DEPTH`` words and ``BLOCK_MIN_BITS`` bits, or a RAM of at least
-``RAM_BLOCK_MIN_BITS`` bits and two words, goes to block RAM, anything smaller to logic, and the circuit
-carries that choice as a ``ram_style`` attribute that Yosys obeys.  So
-the block-RAM estimate is a count of blocks of the target's geometry, not a guess.  FIFO
-storage (amaranth.lib.fifo) carries no attribute: see in_bram."""
+Where each ROM lives is decided here, not left to synthesis: a ROM of at least
+``BLOCK_MIN_DEPTH`` words and ``BLOCK_MIN_BITS`` bits goes to block RAM, anything smaller to
+logic, and the circuit carries that choice as a ``ram_style`` attribute that Yosys obeys.  A
+RAM (a buffer, a line buffer, FIFO storage) carries no attribute: Yosys's memory_libmap puts it
+where its cost model says is cheapest — flip-flops, distributed RAM (ECP5) or block RAM — and
+``placement`` follows that model, so the block-RAM estimate is a count of blocks of the
+target's geometry, not a guess."""
 from dataclasses import dataclass
 
 from .targets import TARGETS   # noqa: F401 (the registry, read here and by the estimator's callers)
@@ -13,7 +14,6 @@ from .targets import TARGETS   # noqa: F401 (the registry, read here and by the 
 BLOCK_MIN_DEPTH = 64
 BLOCK_MIN_BITS = 1024
 RAM_BLOCK_MIN_BITS = 128
-FIFO_BLOCK_MIN_BITS = 64      # iCE40: bits in flip-flops a block RAM is worth (see in_bram)
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Memory:
     depth: int
     fifo: bool = False          # storage of an amaranth.lib.fifo queue (no style attribute)
     writable: bool = False      # a RAM (else a ROM)
+    pinned: bool = False        # a RAM in block RAM wherever it is worth one (see style)
 
     @property
     def bits(self):
@@ -30,12 +31,20 @@ class Memory:
 
     @property
     def style(self):
-        if self.fifo:
+        """"block" or "logic" (a ROM: its ram_style attribute), "auto" (a RAM: Yosys chooses;
+        a pinned RAM of two words and ``RAM_BLOCK_MIN_BITS`` or more: "block")."""
+        if self.pinned and self.depth > 1 and self.bits >= RAM_BLOCK_MIN_BITS:
+            return "block"
+        if self.fifo or self.writable:
             return "auto"
-        if self.writable:       # in logic a RAM is a register per bit; one word is a register
-            # whatever its attribute (Yosys keeps a one-word memory in flip-flops: measured)
-            return "block" if self.depth > 1 and self.bits >= RAM_BLOCK_MIN_BITS else "logic"
         return "block" if self.depth >= BLOCK_MIN_DEPTH and self.bits >= BLOCK_MIN_BITS else "logic"
+
+
+def block_bits(memories):
+    """Bits of ``memories`` in block RAM on no target in particular (a kernel's own estimate):
+    the ROMs styled so, and the RAMs of two words and ``RAM_BLOCK_MIN_BITS`` or more."""
+    return sum(m.bits for m in memories if m.style == "block" or (
+        m.writable and m.depth > 1 and m.bits >= RAM_BLOCK_MIN_BITS))
 
 
 def blocks(width, depth, target):
@@ -43,17 +52,28 @@ def blocks(width, depth, target):
     return min(-(-width // w) * -(-depth // d) for w, d in TARGETS[target]["bram_shapes"])
 
 
+def placement(mem, target):
+    """Where ``mem`` goes on ``target``: "block", "distributed" or "logic".  A ROM goes where
+    its style says; a RAM (style "auto") where Yosys's memory_libmap finds it cheapest: a bit
+    in flip-flops costs 1, a block RAM ``bram_cost`` (64 on iCE40, 128 on ECP5: its brams
+    files), distributed RAM ``lut_ram`` = (words, bits, cost) a cell (16 × 4, 4 on ECP5) plus
+    half a unit per bit of the read multiplexer and per write enable across the cells' depth.
+    Measured with Yosys: FIFO storage of 10 × 8 and 6 × 16 bits in a block and 6 × 8 and
+    2 × 256 in flip-flops on iCE40; 66 words in distributed and 8,002 in block RAM on ECP5; a
+    one-word RAM in flip-flops whatever its attribute."""
+    if mem.style != "auto":
+        return mem.style
+    t = TARGETS[target]
+    costs = {"logic": mem.bits, "block": t["bram_cost"] * blocks(mem.width, mem.depth, target)}
+    if t["lut_ram"]:
+        words, bits, cost = t["lut_ram"]
+        rows = -(-mem.depth // words)
+        costs["distributed"] = cost * rows * -(-mem.width // bits) + 0.5 * (rows - 1) * mem.width + 0.5 * rows
+    return min(costs, key=lambda k: (costs[k], k != "logic"))
+
+
 def in_bram(mem, target):
-    """FIFO storage carries no attribute: Yosys puts it on iCE40 in block RAM when it has at least
-    64 bits per block it would take (its memory_libmap weighs a block, cost 64 in ice40/brams.txt,
-    against a flip-flop per bit; in the digits CNN: 10 × 8 and 6 × 16 bits in a block, 6 × 8
-    bits in flip-flops, and in the digits MLP 2 × 256 bits, 16 blocks, in flip-flops; measured), and
-    on ECP5 in distributed RAM when shallow (66 words, measured), block RAM when deep (8,002
-    words, measured; the depth between is this estimator's choice)."""
-    if not mem.fifo:
-        return mem.style == "block"
-    depth = TARGETS[target]["fifo_bram_depth"]
-    return mem.depth >= depth if depth else mem.bits >= FIFO_BLOCK_MIN_BITS * blocks(mem.width, mem.depth, target)
+    return placement(mem, target) == "block"
 
 
 def lut_ram_luts(mem):
@@ -98,15 +118,15 @@ def estimate_kernel(k, dataflow, target, in_dsp=None):
     else:
         total["lut"] += round(k.multiplier_luts * (t["multiplier_scale"] - 1))
     for mem in k.memories():
-        if in_bram(mem, target):
+        where = placement(mem, target)
+        if where == "block":
             total["bram"] += blocks(mem.width, mem.depth, target)
-        elif not mem.fifo:
-            total["lut"] += logic_rom_luts(mem)
-            total["ff"] += mem.bits if mem.writable else 0
-        elif t["fifo_bram_depth"] > 0:
+        elif where == "distributed":
             total["lut"] += lut_ram_luts(mem)
-        else:                   # iCE40 has no distributed RAM: a flip-flop and about a LUT per bit
-            total["lut"] += mem.bits
+        elif mem.style == "logic":
+            total["lut"] += logic_rom_luts(mem)
+        else:                   # a RAM in flip-flops: a flip-flop and, past one word, about a LUT a bit
+            total["lut"] += mem.bits if mem.depth > 1 else 0
             total["ff"] += mem.bits
     return total
 

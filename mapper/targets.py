@@ -10,8 +10,9 @@ Each entry holds:
 - ``available``: LUTs, flip-flops, DSP blocks and block RAMs of the device; ``logic_cells``: its fit is
   counted in logic cells that hold a LUT and a flip-flop (iCE40), not in LUTs;
 - memory geometry: ``bram_shapes`` (the width × depth configurations of one block RAM),
-  ``bram_bits`` (bits of one block), ``fifo_bram_depth`` (FIFO depth from which Yosys uses a
-  block RAM; 0: from 64 bits, the device has no distributed RAM);
+  ``bram_bits`` (bits of one block), ``bram_cost`` and ``lut_ram`` (a block's cost and the
+  distributed RAM cell's words, bits and cost in Yosys's memory_libmap, None without one: where
+  a RAM goes, resources.placement);
 - DSP kind: ``dsp_products`` (8×8 products the DSP blocks carry, one a block: SB_MAC16,
   MULT18X18D), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts);
 - the flow: ``synth`` (the Yosys script, ``{top}`` the module, ``{dsp}`` the first of
@@ -26,7 +27,7 @@ TARGETS = {
         "device": "iCE40 UP5K", "family": "ice40",
         "available": {"lut": 5280, "ff": 5280, "dsp": 8, "bram": 30}, "logic_cells": True,
         "bram_shapes": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "bram_bits": 4096,
-        "fifo_bram_depth": 0,
+        "bram_cost": 64, "lut_ram": None,
         # an 8×8 product in LUTs: 155 SB_LUT4 and 11 SB_CARRY alone; 162 a product in the
         # digits MLP at 1 × 16 (measured with Yosys): twice Kernel.multiplier_luts
         "dsp_products": 8, "multiplier_scale": 2.0,
@@ -58,7 +59,7 @@ def _ecp5(size, lut, dsp, bram):
         "available": {"lut": lut, "ff": lut, "dsp": dsp, "bram": bram}, "logic_cells": False,
         "bram_shapes": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
         "bram_bits": 18 * 1024,
-        "fifo_bram_depth": 256,
+        "bram_cost": 128, "lut_ram": (16, 4, 4),
         # an 8×8 product in 4-input LUTs: 2.05 × Kernel.multiplier_luts (five MVUs of the digits
         # models, each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
         "dsp_products": dsp, "multiplier_scale": 2.05,

@@ -25,7 +25,7 @@ def code_shape(code):
 
 def styles(kernel):
     """Where the kernel's memories go, as the mapper decided."""
-    return {m.name: m.style for m in kernel.memories() if not m.fifo}
+    return {m.name: m.style for m in kernel.memories() if m.style != "auto"}
 
 
 def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None, serial=False):

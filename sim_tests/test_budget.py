@@ -40,11 +40,12 @@ def test_the_fit_fits_and_no_faster_balanced_folding_does(model, target, caps):
     assert not budget.over(resources.estimate(fit.dataflow, target), target, caps)
     assert fit.estimate == resources.estimate(fit.dataflow, target)
     # independent of the search: every multiplier budget's balanced folding that is faster
-    # than the fit is over a cap
+    # than the fit is over a cap, its RAMs where Yosys puts them or in block RAM
     for m in sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, fit.dataflow.multipliers + 1}):
         d = df.build(graph, fl.balanced(graph, m), plans)
         if d.cycles_per_frame < fit.dataflow.cycles_per_frame:
             assert budget.over(resources.estimate(d, target), target, caps), (m, d.folding)
+            assert budget.over(resources.estimate(df.pin_rams(d), target), target, caps), (m, d.folding)
     if fit.binds:           # what binds: the next faster candidate is over exactly those caps
         assert fit.faster_cycles < fit.dataflow.cycles_per_frame
         assert all(used > limit for _, used, limit in fit.binds)
@@ -112,3 +113,18 @@ def test_bench_row_of_a_model_that_fits_no_folding(tmp_path):
                           "ice40-up5k", 2, tmp_path, synthesize=None)
     assert row["status"].startswith("does not fit (estimated ") and "BRAM of the 27 allowed" in row["status"]
     assert "| QOperator MLP | ice40-up5k |  |  | does not fit" in results.markdown([row], "here", ["QOperator MLP"])
+
+
+def test_lut_bound_folds_trade_lut_ram_for_block_ram(tmp_path, monkeypatch):
+    """ResNet-8 on the ECP5-85F: with its buffers where Yosys finds them cheapest (distributed
+    RAM, in LUTs) the LUTs bind at 73,728 cycles a frame; with them in block RAM, of which it has
+    room, it runs at 36,864.  The fit pins them (dataflow.pin_rams) and says so."""
+    from test_circuit_hashes import model_path
+    path = model_path("resnet8_qdq", tmp_path)
+    fit = qc.compile_model(path, target="ecp5-85k").fit
+    assert fit.block_rams and fit.dataflow.cycles_per_frame == 36_864
+    assert "its buffers in block RAM" in fit.sentence() and fit.to_json()["rams"] == "block"
+    assert not budget.over(resources.estimate(fit.dataflow, "ecp5-85k"), "ecp5-85k", budget.DEFAULT_CAPS)
+    monkeypatch.setattr(df, "pin_rams", lambda dataflow: dataflow)
+    unpinned = qc.compile_model(path, target="ecp5-85k").fit
+    assert not unpinned.block_rams and unpinned.dataflow.cycles_per_frame == 73_728

@@ -19,16 +19,17 @@ from qloom.compile import compile_model
 # since requantizers are shared over the lanes their producer hands them in turn
 # (builder._Chain.shared_lanes) and the window generator's loop-end flags are registers
 # (hdl/window.py), and their design.json since the window estimate was refitted to that; the
-# residual CNNs and DS-CNN since a requantizer is serial only where that is the cheaper circuit
+# residual CNNs and DS-CNN since a requantizer is serial only where that is the cheaper circuit;
+# every top.v since RAMs carry no ram_style attribute (resources.placement)
 CIRCUITS = {
-    "digits_mlp_qdq": ("c86769de4da22781", "afbf7994a35c84d1"),
-    "digits_mlp_qop": ("ee52b51d3c0aeb2b", "2820e2d89cacce82"),
-    "digits_cnn_qdq": ("762bde5d85f9be0f", "df2bd3b455ae6c8a"),
-    "digits_resnet_qdq": ("8a343184365c2ea0", "bfa65bea5d128f8e"),
-    "concat_900_qdq": ("eeff64292435923b", "d17900bdd0458176"),
-    "ad_mlp_qdq": ("fff478a8e7b6eecc", "f57e9e88a4357fb6"),
-    "ds_cnn_qdq": ("97aed51e4938746f", "3ae1f17097650f42"),
-    "resnet8_qdq": ("33f2c74404dd8d4f", "a9d3be797117a6ef"),
+    "digits_mlp_qdq": ("9a6ddfe173445ff8", "afbf7994a35c84d1"),
+    "digits_mlp_qop": ("d04101ed5aebc2fe", "2820e2d89cacce82"),
+    "digits_cnn_qdq": ("584755e2822e2f60", "df2bd3b455ae6c8a"),
+    "digits_resnet_qdq": ("35d4051c6841cfb1", "bfa65bea5d128f8e"),
+    "concat_900_qdq": ("b11e68b10af73df3", "d17900bdd0458176"),
+    "ad_mlp_qdq": ("d75eae821219f16e", "f57e9e88a4357fb6"),
+    "ds_cnn_qdq": ("bf4306b4c26b605e", "3ae1f17097650f42"),
+    "resnet8_qdq": ("7015054817fa8b70", "a9d3be797117a6ef"),
 }
 
 

@@ -3,12 +3,13 @@ benchmark row and the report's synthesis table come from the tools' own output."
 import json
 import re
 import sys
+from dataclasses import replace
 
 import pytest
 
 from conftest import REPO
 from qloom import compile as qc, report, synth
-from qloom.mapper import resources
+from qloom.mapper import dataflow as df, resources
 
 sys.path.insert(0, str(REPO))
 from bench import results  # noqa: E402
@@ -178,8 +179,31 @@ def test_a_one_word_buffer_is_a_register_not_a_block_ram(digits, tmp_path):
     design = qc.compile_model(digits / "digits_mlp_qdq.onnx", fold=fold)
     dense1 = next(k for k in design.dataflow.all_kernels if k.name == "mvu_dense1")
     buffer = next(m for m in dense1.memories() if m.name == "buffer")
-    assert (buffer.width, buffer.depth, buffer.style) == (256, 1, "logic")
+    assert (buffer.width, buffer.depth, resources.placement(buffer, "ice40-up5k")) == (256, 1, "logic")
     estimate = resources.estimate(design.dataflow, "ice40-up5k")
     measured = synth.yosys_counts(design, "ice40-up5k")
     assert measured["bram"] == estimate["bram"]
     assert abs(resources.error_percent(estimate["ff"], measured["ff"])) <= 15
+
+
+def test_small_rams_go_to_distributed_ram_on_ecp5(digits):
+    """RAMs carry no attribute: Yosys puts each where its cost model says (resources.placement),
+    and on ECP5 that is distributed RAM for the digits CNN's small line buffers and MVU input
+    buffers; pinned (dataflow.pin_rams, what the budget does when LUTs bind), they go to block
+    RAM (but for mvu_conv0's 9 × 8 bits, too small to be worth a block).  Either way Yosys's
+    block-RAM count is the estimate's."""
+    design = qc.compile_model(digits / "digits_cnn_qdq.onnx", max_multipliers=32)
+    pinned = df.pin_rams(design.dataflow)
+
+    def rams(dataflow):
+        return {f"{k.name}.{m.name}": resources.placement(m, "ecp5-25k") for k in dataflow.all_kernels
+                for m in k.memories() if m.writable}
+    assert rams(design.dataflow) == {
+        "window_conv0.frame": "distributed", "mvu_conv0.buffer": "distributed", "window_maxpool0.frame": "block",
+        "window_conv1.frame": "distributed", "mvu_conv1.buffer": "distributed", "mvu_dense0.buffer": "block"}
+    assert rams(pinned) == {**dict.fromkeys(rams(design.dataflow), "block"), "mvu_conv0.buffer": "distributed"}
+    for dataflow in (design.dataflow, pinned):
+        d = replace(design, dataflow=dataflow)
+        estimate, measured = resources.estimate(dataflow, "ecp5-25k"), synth.yosys_counts(d, "ecp5-25k")
+        assert measured["bram"] == estimate["bram"], (measured, estimate)
+        assert abs(resources.error_percent(estimate["lut"], measured["lut"])) <= 15, (measured, estimate)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .. import qgraph as qg
 from ..numeric import signed_bits
-from ..resources import Memory
+from ..resources import Memory, block_bits
 from .base import Kernel
 
 MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per stage (hdl.mvu.MVU.LEVELS_PER_STAGE)
@@ -55,6 +55,7 @@ class MVUKernel(Kernel):
     acc_lo: int
     acc_hi: int
     vectors: int = 1          # matrix-vector products per frame (output pixels of a conv)
+    block_rams: bool = False  # its input buffer in block RAM, not where Yosys finds it cheapest
 
     @staticmethod
     def summary(entry):
@@ -130,7 +131,8 @@ class MVUKernel(Kernel):
             mems.append(Memory("weights", self.pe * self.simd * self.weight_bits,
                                self.in_fold * self.out_fold))
         if self.out_fold > 1:
-            mems += [Memory("buffer", self.simd * self.in_code.bits, self.in_fold, writable=True),
+            mems += [Memory("buffer", self.simd * self.in_code.bits, self.in_fold, writable=True,
+                            pinned=self.block_rams),
                      Memory("bias", self.pe * self.acc_bits, self.out_fold)]
         return mems
 
@@ -155,7 +157,7 @@ class MVUKernel(Kernel):
         lut = (self.multiplier_luts + 2 * counters + simd * xb * (self.out_fold > 1)
                + pe * (simd - 1) * acc + 2 * pe * acc + pe * acc + 20)
         return {"lut": lut, "ff": ff, "dsp": pe * simd * dsp_slices(wb, xb),
-                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+                "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "layer": self.dense.name,
@@ -253,7 +255,7 @@ class DepthwiseKernel(Kernel):
         lut = pe * (wb * xb + wb + xb) + pe * acc + 2 * counters + 10
         ff = pe * (xb + 3 * acc) + 2 * pe * acc + counters + 8
         return {"lut": lut, "ff": ff, "dsp": pe * dsp_slices(wb, xb),
-                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+                "bram_bits": block_bits(self.memories())}
 
     @property
     def multiplier_luts(self):

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import qgraph as qg
 from ..numeric import signed_bits
-from ..resources import Memory
+from ..resources import Memory, block_bits
 from .base import Kernel
 
 PRODUCT_CHUNK = 2    # bits of the constant operand per partial product (hdl.requant.CHUNK)
@@ -220,7 +220,7 @@ class RequantKernel(Kernel):
             lut = round(lut * self.SERIAL_LUT_SCALE[family])
         params = self.pe * self.param_bits if self.fold > 2 else 0     # the ROM's read register
         return {"lut": lut + 30, "ff": ff + params + 20,
-                "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+                "dsp": 0, "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "layer": self.node.name,

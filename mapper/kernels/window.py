@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import qgraph as qg
 from ..numeric import signed_bits
-from ..resources import Memory
+from ..resources import Memory, block_bits
 from .base import Kernel
 
 def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"):
@@ -65,6 +65,7 @@ class WindowKernel(Kernel):
     order: str
     pad: int
     what: str                 # "conv", "depthwise" or "pool"
+    block_rams: bool = False  # its line buffer in block RAM, not where Yosys finds it cheapest
 
     @property
     def out_size(self):
@@ -137,7 +138,8 @@ class WindowKernel(Kernel):
         return self.depth * self.lanes, False
 
     def memories(self):
-        return [Memory("frame", self.lanes * self.code.bits, self.depth, writable=True),
+        return [Memory("frame", self.lanes * self.code.bits, self.depth, writable=True,
+                       pinned=self.block_rams),
                 Memory("queue", self.lanes * self.code.bits, WINDOW_QUEUE, fifo=True)]
 
     # LUTs beside the output mux: per bit of the padded frame's positions, of the frame's
@@ -161,7 +163,7 @@ class WindowKernel(Kernel):
         a, b, c, d = self.LUT_FIT[family]
         return {"lut": bits + a * pos + b * count + c * slot + d,
                 "ff": 30 + 11 * pos + 3 * count + 4 * slot,
-                "dsp": 0, "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+                "dsp": 0, "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "for": self.what, "shape": list(self.shape),
@@ -368,7 +370,7 @@ class FloatSumKernel(Kernel):
         acc = self.acc_bits
         return {"lut": self.pe * 6 * acc + 2 * max(self.node.taps, 2).bit_length() + 4,
                 "ff": self.pe * 2 * acc + max(self.node.taps, 2).bit_length() + 2, "dsp": 0,
-                "bram_bits": sum(m.bits for m in self.memories() if m.style == "block")}
+                "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "layer": self.node.name,
