@@ -112,9 +112,13 @@ class WindowGen(wiring.Component):
                            Signal(slot, init=a0 % self.depth, name=f"{name}_a"),
                            Signal(range(max(loops[name][0], 2)), name=f"{name}_n"))
         # an output row is sent once its last input row has arrived: ``need`` (unclamped) is
-        # (its top row + the rows a window spans) × row
-        need = Signal(range(-ys * row, ys * row), init=(self.span - pt) * row)
-        issue = (ahead >= 0) & ((ahead >= need) | (ahead >= frame_beats)) & queue.room
+        # (its top row + the rows a window spans) × row, and kept as ``slack`` = ahead − need;
+        # with ``over`` = ahead − frame_beats every test of the issue is a sign bit, not a
+        # comparator (the sums are registers, the late row and frame ends only choose)
+        need0 = (self.span - pt) * row
+        slack = Signal(range(-frame_beats - ys * row, frame_beats + self.depth + ys * row + 1), init=-need0)
+        over = Signal(range(-2 * frame_beats, self.depth + 1), init=-frame_beats)
+        issue = (ahead >= 0) & ((slack >= 0) | (over >= 0)) & queue.room
         m.d.comb += queue.reserve.eq(issue)
         carry = issue
         for name in reversed(nest):                          # innermost first
@@ -129,13 +133,9 @@ class WindowGen(wiring.Component):
             with m.If(carry):
                 with m.If(last):
                     m.d.sync += [n.eq(0), last.eq(count == 1), y.eq(y0), x.eq(x0), a.eq(a0 % self.depth)]
-                    if name == "oy":
-                        m.d.sync += need.eq(need.init)
                 with m.Else():
                     m.d.sync += [n.eq(n + 1), last.eq(n == count - 2), y.eq(y + dy), x.eq(x + dx),
                                  a.eq(a + da % self.depth)]
-                    if name == "oy":
-                        m.d.sync += need.eq(need + sh * row)
             carry = carry & last
         frame_end = carry
         # the rows passed are released (a constant per output row; most rows release sh·row)
@@ -148,7 +148,10 @@ class WindowGen(wiring.Component):
         m.d.sync += release.eq(Mux(row_end, amount, 0))
         # both sums from registers, the late frame_end only choosing between them
         m.d.sync += [held.eq(held + write - release),
-                     ahead.eq(Mux(frame_end, ahead + write - frame_beats, ahead + write))]
+                     ahead.eq(Mux(frame_end, ahead + write - frame_beats, ahead + write)),
+                     over.eq(Mux(frame_end, ahead + write - 2 * frame_beats, over + write)),
+                     slack.eq(Mux(frame_end, ahead + write - frame_beats - need0,
+                                  Mux(row_end, slack + write - sh * row, slack + write)))]
         with m.If(frame_end):
             m.d.sync += base.eq(base + frame_beats % self.depth)
 
