@@ -111,14 +111,14 @@ class WindowGen(wiring.Component):
                            Signal(range(-xs, xs), init=x0, name=f"{name}_x"),
                            Signal(slot, init=a0 % self.depth, name=f"{name}_a"),
                            Signal(range(max(loops[name][0], 2)), name=f"{name}_n"))
-        # an output row is sent once its last input row has arrived: ``need`` (unclamped) is
-        # (its top row + the rows a window spans) × row, and kept as ``slack`` = ahead − need;
-        # with ``over`` = ahead − frame_beats every test of the issue is a sign bit, not a
-        # comparator (the sums are registers, the late row and frame ends only choose)
-        need0 = (self.span - pt) * row
-        slack = Signal(range(-frame_beats - ys * row, frame_beats + self.depth + ys * row + 1), init=-need0)
-        over = Signal(range(-2 * frame_beats, self.depth + 1), init=-frame_beats)
-        issue = (ahead >= 0) & ((slack >= 0) | (over >= 0)) & queue.room
+        # an output row is sent once its last input row has arrived, or the whole frame has:
+        # ``need`` = min((its top row + the rows a window spans) × row, frame_beats), a constant
+        # per output row, kept as ``slack`` = ahead − need so that every test of the issue is a
+        # sign bit, not a comparator (the sums are registers, the late row and frame ends only
+        # choose)
+        need = [min((self.span - pt + k * sh) * row, frame_beats) for k in range(oh)]
+        slack = Signal(range(-frame_beats - need[0], frame_beats + self.depth + 1), init=-need[0])
+        issue = (ahead >= 0) & (slack >= 0) & queue.room
         m.d.comb += queue.reserve.eq(issue)
         carry = issue
         for name in reversed(nest):                          # innermost first
@@ -147,11 +147,16 @@ class WindowGen(wiring.Component):
                 amount = Mux(parts["oy"][3] == k, v, amount)
         m.d.sync += release.eq(Mux(row_end, amount, 0))
         # both sums from registers, the late frame_end only choosing between them
+        steps = [b - a for a, b in zip(need, need[1:])] or [0]      # need's step after each row
+        common_step = max(set(steps), key=steps.count)
+        step = common_step
+        for k, v in enumerate(steps):
+            if v != common_step:
+                step = Mux(parts["oy"][3] == k, v, step)
         m.d.sync += [held.eq(held + write - release),
                      ahead.eq(Mux(frame_end, ahead + write - frame_beats, ahead + write)),
-                     over.eq(Mux(frame_end, ahead + write - 2 * frame_beats, over + write)),
-                     slack.eq(Mux(frame_end, ahead + write - frame_beats - need0,
-                                  Mux(row_end, slack + write - sh * row, slack + write)))]
+                     slack.eq(Mux(frame_end, ahead + write - frame_beats - need[0],
+                                  Mux(row_end, slack + write - step, slack + write)))]
         with m.If(frame_end):
             m.d.sync += base.eq(base + frame_beats % self.depth)
 

@@ -142,12 +142,13 @@ class WindowKernel(Kernel):
                        pinned=self.block_rams),
                 Memory("queue", self.lanes * self.code.bits, WINDOW_QUEUE, fifo=True)]
 
-    # LUTs beside the output mux: per bit of the padded frame's positions, of the frame's
+    # LUTs and flip-flops per bit of a beat, of the padded frame's positions, of the frame's
     # count and of the buffer's address, and a constant; fitted to Yosys on ten windows per
-    # target family (the digits CNN, residual CNN, DS-CNN and ResNet-8 at 32 multipliers; iCE40
-    # 202–325 LUT, ECP5 238–462 with `abc -lut 4`; within 10 % but for a max pool's, +19 / +22 %,
-    # and a 64-bit conv's on iCE40, −24 %)
-    LUT_FIT = {"ice40": (26, 0, 9, -1), "ecp5": (34, 0, 35, -153)}
+    # target family (the digits CNN, residual CNN, DS-CNN and ResNet-8 at 32 multipliers, the
+    # window generator testing a sign bit for its issue; iCE40 227–373 LUT, ECP5 281–458 with
+    # `abc -lut 4`): LUTs within −11 / +16 % (a max pool's the +16), FFs within 4 %
+    LUT_FIT = {"ice40": (3.2, 29.6, 12.3, 6.5, -129.2), "ecp5": (2.5, 30.0, 6.9, 24.7, -124.8)}
+    FF_FIT = {"ice40": (4.5, 7.7, 8.0, 1.3, -15.6), "ecp5": (2.2, 10.5, 5.9, 6.8, -31.1)}
 
     def resources(self, family="ice40"):
         """The output mux, the loop counters with their running row, column (``pos`` bits: the
@@ -160,9 +161,9 @@ class WindowKernel(Kernel):
                       w + pl + pr + self.strides[1] + self.kernel[1] * self.dilations[1])
         pos, count = pos.bit_length(), max(self.in_beats, 2).bit_length() + 1
         slot = self.depth.bit_length() - 1
-        a, b, c, d = self.LUT_FIT[family]
-        return {"lut": bits + a * pos + b * count + c * slot + d,
-                "ff": 30 + 11 * pos + 3 * count + 4 * slot,
+        terms = (bits, pos, count, slot, 1)
+        return {"lut": round(sum(c * t for c, t in zip(self.LUT_FIT[family], terms))),
+                "ff": round(sum(c * t for c, t in zip(self.FF_FIT[family], terms))),
                 "dsp": 0, "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
