@@ -14,6 +14,10 @@ from .targets import TARGETS   # noqa: F401 (the registry, read here and by the 
 BLOCK_MIN_DEPTH = 64
 BLOCK_MIN_BITS = 1024
 RAM_BLOCK_MIN_BITS = 128
+# memory_libmap's soft-logic score of a block RAM's ports (2 a point; our read ports take
+# between 72 and 80 flip-flop bits' worth with one iCE40 block: 9 × 8 bits stay in flip-flops,
+# 10 × 8 go to a block, measured)
+BLOCK_PORT_COST = 8
 
 
 @dataclass(frozen=True)
@@ -56,15 +60,17 @@ def placement(mem, target):
     """Where ``mem`` goes on ``target``: "block", "distributed" or "logic".  A ROM goes where
     its style says; a RAM (style "auto") where Yosys's memory_libmap finds it cheapest: a bit
     in flip-flops costs 1, a block RAM ``bram_cost`` (64 on iCE40, 128 on ECP5: its brams
-    files), distributed RAM ``lut_ram`` = (words, bits, cost) a cell (16 × 4, 4 on ECP5) plus
-    half a unit per bit of the read multiplexer and per write enable across the cells' depth.
-    Measured with Yosys: FIFO storage of 10 × 8 and 6 × 16 bits in a block and 6 × 8 and
-    2 × 256 in flip-flops on iCE40; 66 words in distributed and 8,002 in block RAM on ECP5; a
-    one-word RAM in flip-flops whatever its attribute."""
+    files) plus BLOCK_PORT_COST, distributed RAM ``lut_ram`` = (words, bits, cost) a cell
+    (16 × 4, 4 on ECP5) plus half a unit per bit of the read multiplexer and per write enable
+    across the cells' depth.  Measured with Yosys: FIFO storage of 10 × 8 and 6 × 16 bits in a
+    block and 6 × 8 and 2 × 256 in flip-flops on iCE40, and a 9 × 8 MVU buffer in flip-flops;
+    66 words in distributed and 8,002 in block RAM on ECP5; a one-word RAM in flip-flops
+    whatever its attribute."""
     if mem.style != "auto":
         return mem.style
     t = TARGETS[target]
-    costs = {"logic": mem.bits, "block": t["bram_cost"] * blocks(mem.width, mem.depth, target)}
+    costs = {"logic": mem.bits,
+             "block": t["bram_cost"] * blocks(mem.width, mem.depth, target) + BLOCK_PORT_COST}
     if t["lut_ram"]:
         words, bits, cost = t["lut_ram"]
         rows = -(-mem.depth // words)

@@ -207,3 +207,14 @@ def test_small_rams_go_to_distributed_ram_on_ecp5(digits):
         estimate, measured = resources.estimate(dataflow, "ecp5-25k"), synth.yosys_counts(d, "ecp5-25k")
         assert measured["bram"] == estimate["bram"], (measured, estimate)
         assert abs(resources.error_percent(estimate["lut"], measured["lut"])) <= 15, (measured, estimate)
+
+
+def test_block_rams_of_the_filled_digits_cnn_on_ice40(digits):
+    """The digits CNN folded to the UP5K: Yosys keeps mvu_conv0's 9 × 8-bit buffer in
+    flip-flops (a block's port logic outweighs 72 bits) and puts the 10 × 8-bit FIFO in a
+    block; its block-RAM count is the estimate's."""
+    design = qc.compile_model(digits / "digits_cnn_qdq.onnx", target="ice40-up5k")
+    where = {f"{k.name}.{m.name}": resources.placement(m, "ice40-up5k")
+             for k in design.dataflow.all_kernels for m in k.memories()}
+    assert where["mvu_conv0.buffer"] == "logic" and where["fifo0.storage"] == "block"
+    assert synth.yosys_counts(design, "ice40-up5k")["bram"] == resources.estimate(design.dataflow, "ice40-up5k")["bram"]
