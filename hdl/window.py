@@ -139,20 +139,10 @@ class WindowGen(wiring.Component):
             carry = carry & last
         frame_end = carry
         # the rows passed are released (a constant per output row; most rows release sh·row)
-        amounts = self.releases()
-        common = max(set(amounts), key=amounts.count)
-        amount = common
-        for k, v in enumerate(amounts):
-            if v != common:
-                amount = Mux(parts["oy"][3] == k, v, amount)
-        m.d.sync += release.eq(Mux(row_end, amount, 0))
-        # both sums from registers, the late frame_end only choosing between them
-        steps = [b - a for a, b in zip(need, need[1:])] or [0]      # need's step after each row
-        common_step = max(set(steps), key=steps.count)
-        step = common_step
-        for k, v in enumerate(steps):
-            if v != common_step:
-                step = Mux(parts["oy"][3] == k, v, step)
+        m.d.sync += release.eq(Mux(row_end, per_row(self.releases(), parts["oy"][3]), 0))
+        # both sums from registers, the late frame_end only choosing between them; need's step
+        # after each output row
+        step = per_row([b - a for a, b in zip(need, need[1:])] or [0], parts["oy"][3])
         m.d.sync += [held.eq(held + write - release),
                      ahead.eq(Mux(frame_end, ahead + write - frame_beats, ahead + write)),
                      slack.eq(Mux(frame_end, ahead + write - frame_beats - need[0],
@@ -172,6 +162,17 @@ class WindowGen(wiring.Component):
         for k in range(self.lanes):
             m.d.comb += queue.i.payload[k].eq(Mux(pad2, self.pad, rp.data[k]))
         return m
+
+
+def per_row(values, row):
+    """A constant per output row (``values[row]``): the most common one, the others chosen by
+    the row counter."""
+    common = max(set(values), key=values.count)
+    out = common
+    for k, v in enumerate(values):
+        if v != common:
+            out = Mux(row == k, v, out)
+    return out
 
 
 class MaxPoolUnit(wiring.Component):

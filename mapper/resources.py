@@ -34,10 +34,15 @@ class Memory:
         return self.width * self.depth
 
     @property
+    def worth_a_block(self):
+        """A RAM of two words and ``RAM_BLOCK_MIN_BITS`` or more."""
+        return self.writable and self.depth > 1 and self.bits >= RAM_BLOCK_MIN_BITS
+
+    @property
     def style(self):
         """"block" or "logic" (a ROM: its ram_style attribute), "auto" (a RAM: Yosys chooses;
-        a pinned RAM of two words and ``RAM_BLOCK_MIN_BITS`` or more: "block")."""
-        if self.pinned and self.depth > 1 and self.bits >= RAM_BLOCK_MIN_BITS:
+        a pinned RAM worth a block: "block")."""
+        if self.pinned and self.worth_a_block:
             return "block"
         if self.fifo or self.writable:
             return "auto"
@@ -46,9 +51,8 @@ class Memory:
 
 def block_bits(memories):
     """Bits of ``memories`` in block RAM on no target in particular (a kernel's own estimate):
-    the ROMs styled so, and the RAMs of two words and ``RAM_BLOCK_MIN_BITS`` or more."""
-    return sum(m.bits for m in memories if m.style == "block" or (
-        m.writable and m.depth > 1 and m.bits >= RAM_BLOCK_MIN_BITS))
+    the ROMs styled so, and the RAMs worth a block."""
+    return sum(m.bits for m in memories if m.style == "block" or m.worth_a_block)
 
 
 def blocks(width, depth, target):
@@ -76,10 +80,6 @@ def placement(mem, target):
         rows = -(-mem.depth // words)
         costs["distributed"] = cost * rows * -(-mem.width // bits) + 0.5 * (rows - 1) * mem.width + 0.5 * rows
     return min(costs, key=lambda k: (costs[k], k != "logic"))
-
-
-def in_bram(mem, target):
-    return placement(mem, target) == "block"
 
 
 def lut_ram_luts(mem):
