@@ -53,8 +53,9 @@ def model_list(quick=False):
 FRAMES = {"DS-CNN": 4, "ResNet-8": 2}     # frames simulated for the large CNNs (cycles per frame ~10⁵–10⁶)
 
 
-def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize):
-    """One row: compile, simulate, synthesize; every figure from the tools' output."""
+def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize, route_limit=None):
+    """One row: compile, simulate, synthesize; every figure from the tools' output (nextpnr
+    stopped after ``route_limit`` seconds: then its post-placement Fmax, said so, or none)."""
     row = {"model": name, "target": target}
     t = time.time()
     try:
@@ -80,16 +81,18 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
     row["cycles_per_inference"] = run.cycles_per_inference
     row["latency_cycles"] = run.latency
     try:
-        r = synthesize(design, target, workdir=workdir)
+        r = synthesize(design, target, workdir=workdir, route_limit=route_limit)
     except QloomError as e:
         row["status"] = "synthesis failed: " + str(e).splitlines()[0][:100]
         return row
     row["status"] = "ok"
     row["verilog_sha256"] = verilog_sha256(synth.shell_verilog(design))
     row["measured"] = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
-    row["fmax_mhz"] = round(r.fmax_mhz, 2)
-    row["inferences_per_s"] = round(r.fmax_mhz * 1e6 / run.cycles_per_inference, 1)
-    row["latency_us"] = round(run.latency / r.fmax_mhz, 2)
+    row["fmax_mhz"] = round(r.fmax_mhz, 2) if r.fmax_mhz == r.fmax_mhz else None
+    row["fmax_source"], row["pnr_s"] = r.fmax_source, r.pnr_s
+    if row["fmax_mhz"]:
+        row["inferences_per_s"] = round(r.fmax_mhz * 1e6 / run.cycles_per_inference, 1)
+        row["latency_us"] = round(run.latency / r.fmax_mhz, 2)
     row["mac_utilization"] = round(macs / run.cycles_per_inference / d.multipliers, 3)
     row["error_percent"] = {k: resources.error_percent(est[k], row["measured"][k]) for k in est}
     return row
@@ -97,6 +100,10 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
 
 def _pct(v):
     return "—" if v is None else f"{v:+.1f} %"
+
+
+def _seconds(v):
+    return "—" if v is None else f"{v:,.0f}"
 
 
 TITLE = "# qloom benchmark results"
@@ -111,20 +118,27 @@ def markdown(rows, machine, names=()):
              "Folding: each target filled to its budget before any tool runs (`--target`: the fastest balanced "
              "folding whose estimate fits under the default caps, LUT 80 %, FF 80 %, BRAM 90 %, DSP 100 %).", "",
              "| model | target | fold (pe×simd) | mult. | LUT | FF | DSP | BRAM | Fmax MHz | cycles/inf | inf/s | "
-             "latency µs | MAC util. | compile s | sim frames/s | mismatches |",
-             "|" + "---|" * 16]
+             "latency µs | MAC util. | ⌈MACs/mult.⌉ | compile s | P&R s | sim frames/s | mismatches |",
+             "|" + "---|" * 18]
     for r in rows:
         fold = " ".join(f"{v['pe']}×{v['simd']}" for k, v in r.get("folding", {}).items() if k != "fifo_depths")
         if r["status"] != "ok":         # no folding fits: neither fold nor multipliers
             lines.append(f"| {r['model']} | {r['target']} | {fold} | {r.get('multipliers', '')} | {r['status']} |"
-                         + " |" * 11)
+                         + " |" * 13)
             continue
-        m = r["measured"]
+        m, fmax = r["measured"], r["fmax_mhz"]
+        source = r.get("fmax_source", "routed")
+        fmax = "—" if fmax is None else f"{fmax:.1f}" + ("" if source == "routed" else f" ({source})")
+        timed = r["fmax_mhz"] is not None
         lines.append(f"| {r['model']} | {r['target']} | {fold} | {r['multipliers']} | {m['lut']:,} | {m['ff']:,} | "
-                     f"{m['dsp']} | {m['bram']} | {r['fmax_mhz']:.1f} | {r['cycles_per_inference']:g} | "
-                     f"{r['inferences_per_s']:,.0f} | {r['latency_us']:.1f} | {r['mac_utilization']:.2f} | "
-                     f"{r['compile_s']:.1f} | {r['sim_frames'] / r['sim_s']:.1f} | {r['mismatches']} |")
-    lines += ["", "MAC utilization: MACs per inference / (cycles per inference × multipliers instantiated). "
+                     f"{m['dsp']} | {m['bram']} | {fmax} | {r['cycles_per_inference']:g} | "
+                     + (f"{r['inferences_per_s']:,.0f} | {r['latency_us']:.1f} | " if timed else "— | — | ")
+                     + f"{r['mac_utilization']:.2f} | {-(-r['macs'] // r['multipliers']):,} | {r['compile_s']:.1f} | "
+                     f"{_seconds(r.get('pnr_s'))} | {r['sim_frames'] / r['sim_s']:.1f} | {r['mismatches']} |")
+    lines += ["", "MAC utilization: MACs per inference / (cycles per inference × multipliers instantiated); "
+              "⌈MACs/mult.⌉: the physical limit of cycles per inference at that many multipliers. Fmax: nextpnr "
+              "after routing; \"(placed)\": nextpnr's estimate after placement, where routing did not finish "
+              "in the time allowed (`--route-limit`; LUTs then Yosys's count); P&R s: nextpnr's wall time. "
               "Simulation speed includes building the Verilator model (cached builds are reused).", "",
               "## Estimator calibration", "",
               "Estimated (mapper/resources.py, before any tool runs) against measured; error = (estimated − "
@@ -162,6 +176,9 @@ def main(argv=None):
                    "from the last run (build/bench/results.json)")
     p.add_argument("--target", action="append", choices=TARGETS,
                    help="only this target (repeat for several); the other rows are kept from the last run")
+    p.add_argument("--route-limit", type=float, default=3600, metavar="SECONDS",
+                   help="stop nextpnr after this long and report its post-placement Fmax, said so "
+                        "(default 3600; 0: no limit)")
     p.add_argument("--reestimate", action="store_true",
                    help="measure nothing: recompute the estimate columns of the last run's rows with the "
                         "current estimator, for rows whose design (folding, cycles) is unchanged")
@@ -179,6 +196,7 @@ def run(args):
     previous = WORK / "results.json"
     kept = json.loads(previous.read_text()) if (args.only or args.target) and previous.exists() else []
     every = model_list(args.quick)
+    kept = current(kept, {name: path for name, path, _ in every})
     chosen = [m for m in every if not args.only or args.only in m[0]]
     names = [m[0] for m in every]
     rows = []
@@ -187,7 +205,8 @@ def run(args):
             t = time.time()
             slug = f"{Path(model).stem}-{target}"
             frames = next((n for key, n in FRAMES.items() if name.startswith(key)), args.frames)
-            rows.append(measure(name, model, inputs, target, min(frames, args.frames), WORK / "synth" / slug))
+            rows.append(measure(name, model, inputs, target, min(frames, args.frames), WORK / "synth" / slug,
+                                route_limit=args.route_limit or None))
             print(f"{name} on {target}: {rows[-1]['status']} ({time.time() - t:.0f} s)", flush=True)
     fresh = {(r["model"], r["target"]) for r in rows}
     rows = sorted(rows + [r for r in kept if (r["model"], r["target"]) not in fresh and r["model"] in names],
@@ -219,6 +238,20 @@ def changed(row, design):
         return verilog_sha256(synth.shell_verilog(design)) != row["verilog_sha256"]
     return (d.folding != row["folding"] or d.cycles_per_frame != row["model_cycles"]
             or (d.latency_exact and d.latency != row["model_latency"]))
+
+
+def current(rows, paths):
+    """The rows of ``rows`` that still describe today's design (``changed``): a row measured
+    on another circuit is dropped, said so, and shows as "no row yet"."""
+    kept = []
+    for r in rows:
+        if r["model"] in paths and r["status"] == "ok":
+            if changed(r, qc.compile_model(paths[r["model"]], target=r["target"])):
+                print(f"dropped the row of {r['model']} on {r['target']}: its design changed since it was "
+                      "measured", flush=True)
+                continue
+        kept.append(r)
+    return kept
 
 
 def reestimate(output):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class SynthResult:
     cells: dict
     utilization: dict
     folding: dict = None
+    fmax_source: str = "routed"     # or "placed": nextpnr's estimate after placement, routing not finished
+    pnr_s: float = None             # nextpnr's wall time
+
 
     def to_json(self):
         return asdict(self)
@@ -70,10 +74,10 @@ def _warm(name, path):
     _WARM.add(name)
 
 
-def _run(cmd, cwd, what):
+def _run(cmd, cwd, what, timeout=None):
     cmd = [_tool(cmd[0]), *cmd[1:]]
     _warm(Path(cmd[0]).name, cmd[0])
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         lines = (r.stdout + "\n" + r.stderr).strip().splitlines()
         errors = [line for line in lines if line.startswith("ERROR")]
@@ -220,8 +224,19 @@ def yosys_counts(design, target):
         return cell_counts(_yosys(design, target, Path(work)), target)
 
 
-def synthesize(design, target, clock_mhz=None, workdir=None):
-    """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``."""
+def placed_fmax(log):
+    """nextpnr's Fmax estimate after placement (the first "Max frequency" lines of its log,
+    before routing; the slowest clock), or None where placement did not finish."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    found = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz", text.partition("Info: Routing")[0])
+    return min(map(float, found), default=None)
+
+
+def synthesize(design, target, clock_mhz=None, workdir=None, route_limit=None):
+    """Synthesize, place and route ``design`` (a qloom.compile.Design) for ``target``.  With
+    ``route_limit`` (seconds), nextpnr is stopped at that time: the result then has Yosys's
+    counts and, where placement finished, nextpnr's post-placement Fmax estimate
+    (``fmax_source`` "placed"), else no Fmax (nan, "none")."""
     if target not in TARGETS:
         raise QloomError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}.")
     t = TARGETS[target]
@@ -231,19 +246,24 @@ def synthesize(design, target, clock_mhz=None, workdir=None):
     work.mkdir(parents=True, exist_ok=True)
     try:
         cells = _yosys(design, target, work)
+        start, source = time.monotonic(), "routed"
         try:
             _run([t["nextpnr"], "--json", "netlist.json", "--report", "report.json", "--freq", f"{clock_mhz:g}",
                   "--seed", "1", "--timing-allow-fail", "--log", "nextpnr.log", *t["args"]], work,
-                 "nextpnr place and route")
+                 "nextpnr place and route", timeout=route_limit)
+            report = json.loads((work / "report.json").read_text())
+            fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
         except QloomError as e:
             raise _does_not_fit(e, target) from None
-        report = json.loads((work / "report.json").read_text())
+        except subprocess.TimeoutExpired:
+            report, fmax = {}, placed_fmax(work / "nextpnr.log")
+            source, fmax = ("none", float("nan")) if fmax is None else ("placed", fmax)
+        pnr_s = round(time.monotonic() - start, 1)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
-    fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
     comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")    # ECP5: nextpnr's own count
     counts = cell_counts(cells, target)
     lut = comb if comb is not None else counts["lut"]
-    return SynthResult(target, lut, counts["ff"], counts["dsp"], counts["bram"], float(fmax), clock_mhz, dict(cells), report.get("utilization", {}),
-                       design.dataflow.folding)
+    return SynthResult(target, lut, counts["ff"], counts["dsp"], counts["bram"], float(fmax), clock_mhz, dict(cells),
+                       report.get("utilization", {}), design.dataflow.folding, source, pnr_s)

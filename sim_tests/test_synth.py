@@ -18,8 +18,8 @@ from bench import results  # noqa: E402
 def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     runs = []
 
-    def synthesize(design, target, workdir):
-        runs.append((design, synth.synthesize(design, target, workdir=workdir)))
+    def synthesize(design, target, workdir, route_limit):
+        runs.append((design, synth.synthesize(design, target, workdir=workdir, route_limit=route_limit)))
         return runs[-1][1]
     work = tmp_path / "synth"
     row = results.measure("digits", digits / "digits_mlp_qdq.onnx", digits / "test_inputs.npy", "ice40-up5k",
@@ -44,7 +44,17 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     # the benchmark table shows the measured figures
     text = results.markdown([row], "test")
     assert f"| {row['measured']['lut']:,} | {row['measured']['ff']:,} |" in text
-    assert f"{row['fmax_mhz']:.1f}" in text
+    assert f"{row['fmax_mhz']:.1f} |" in text and f"| {-(-row['macs'] // row['multipliers']):,} |" in text
+    # nextpnr stopped early (bench --route-limit): Yosys's counts, and the Fmax placement
+    # estimated where placement finished, said so in the table; else no Fmax and no time
+    placed = synth.placed_fmax(work / "nextpnr.log")
+    assert 0 < placed and f"{placed:.1f} (placed) |" in results.markdown([{**row, "fmax_mhz": placed,
+                                                                            "fmax_source": "placed"}], "test")
+    cut = synth.synthesize(design, "ice40-up5k", workdir=tmp_path / "cut", route_limit=0.01)
+    assert (cut.fmax_source, cut.lut, cut.bram) == ("none", row["measured"]["lut"], row["measured"]["bram"])
+    assert cut.fmax_mhz != cut.fmax_mhz and synth.placed_fmax(tmp_path / "cut" / "nextpnr.log") is None
+    none = results.markdown([{**row, "fmax_mhz": None, "fmax_source": "none"}], "test")
+    assert f"| — | {row['cycles_per_inference']:g} | — | — |" in none
     # and the report puts them beside the estimates
     data = report.data(design, [result])
     s = data["synthesis"][0]
