@@ -18,6 +18,13 @@ class WindowGen(wiring.Component):
     group, for pooling and depthwise).  A tap outside the frame is a padding beat (every lane
     ``pad``).
 
+    With ``taps`` t > 1 (tap-major order, every channel in a beat: ``lanes`` = C) a beat carries
+    t consecutive taps of a window, t·C lanes in the conv vector's order: t taps of a kernel row
+    (t divides kw) or t / kw whole rows (then t / kw divides kh).  The buffer is then t copies
+    written alike, one read port each at a constant offset from the first tap's address, so a
+    window takes kh·kw / t beats: the first layers (few channels, many pixels) go parallel over
+    taps, not only channels (FINN's MMV).
+
     The frame streams through the buffer: beat b of the frame sequence is stored at b mod
     ``depth``.  The windows of output row oy are sent once the input rows up to its last
     (``(oy·sh − pt + K)·W·G`` beats of the frame, K = (kh − 1)·dh + 1) have arrived; an input
@@ -35,11 +42,17 @@ class WindowGen(wiring.Component):
     LATENCY = 5
 
     def __init__(self, *, shape, lanes, frame, out_size, kernel, depth, strides=(1, 1), pads=(0, 0, 0, 0),
-                 dilations=(1, 1), order="taps", pad=0, memory_styles=None):
+                 dilations=(1, 1), order="taps", pad=0, memory_styles=None, taps=1):
         check_positive_int("lanes", lanes)
+        check_positive_int("taps", taps)
         c, h, w = frame
         if c % lanes or order not in ("taps", "channels"):
             raise ValueError(f"lanes must divide the {c} channels and order be 'taps' or 'channels'")
+        self.taps = taps
+        self.tap_rows, self.tap_cols = tap_block(kernel, taps)
+        if taps > 1 and (lanes != c or order != "taps"):
+            raise ValueError(f"several taps a beat need every channel in a beat (lanes {c}) and the "
+                             "'taps' order")
         self.shape, self.lanes, self.frame = check_shape("shape", shape), lanes, tuple(frame)
         self.out_size, self.kernel = tuple(out_size), tuple(kernel)
         self.strides, self.pads, self.dilations = tuple(strides), tuple(pads), tuple(dilations)
@@ -55,7 +68,8 @@ class WindowGen(wiring.Component):
         self.depth = depth
         self.memory_styles = dict(memory_styles or {})
         self.latency = self.LATENCY
-        super().__init__({"i": In(lanes_signature(self.shape, lanes)), "o": Out(lanes_signature(self.shape, lanes))})
+        super().__init__({"i": In(lanes_signature(self.shape, lanes)),
+                          "o": Out(lanes_signature(self.shape, lanes * taps))})
 
     def releases(self):
         """Beats released at the end of each output row: from its top row to the next one's
@@ -74,9 +88,15 @@ class WindowGen(wiring.Component):
         pt, pb, pl, pr = self.pads[0], self.pads[2], self.pads[1], self.pads[3]
         g_n, row, frame_beats = self.groups, self.row, self.in_beats
         word = data.ArrayLayout(self.shape, self.lanes)
-        m.submodules.frame = frame = memory.Memory(shape=word, depth=self.depth, init=[],
-                                                   attrs=style_attrs(self.memory_styles, "frame"))
-        wp, rp = frame.write_port(), frame.read_port()
+        tr, tc = self.tap_rows, self.tap_cols
+        # a tap of the beat: its row and column from the first tap's, and its address's offset
+        offsets = [(i * dh, j * dw, (i * dh * row + j * dw * g_n) % self.depth) for i in range(tr) for j in range(tc)]
+        ports = []
+        for k in range(self.taps):
+            name = "frame" if k == 0 else f"frame{k}"
+            m.submodules[name] = frame = memory.Memory(shape=word, depth=self.depth, init=[],
+                                                       attrs=style_attrs(self.memory_styles, name))
+            ports.append((frame.write_port(), frame.read_port()))
         slot = self.depth.bit_length() - 1                  # address bits
 
         # held: beats written above the released rows; ahead: beats written since the current
@@ -86,8 +106,8 @@ class WindowGen(wiring.Component):
         w_addr, base = Signal(slot), Signal(slot)
         release = Signal(range(frame_beats + 1))
         write = Signal()
-        m.d.comb += [self.i.ready.eq(held < self.depth), write.eq(self.i.valid & self.i.ready),
-                     wp.addr.eq(w_addr), wp.data.eq(self.i.payload), wp.en.eq(write)]
+        m.d.comb += [self.i.ready.eq(held < self.depth), write.eq(self.i.valid & self.i.ready)]
+        m.d.comb += [s for wp, _ in ports for s in (wp.addr.eq(w_addr), wp.data.eq(self.i.payload), wp.en.eq(write))]
         m.d.sync += w_addr.eq(w_addr + write)
 
         # the read pipeline runs freely into a credit queue: the loop counters' enables depend
@@ -99,8 +119,8 @@ class WindowGen(wiring.Component):
         # the loop nest, outermost first; each loop carries the running parts of the input row
         # and column and of the address (modulo the buffer) that it steps:
         # (count, row step, column step, address step)
-        loops = {"oy": (oh, sh, 0, sh * row), "ox": (ow, 0, sw, sw * g_n), "ky": (kh, dh, 0, dh * row),
-                 "kx": (kw, 0, dw, dw * g_n), "g": (g_n, 0, 0, 1)}
+        loops = {"oy": (oh, sh, 0, sh * row), "ox": (ow, 0, sw, sw * g_n), "ky": (kh // tr, tr * dh, 0, tr * dh * row),
+                 "kx": (kw // tc, 0, tc * dw, tc * dw * g_n), "g": (g_n, 0, 0, 1)}
         nest = ["oy", "ox", "ky", "kx", "g"] if self.order == "taps" else ["oy", "ox", "g", "ky", "kx"]
         start = {"oy": (-pt, 0, -pt * row), "ox": (0, -pl, -pl * g_n)}
         ys, xs = h + pt + pb + sh + kh * dh, w + pl + pr + sw + kw * dw
@@ -153,15 +173,31 @@ class WindowGen(wiring.Component):
         iy = sum(parts[n][0] for n in nest)
         ix = sum(parts[n][1] for n in nest)
         addr = sum(parts[n][2] for n in nest)
-        addr1 = Signal(slot)
-        v1, v2, pad1, pad2 = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [v1.eq(issue), v2.eq(v1), pad2.eq(pad1), addr1.eq(base + addr),
-                     pad1.eq((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w))]
-        m.d.comb += rp.addr.eq(addr1)
+        v1, v2 = Signal(), Signal()
+        m.d.sync += [v1.eq(issue), v2.eq(v1)]
         m.d.comb += queue.i.valid.eq(v2)
-        for k in range(self.lanes):
-            m.d.comb += queue.i.payload[k].eq(Mux(pad2, self.pad, rp.data[k]))
+        for k, ((dy, dx, da), (_, rp)) in enumerate(zip(offsets, ports)):
+            n = "" if k == 0 else str(k)
+            addr1, pad1, pad2 = Signal(slot, name=f"addr1{n}"), Signal(name=f"pad1{n}"), Signal(name=f"pad2{n}")
+            ty, tx = (iy + dy if dy else iy), (ix + dx if dx else ix)
+            m.d.sync += [pad2.eq(pad1), addr1.eq(base + addr + da if da else base + addr),
+                         pad1.eq((ty < 0) | (ty >= h) | (tx < 0) | (tx >= w))]
+            m.d.comb += rp.addr.eq(addr1)
+            for lane in range(self.lanes):
+                m.d.comb += queue.i.payload[k * self.lanes + lane].eq(Mux(pad2, self.pad, rp.data[lane]))
         return m
+
+
+def tap_block(kernel, taps):
+    """(rows, columns) of the block of ``taps`` consecutive taps (tap-major) one beat carries:
+    ``taps`` columns of a kernel row, or taps / kw whole rows."""
+    kh, kw = kernel
+    if kw % taps == 0:
+        return 1, taps
+    if taps % kw == 0 and kh % (taps // kw) == 0:
+        return taps // kw, kw
+    raise ValueError(f"{taps} taps a beat must divide a kernel row's {kw}, or be whole rows of it "
+                     f"(a multiple of {kw} dividing {kh * kw})")
 
 
 def per_row(values, row):

@@ -111,7 +111,7 @@ class Fit:
 def candidates(graph):
     """Every frame time of some layer at some legal fold, fastest first."""
     return sorted({d.cycles(pe, simd) for d in fl.matrix_layers(graph)
-                   for pe in fl.divisors(d.out_features) for simd in fl.divisors(d.simd_of)})
+                   for pe in fl.divisors(d.out_features) for simd in d.simds})
 
 
 def fit(graph, plans, target, caps=None, source="model"):

@@ -232,9 +232,11 @@ def _conv(node: qg.Conv, chain):
         return _depthwise(node, chain)
     pe, simd = chain.folding[node.name]
     shape = tuple(node.in_shape)
-    window = WindowKernel(f"window_{node.name}", chain.code, shape, simd, node.kernel,
-                          node.strides, node.pads, node.dilations, "taps", node.zero_point, "conv")
-    chain.feed(simd, math.prod(shape))
+    lanes = min(simd, shape[0])             # beyond the channels: simd / C taps a beat
+    window = WindowKernel(f"window_{node.name}", chain.code, shape, lanes, node.kernel,
+                          node.strides, node.pads, node.dilations, "taps", node.zero_point, "conv",
+                          taps=simd // lanes)
+    chain.feed(lanes, math.prod(shape))
     if not reads_in_order(node):
         chain.kernels.append(window)
     dense = conv_matrix(node)

@@ -18,17 +18,39 @@ def divisors(n):
 @dataclass(frozen=True)
 class MatrixLayer:
     """A layer as a matrix-vector unit sees it: ``vectors`` products of an out × in matrix per
-    frame; ``simd`` must divide ``simd_of`` (the input features, or a conv's input channels,
-    so that a window's beats never mix taps)."""
+    frame; ``simd`` one of ``simds``: a divisor of the input features, or of a conv's input
+    channels C (a window's beat holds one tap of C / simd groups), or C times the taps one beat
+    of its window carries (``tap_blocks``)."""
     name: str
     onnx_node: str
     out_features: int
     in_features: int
     vectors: int
-    simd_of: int
+    simds: tuple
+    channels: int = 0         # a conv's input channels (0: a dense or depthwise layer): a simd above them takes several taps a beat
+
+    def taps(self, simd):
+        """Taps a beat of its window carries at ``simd`` (1 but for a conv's simd above its channels)."""
+        return simd // self.channels if 0 < self.channels < simd else 1
 
     def cycles(self, pe, simd):
         return self.vectors * (self.out_features // pe) * (self.in_features // simd)
+
+    @property
+    def simd_rule(self):
+        """The legal simds, said for a message."""
+        if self.vectors == 1:
+            return f"the divisors of its {self.in_features} inputs"
+        if len(self.simds) == 1:
+            return "1: a depthwise layer takes one tap a cycle"
+        return "the divisors of its input channels, and those channels times the taps one beat of its window carries"
+
+
+def tap_blocks(kernel):
+    """The numbers of taps beyond one that a window generator's beat can carry (hdl.window.
+    tap_block): divisors of a kernel row, or whole rows, a divisor of the kernel's rows."""
+    kh, kw = kernel
+    return [t for t in divisors(kw)[1:]] + [kw * r for r in divisors(kh)[1:]]
 
 
 def is_depthwise(conv):
@@ -47,29 +69,31 @@ def matrix_layers(graph):
     for node in graph.nodes:
         if isinstance(node, qg.Dense):
             out.append(MatrixLayer(node.name, node.onnx_node, node.out_features, node.in_features, 1,
-                                   node.in_features))
+                                   tuple(divisors(node.in_features))))
         elif isinstance(node, qg.Conv) and is_depthwise(node):
             # a vector unit: pe channels in parallel, one tap per cycle (simd 1)
             out.append(MatrixLayer(node.name, node.onnx_node, node.out_channels, int(np.prod(node.kernel)),
-                                   int(np.prod(node.out_shape[1:])), 1))
+                                   int(np.prod(node.out_shape[1:])), (1,)))
         elif isinstance(node, qg.Conv):
             c = node.in_shape[0]
+            taps = [] if reads_in_order(node) else tap_blocks(tuple(node.kernel))
             out.append(MatrixLayer(node.name, node.onnx_node, node.out_channels, c * int(np.prod(node.kernel)),
-                                   int(np.prod(node.out_shape[1:])), c))
+                                   int(np.prod(node.out_shape[1:])), tuple(divisors(c) + [c * t for t in taps]), c))
     return out
 
 
 def cheapest_for(layer, cycles):
     """(pe, simd) with the fewest multipliers that computes a frame in at most ``cycles``;
-    among equals, the one with more simd (fewer output tiles re-reading the input buffer)."""
+    among equals, the one with fewer taps a beat (each a copy of the line buffer), then more
+    simd (fewer output tiles re-reading the input buffer)."""
     best = None
     for pe in divisors(layer.out_features):
-        for simd in divisors(layer.simd_of):
+        for simd in layer.simds:
             if layer.cycles(pe, simd) <= cycles:
-                key = (pe * simd, -simd)
+                key = (pe * simd, layer.taps(simd), -simd)
                 if best is None or key < best[0]:
                     best = (key, (pe, simd))
-    return best[1] if best else (layer.out_features, layer.simd_of)
+    return best[1] if best else (layer.out_features, layer.simds[-1])
 
 
 def for_cycles(graph, cycles):
@@ -81,7 +105,7 @@ def balanced(graph, max_multipliers=DEFAULT_MAX_MULTIPLIERS):
     (never fewer than one per layer)."""
     layers = matrix_layers(graph)
     candidates = sorted({d.cycles(pe, simd) for d in layers
-                         for pe in divisors(d.out_features) for simd in divisors(d.simd_of)})
+                         for pe in divisors(d.out_features) for simd in d.simds})
     for cycles in candidates:
         folding = for_cycles(graph, cycles)
         if sum(pe * simd for pe, simd in folding.values()) <= max_multipliers:
@@ -154,23 +178,23 @@ def _is_int(v):
 
 
 def _factor(path, d, key, v):
-    """pe (a divisor of the outputs) or simd (a divisor of the inputs or input channels)."""
+    """pe (a divisor of the outputs) or simd (one of the layer's simds)."""
     if key == "pe":
-        n, what = d.out_features, "outputs"
+        choices, why = divisors(d.out_features), f"the divisors of its {d.out_features} outputs"
+        wrong = f"does not divide its {d.out_features} outputs"
     else:
-        n, what = d.simd_of, ("inputs" if d.vectors == 1 else "input channels")
+        choices, why = list(d.simds), d.simd_rule
+        wrong = f"does not divide its {d.in_features} inputs" if d.vectors == 1 else "is not one of them"
     where = f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}')"
-    choose = f"choose one of {divisors(n)}"
+    choose = f"choose one of {choices}"
     if v is None:
-        raise QloomError(f'{where} has no "{key}"; {choose} (the divisors of its {n} {what}).')
+        raise QloomError(f'{where} has no "{key}"; {choose} ({why}).')
     if not _is_int(v):
-        raise QloomError(f"{where}: {key} {json.dumps(v)} is not a whole number; {choose} (the divisors of its "
-                         f"{n} {what}).")
+        raise QloomError(f"{where}: {key} {json.dumps(v)} is not a whole number; {choose} ({why}).")
     if v < 1:
-        raise QloomError(f"{where}: {key} {v} is not a positive whole number; {choose} (the divisors of its "
-                         f"{n} {what}).")
-    if n % v:
-        raise QloomError(f"{where}: {key} {v} does not divide its {n} {what}; {choose}.")
+        raise QloomError(f"{where}: {key} {v} is not a positive whole number; {choose} ({why}).")
+    if v not in choices:
+        raise QloomError(f"{where}: {key} {v} {wrong}; {choose}.")
     return v
 
 

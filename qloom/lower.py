@@ -134,7 +134,7 @@ def _fifo(k: kernels.FifoKernel):
 def _window(k: kernels.WindowKernel):
     return [WindowGen(shape=code_shape(k.code), lanes=k.lanes, frame=k.shape, out_size=k.out_size,
                       kernel=k.kernel, depth=k.depth, strides=k.strides, pads=k.pads,
-                      dilations=k.dilations, order=k.order, pad=k.pad, memory_styles=styles(k))]
+                      dilations=k.dilations, order=k.order, pad=k.pad, memory_styles=styles(k), taps=k.taps)]
 
 
 @lower.register

@@ -22,16 +22,19 @@ from qloom.compile import compile_model
 # residual CNNs and DS-CNN since a requantizer is serial only where that is the cheaper circuit;
 # every top.v since RAMs carry no ram_style attribute (resources.placement); the CNNs' since
 # the window generator tests a sign bit for its issue, and their design.json since the
-# window estimate was refitted to that
+# window estimate was refitted to that; the CNNs' top.v since the window generator can send
+# several taps a beat (the same cells with one tap a beat, Yosys synth_ice40 on the digits CNN:
+# its signals are named anew), and the digits residual CNN and concat network since a
+# conv's simd may take taps (a faster folding at 32 multipliers)
 CIRCUITS = {
     "digits_mlp_qdq": ("9a6ddfe173445ff8", "afbf7994a35c84d1"),
     "digits_mlp_qop": ("d04101ed5aebc2fe", "2820e2d89cacce82"),
-    "digits_cnn_qdq": ("f7e4e66d47902742", "b544b3b7bdf73953"),
-    "digits_resnet_qdq": ("6cb682ec8c65905f", "a00ab58efffe5564"),
-    "concat_900_qdq": ("7317388e527b1777", "206758ec20517b03"),
+    "digits_cnn_qdq": ("8acf6b7f34f20030", "b544b3b7bdf73953"),
+    "digits_resnet_qdq": ("1d1d15674915b597", "1d85448b9ce546eb"),
+    "concat_900_qdq": ("128d9d448291567f", "bdb992d6ec162c8e"),
     "ad_mlp_qdq": ("d75eae821219f16e", "f57e9e88a4357fb6"),
-    "ds_cnn_qdq": ("bbd9d15475a46fbc", "dddbbb4caf5e0644"),
-    "resnet8_qdq": ("841ed55a58933acd", "1d1f73ae7aa7f308"),
+    "ds_cnn_qdq": ("dd72139d5c29c8b6", "dddbbb4caf5e0644"),
+    "resnet8_qdq": ("8d49be1960e5c959", "1d1f73ae7aa7f308"),
 }
 
 

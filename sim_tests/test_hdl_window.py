@@ -206,3 +206,41 @@ def test_line_buffer_holds_depth_beats_while_the_output_waits():
     with pytest.raises(ValueError, match="depth must be a power of two holding the 3 rows"):
         WindowGen(shape=unsigned(8), lanes=1, frame=case[0], out_size=(13, 5), kernel=(3, 3), depth=16,
                   pads=case[4])
+
+
+TAP_CASES = [((3, 5, 6), (3, 3), 3, (1, 1), (1, 1, 1, 1), (1, 1)), ((1, 9, 9), (3, 3), 9, (1, 1), (2, 2, 2, 2), (2, 2)),
+             ((2, 13, 5), (3, 3), 3, (2, 1), (1, 0, 1, 2), (1, 1)), ((1, 10, 8), (5, 4), 2, (2, 1), (2, 1, 2, 1), (1, 1)),
+             ((2, 7, 7), (4, 4), 8, (1, 2), (1, 2, 2, 1), (1, 1)), ((3, 8, 8), (3, 3), 9, (2, 2), (1, 1, 1, 1), (1, 1))]
+
+
+@pytest.mark.parametrize("case", range(len(TAP_CASES)))
+def test_window_generator_sends_several_taps_a_beat(case):
+    """A beat of t consecutive taps (of a kernel row, or whole rows) × every channel, under
+    gaps and stalls: the same codes in the same order as one tap a beat, kh·kw / t beats a
+    window, one frame per the period the kernel's model computes."""
+    shape, kernel, taps, strides, pads, dilations = TAP_CASES[case]
+    rng = np.random.default_rng(70 + case)
+    c = shape[0]
+    x = frames_of(rng, shape, bool(case % 2), 3)
+    k = df.WindowKernel("w", qg.CodeType(8, bool(case % 2)), shape, c, kernel, strides, pads, dilations, "taps", 5,
+                        "conv", taps=taps)
+    dut = WindowGen(shape=signed(8) if case % 2 else unsigned(8), lanes=c, frame=shape, depth=k.depth,
+                    out_size=k.out_size, kernel=kernel, strides=strides, pads=pads, dilations=dilations, pad=5,
+                    taps=taps)
+    assert len(dut.o.payload) == c * taps and k.lanes_out == c * taps
+    beats = [b for f in x for b in beats_of(f, c)]
+    out, _ = streams.run(dut, beats, 3 * k.beats_out, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
+    win = qg.windows(x, kernel, strides, pads, dilations, 5)
+    np.testing.assert_array_equal(np.array(out).reshape(-1), np.moveaxis(win, 1, -1).reshape(-1))
+    assert k.beats_out * taps == len(window_schedule(shape, c, kernel, strides, pads, dilations))
+    _, when = streams.run(dut, beats, 3 * k.beats_out)
+    assert when[3 * k.beats_out - 1] - when[2 * k.beats_out - 1] == k.cycles_per_frame
+
+
+def test_taps_a_beat_must_be_a_block_of_the_kernel():
+    from qloom.hdl.window import tap_block
+    assert tap_block((3, 3), 3) == (1, 3) and tap_block((3, 3), 9) == (3, 3) and tap_block((10, 4), 8) == (2, 4)
+    with pytest.raises(ValueError, match="must divide a kernel row's 3"):
+        tap_block((3, 3), 6)
+    with pytest.raises(ValueError, match="every channel in a beat"):
+        WindowGen(shape=unsigned(8), lanes=1, frame=(2, 5, 5), out_size=(3, 3), kernel=(3, 3), depth=32, taps=3)

@@ -181,7 +181,7 @@ PORTS = {
     K.RequantKernel: lambda k: ((k.pe, acc(k)), (k.pe, code(k.node.code))),
     K.WidthConverterKernel: lambda k: ((k.lanes_in, code(k.code)), (k.lanes_out, code(k.code))),
     K.FifoKernel: lambda k: ((k.lanes, code(k.code)),) * 2,
-    K.WindowKernel: lambda k: ((k.lanes, code(k.code)),) * 2,
+    K.WindowKernel: lambda k: ((k.lanes, code(k.code)), (k.lanes_out, code(k.code))),
     K.MaxPoolKernel: lambda k: ((k.lanes, code(k.code)),) * 2,
     K.SumPoolKernel: lambda k: ((k.pe, code(k.code)), (k.pe, acc(k))),
     K.FloatSumKernel: lambda k: ((k.pe, code(k.code)), (k.pe, acc(k))),

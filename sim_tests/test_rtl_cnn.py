@@ -26,6 +26,9 @@ def test_shipped_digits_resnet_in_rtl(digits, simulator):
     design, _ = check(digits / "digits_resnet_qdq.onnx", x, simulator)
     kinds = {type(k).__name__ for k in design.dataflow.all_kernels}
     assert {"DepthwiseKernel", "ResidualKernel", "SumPoolKernel"} <= kinds
+    # its first conv (1 channel, 5 × 5) takes a kernel row a beat: simd 5, five taps a beat
+    first = next(k for k in design.dataflow.all_kernels if k.kind == "Window")
+    assert (first.lanes, first.taps, design.dataflow.folding["conv0"]["simd"]) == (1, 5, 5)
     # the global sum's 32 sums leave back to back into a full-rate requantizer, the cheaper
     # circuit here (a serial one would lag them)
     after_sum = next(k for k in design.dataflow.all_kernels if k.name == "requant_requant3")
@@ -35,6 +38,25 @@ def test_shipped_digits_resnet_in_rtl(digits, simulator):
         d = design.dataflow
         assert run.cycles_per_inference == d.cycles_per_frame
         assert abs(run.latency - d.latency) <= 3     # the beat model (dataflow.beat_times)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_whole_windows_a_beat_in_rtl(digits, tmp_path, simulator):
+    """The digits CNN with its first conv taking a whole 3 × 3 window a beat (simd 9 over one
+    channel: nine copies of the line buffer) and its second four channels × a kernel row:
+    bit-exact under backpressure, and (Verilator, no stalls) at the modelled rate and latency."""
+    need(simulator)
+    fold = tmp_path / "fold.json"
+    fold.write_text('{"conv0": {"pe": 8, "simd": 9}, "conv1": {"pe": 4, "simd": 24}, "dense0": {"pe": 10, "simd": 4}}')
+    x = np.load(digits / "test_inputs.npy")[:(12 if simulator == "verilator" else 3)].reshape(-1, 1, 8, 8)
+    design, _ = check(digits / "digits_cnn_qdq.onnx", x, simulator, fold=fold)
+    windows = [(k.lanes, k.taps) for k in design.dataflow.all_kernels if k.kind == "Window"]
+    assert windows == [(1, 9), (8, 1), (8, 3)]
+    if simulator == "verilator":
+        _, run = check(digits / "digits_cnn_qdq.onnx", x[:6], simulator, fold=fold, gap=0, stall=0)
+        d = design.dataflow
+        assert run.cycles_per_inference == d.cycles_per_frame
+        assert abs(run.latency - d.latency) <= 3
 
 
 @pytest.mark.parametrize("seed,fmt,act,simulator", [(1, "QDQ", "uint8", "verilator"), (2, "QOperator", "int8", "verilator"),

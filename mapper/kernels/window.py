@@ -15,7 +15,8 @@ def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"
     of ``lanes`` channels: per output pixel, the taps (ky, kx) × channel groups ("taps": the
     conv vector order, tap-major) or channel groups × taps ("channels": runs of taps for a
     pool).  Each entry is a stored beat index, or None for padding.  Output sizes as
-    onnxruntime computes them (qgraph.windows)."""
+    onnxruntime computes them (qgraph.windows).  (With several taps a beat, consecutive
+    entries of this list are one beat's taps.)"""
     c, h, w = shape
     groups = c // lanes
     (pt, _), (pl, _) = qg._pads(pads, kernel)
@@ -66,6 +67,11 @@ class WindowKernel(Kernel):
     pad: int
     what: str                 # "conv", "depthwise" or "pool"
     block_rams: bool = False  # its line buffer in block RAM, not where Yosys finds it cheapest
+    taps: int = 1             # consecutive taps a beat (hdl.window.tap_block; then lanes = C)
+
+    @property
+    def lanes_out(self):
+        return self.lanes * self.taps
 
     @property
     def out_size(self):
@@ -95,7 +101,7 @@ class WindowKernel(Kernel):
 
     @property
     def beats_out(self):
-        return math.prod(self.out_size) * math.prod(self.kernel) * (self.shape[0] // self.lanes)
+        return math.prod(self.out_size) * math.prod(self.kernel) * (self.shape[0] // self.lanes) // self.taps
 
     @property
     def cycles_per_frame(self):
@@ -131,16 +137,17 @@ class WindowKernel(Kernel):
     @staticmethod
     def summary(entry):
         kernel = "×".join(map(str, entry["kernel"]))
-        return "", f"{entry['for']} {kernel}, line buffer {entry['line_buffer']} beats"
+        taps = f", {entry['taps']} taps a beat" if entry.get("taps", 1) > 1 else ""
+        return "", f"{entry['for']} {kernel}{taps}, line buffer {entry['line_buffer']} beats"
 
     def held_codes(self):
         """While its output waits it holds its line buffer's beats, and changes the rate."""
         return self.depth * self.lanes, False
 
     def memories(self):
-        return [Memory("frame", self.lanes * self.code.bits, self.depth, writable=True,
-                       pinned=self.block_rams),
-                Memory("queue", self.lanes * self.code.bits, WINDOW_QUEUE, fifo=True)]
+        return [Memory("frame" if k == 0 else f"frame{k}", self.lanes * self.code.bits, self.depth, writable=True,
+                       pinned=self.block_rams) for k in range(self.taps)] + \
+               [Memory("queue", self.lanes_out * self.code.bits, WINDOW_QUEUE, fifo=True)]
 
     # LUTs and flip-flops per bit of a beat, of the padded frame's positions, of the frame's
     # count and of the buffer's address, and a constant; fitted to Yosys on ten windows per
@@ -153,8 +160,9 @@ class WindowKernel(Kernel):
     def resources(self, family="ice40"):
         """The output mux, the loop counters with their running row, column (``pos`` bits: the
         padded frame) and address (``slot`` bits: the buffer) parts and sums, the padding
-        compares, and the buffer's counters (``count`` bits: a frame) with their compares."""
-        bits = self.lanes * self.code.bits
+        compares, and the buffer's counters (``count`` bits: a frame) with their compares; a
+        beat of several taps adds per tap its padding compares and address register."""
+        bits = self.lanes_out * self.code.bits
         _, h, w = self.shape
         (pt, pb), (pl, pr) = qg._pads(self.pads, self.kernel)
         pos = 2 * max(h + pt + pb + self.strides[0] + self.kernel[0] * self.dilations[0],
@@ -162,15 +170,16 @@ class WindowKernel(Kernel):
         pos, count = pos.bit_length(), max(self.in_beats, 2).bit_length() + 1
         slot = self.depth.bit_length() - 1
         terms = (bits, pos, count, slot, 1)
-        return {"lut": round(sum(c * t for c, t in zip(self.LUT_FIT[family], terms))),
-                "ff": round(sum(c * t for c, t in zip(self.FF_FIT[family], terms))),
+        extra = self.taps - 1
+        return {"lut": round(sum(c * t for c, t in zip(self.LUT_FIT[family], terms))) + extra * (4 * pos + slot),
+                "ff": round(sum(c * t for c, t in zip(self.FF_FIT[family], terms))) + extra * (slot + 2),
                 "dsp": 0, "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
         return {"kind": self.kind, "name": self.name, "for": self.what, "shape": list(self.shape),
                 "lanes": self.lanes, "kernel": list(self.kernel), "strides": list(self.strides),
                 "order": self.order, "beats_out": self.beats_out, "line_buffer": self.depth,
-                **self.timing_json()}
+                **({"taps": self.taps} if self.taps > 1 else {}), **self.timing_json()}
 
 
 @functools.lru_cache(maxsize=None)
