@@ -25,13 +25,14 @@ from qloom.compile import compile_model
 # window estimate was refitted to that; the CNNs' top.v since the window generator can send
 # several taps a beat (the same cells with one tap a beat, Yosys synth_ice40 on the digits CNN:
 # its signals are named anew), and the digits residual CNN and concat network since a
-# conv's simd may take taps (a faster folding at 32 multipliers)
+# conv's simd may take taps (a faster folding at 32 multipliers), and their design.json since
+# the estimate of a window of several taps a beat was fitted to Yosys
 CIRCUITS = {
     "digits_mlp_qdq": ("9a6ddfe173445ff8", "afbf7994a35c84d1"),
     "digits_mlp_qop": ("d04101ed5aebc2fe", "2820e2d89cacce82"),
     "digits_cnn_qdq": ("8acf6b7f34f20030", "b544b3b7bdf73953"),
-    "digits_resnet_qdq": ("1d1d15674915b597", "1d85448b9ce546eb"),
-    "concat_900_qdq": ("128d9d448291567f", "bdb992d6ec162c8e"),
+    "digits_resnet_qdq": ("1d1d15674915b597", "1caf6188d05e30da"),
+    "concat_900_qdq": ("128d9d448291567f", "a951b2151a11834b"),
     "ad_mlp_qdq": ("d75eae821219f16e", "f57e9e88a4357fb6"),
     "ds_cnn_qdq": ("dd72139d5c29c8b6", "dddbbb4caf5e0644"),
     "resnet8_qdq": ("8d49be1960e5c959", "1d1f73ae7aa7f308"),

@@ -55,6 +55,22 @@ def test_bad_folding_is_refused_by_name(tmp_path, digits, fold, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_conv_simd_is_its_channels_or_taps_of_them(tmp_path, digits):
+    """A conv's simd: a divisor of its input channels, or those channels times a block of taps;
+    any other is refused by layer with the choices."""
+    fold = {"conv0": {"pe": 1, "simd": 2}, "conv1": {"pe": 1, "simd": 1}, "dense0": {"pe": 1, "simd": 1}}
+    (tmp_path / "fold.json").write_text(json.dumps(fold))
+    r = qloom("compile", str(digits / "digits_cnn_qdq.onnx"), "-o", str(tmp_path / "out"), "--fold",
+              str(tmp_path / "fold.json"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+    assert "layer 'conv0' (ONNX node " in r.stderr and "simd 2 is not one of them; choose one of [1, 3, 9]." in r.stderr
+    fold["conv0"]["simd"], fold["conv1"]["simd"] = 1, 5
+    (tmp_path / "fold.json").write_text(json.dumps(fold))
+    r = qloom("compile", str(digits / "digits_cnn_qdq.onnx"), "-o", str(tmp_path / "out"), "--fold",
+              str(tmp_path / "fold.json"))
+    assert r.returncode == 2 and "choose one of [1, 2, 4, 8, 24, 72]." in r.stderr, r.stderr
+
+
 def test_failed_compile_leaves_no_directory(tmp_path, digits):
     r = qloom("compile", str(digits / "digits_mlp_fp32.onnx"), "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "floating-point model" in r.stderr

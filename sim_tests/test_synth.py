@@ -99,7 +99,7 @@ def test_a_design_too_large_for_the_device_is_said_so(monkeypatch, digits):
     from qloom.mapper.errors import QloomError
     design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=4)
     for said, want in NEXTPNR_FULL:
-        def run(cmd, cwd, what):
+        def run(cmd, cwd, what, timeout=None):
             if "nextpnr" in cmd[0]:
                 raise QloomError(f"{what} failed (exit 125): ERROR: {said}")
             (cwd / "stat.json").write_text('{"design": {"num_cells_by_type": {}}}')
@@ -140,11 +140,14 @@ def test_mixed_products_script_keeps_the_rest_out_of_dsps(digits):
         synth.kernel_modules(text, {"mvu_nothing"})
 
 
-def test_products_inside_a_residual_branch_go_where_the_estimator_puts_them(digits):
-    """The residual CNN on the ECP5-25F: its 28 DSPs hold the first conv's, the depthwise
-    unit's and the pointwise conv's products (two of them inside the branch), the dense layer's
-    product stays in LUTs, and Yosys builds exactly that."""
-    design = qc.compile_model(digits / "digits_resnet_qdq.onnx", max_multipliers=32)
+def test_products_inside_a_residual_branch_go_where_the_estimator_puts_them(digits, tmp_path):
+    """The residual CNN on the ECP5-25F (one tap a beat, 29 multipliers): its 28 DSPs hold the
+    first conv's, the depthwise unit's and the pointwise conv's products (two of them inside the
+    branch), the dense layer's product stays in LUTs, and Yosys builds exactly that."""
+    fold = tmp_path / "fold.json"
+    fold.write_text('{"conv0": {"pe": 8, "simd": 1}, "conv1": {"pe": 4, "simd": 1}, "conv2": {"pe": 1, "simd": 16}, '
+                    '"dense0": {"pe": 1, "simd": 1}}')
+    design = qc.compile_model(digits / "digits_resnet_qdq.onnx", fold=fold)
     in_dsp = resources.dsp_kernels(design.dataflow, "ecp5-25k")
     assert in_dsp == {"mvu_conv0", "dw_conv1", "mvu_conv2"}
     modules = synth.kernel_modules(synth.shell_verilog(design), in_dsp)

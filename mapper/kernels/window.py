@@ -38,6 +38,13 @@ def window_schedule(shape, lanes, kernel, strides, pads, dilations, order="taps"
 
 
 
+def tap_block(kernel, taps):
+    """(rows, columns) of the block of ``taps`` consecutive taps a beat carries (mirrors
+    hdl.window.tap_block; folding.tap_blocks lists the legal ones)."""
+    kh, kw = kernel
+    return (1, taps) if kw % taps == 0 else (taps // kw, kw)
+
+
 WINDOW_LATENCY = 5            # hdl.window.WindowGen.LATENCY
 WINDOW_QUEUE = 6              # hdl.window.WindowGen.QUEUE (its output queue, in beats)
 MAX_POOL_LATENCY = 1          # hdl.window.MaxPoolUnit.LATENCY
@@ -156,13 +163,20 @@ class WindowKernel(Kernel):
     # `abc -lut 4`): LUTs within −11 / +16 % (a max pool's the +16), FFs within 4 %
     LUT_FIT = {"ice40": (3.2, 29.6, 12.3, 6.5, -129.2), "ecp5": (2.5, 30.0, 6.9, 24.7, -124.8)}
     FF_FIT = {"ice40": (4.5, 7.7, 8.0, 1.3, -15.6), "ecp5": (2.2, 10.5, 5.9, 6.8, -31.1)}
+    # a beat of several taps: per bit of each tap's lanes beyond the first (its lanes of the
+    # output mux and queue), and per row and column of the tap block beyond the first (its
+    # padding compares, which the taps of a row or column share, and address registers):
+    # (LUT, FF) = (per bit, per row or column), fitted to Yosys on four windows of 3–9 taps a
+    # beat (the digits CNN's two convs, the residual CNN's first; 1 and 8 channels): within
+    # −8 / +14 % LUT, −20 / +17 % FF
+    EXTRA_TAP = {"ice40": ((1.5, 40), (1.5, 35)), "ecp5": ((1.0, 30), (1.8, 5))}
 
     def resources(self, family="ice40"):
         """The output mux, the loop counters with their running row, column (``pos`` bits: the
         padded frame) and address (``slot`` bits: the buffer) parts and sums, the padding
         compares, and the buffer's counters (``count`` bits: a frame) with their compares; a
-        beat of several taps adds per tap its padding compares and address register."""
-        bits = self.lanes_out * self.code.bits
+        beat of several taps adds EXTRA_TAP a tap."""
+        bits = self.lanes * self.code.bits
         _, h, w = self.shape
         (pt, pb), (pl, pr) = qg._pads(self.pads, self.kernel)
         pos = 2 * max(h + pt + pb + self.strides[0] + self.kernel[0] * self.dilations[0],
@@ -170,9 +184,12 @@ class WindowKernel(Kernel):
         pos, count = pos.bit_length(), max(self.in_beats, 2).bit_length() + 1
         slot = self.depth.bit_length() - 1
         terms = (bits, pos, count, slot, 1)
-        extra = self.taps - 1
-        return {"lut": round(sum(c * t for c, t in zip(self.LUT_FIT[family], terms))) + extra * (4 * pos + slot),
-                "ff": round(sum(c * t for c, t in zip(self.FF_FIT[family], terms))) + extra * (slot + 2),
+        (lut_bit, lut_one), (ff_bit, ff_one) = self.EXTRA_TAP[family]
+        taps, sides = self.taps - 1, sum(tap_block(self.kernel, self.taps)) - 2
+        return {"lut": round(sum(c * t for c, t in zip(self.LUT_FIT[family], terms)) + taps * lut_bit * bits
+                             + sides * lut_one),
+                "ff": round(sum(c * t for c, t in zip(self.FF_FIT[family], terms)) + taps * ff_bit * bits
+                            + sides * ff_one),
                 "dsp": 0, "bram_bits": block_bits(self.memories())}
 
     def to_json(self):
