@@ -2,7 +2,7 @@
 (cycles from the input beat an output beat needs last to that output beat), which
 mapper/kernels/mvu.py mirrors."""
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,6 +22,9 @@ class MVU(wiring.Component):
     input_shape : shape of one input code
     acc_shape : signed shape that holds every partial sum
     memory_styles : {"weights" | "buffer" | "bias": "block" | "logic"}, where each memory goes
+    split_products : each product as two (the weight by the input's low and high halves) in a
+        stage of their own, added in the next: for products built in LUTs, whose multiply is
+        otherwise the critical path (one more cycle of latency)
 
     Members
     -------
@@ -29,14 +32,15 @@ class MVU(wiring.Component):
     o : Out(stream of ``pe`` accumulators); a frame is out_features / pe beats, in order
 
     Timing: one beat per cycle, in_fold · out_fold cycles per frame; an output beat is valid
-    ``latency`` = 5 + ``tree_stages`` cycles after the last step of its tile: the weight read,
-    the operand registers, the products, one stage per ``LEVELS_PER_STAGE`` levels of the
-    adder tree over ``simd`` products (``tree_stages``), the accumulator and the output's
-    register slice.
+    ``latency`` = 5 + ``tree_stages`` cycles after the last step of its tile (one more with
+    ``split_products``): the weight read, the operand registers, the products, one stage per
+    ``LEVELS_PER_STAGE`` levels of the adder tree over ``simd`` products (``tree_stages``), the
+    accumulator and the output's register slice.
     """
     LEVELS_PER_STAGE = 2
 
-    def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape, memory_styles=None):
+    def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape, memory_styles=None,
+                 split_products=False):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.integer):
             raise TypeError(f"weights must be a 2-D integer array, not {weights.dtype} {weights.shape}")
@@ -55,6 +59,7 @@ class MVU(wiring.Component):
         self.input_shape = check_shape("input_shape", input_shape)
         self.acc_shape = check_shape("acc_shape", acc_shape)
         self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+        self.split_products = bool(split_products) and self.input_shape.width > 1
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(self.input_shape, simd))),
             "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
@@ -80,7 +85,7 @@ class MVU(wiring.Component):
     @property
     def latency(self):
         """Cycles from the last step of a tile to its output beat (see Timing)."""
-        return 5 + self.tree_stages
+        return 5 + self.tree_stages + self.split_products
 
     def elaborate(self, platform):
         m = Module()
@@ -139,12 +144,31 @@ class MVU(wiring.Component):
         w_word, x, s1, s1_t = w_reg, x_reg, s1b, s1b_t
 
         prod_shape = signed_shape_for(*self._product_range())
+        if self.split_products:             # w · x = w · x_low + (w · x_high) << low
+            low = self.input_shape.width // 2
+            halves = [[(Signal(prod_shape, name=f"pl{p}_{s}"), Signal(prod_shape, name=f"ph{p}_{s}"))
+                       for s in range(simd)] for p in range(pe)]
+            s2h = {k: Signal(name=f"s2h_{k}") for k in ("valid", "first", "last")}
+            s2h_t = Signal.like(t_cnt)
+            with m.If(en):
+                m.d.sync += [s2h[k].eq(s1[k]) for k in s2h] + [s2h_t.eq(s1_t)]
+                for p in range(pe):
+                    for s in range(simd):
+                        bits = Value.cast(x[s])
+                        high = bits[low:].as_signed() if self.input_shape.signed else bits[low:]
+                        lo, hi = halves[p][s]
+                        m.d.sync += [lo.eq(w_word[p * simd + s] * bits[:low]), hi.eq(w_word[p * simd + s] * high)]
+            s1, s1_t = s2h, s2h_t
         prods = [[Signal(prod_shape, name=f"p{p}_{s}") for s in range(simd)] for p in range(pe)]
         s2 = {k: Signal(name=f"s2_{k}") for k in ("valid", "first", "last")}
         s2_t = Signal.like(t_cnt)
         with m.If(en):
             m.d.sync += [s2[k].eq(s1[k]) for k in s2] + [s2_t.eq(s1_t)]
-            m.d.sync += [prods[p][s].eq(w_word[p * simd + s] * x[s]) for p in range(pe) for s in range(simd)]
+            if self.split_products:
+                m.d.sync += [prods[p][s].eq(halves[p][s][0] + (halves[p][s][1] << low))
+                             for p in range(pe) for s in range(simd)]
+            else:
+                m.d.sync += [prods[p][s].eq(w_word[p * simd + s] * x[s]) for p in range(pe) for s in range(simd)]
 
         # stages 3…: adder trees, two levels per stage; the bias of the tile is read alongside
         group = 1 << self.LEVELS_PER_STAGE

@@ -126,14 +126,14 @@ def fit(graph, plans, target, caps=None, source="model"):
         if key in seen:
             continue
         seen.add(key)
-        dataflow = df.build(graph, folding, plans, source=source)
+        dataflow = df.build(graph, folding, plans, source=source, target=target)
         if dataflow.cycles_per_frame > cycles:      # a kernel without products is slower: fold
             folding = fl.for_cycles(graph, dataflow.cycles_per_frame)    # to its pace, not faster
             key = tuple(sorted(folding.items()))
             if key in seen:
                 continue
             seen.add(key)
-            dataflow = df.build(graph, folding, plans, source=source)
+            dataflow = df.build(graph, folding, plans, source=source, target=target)
         estimate = resources.estimate(dataflow, target)
         excess = over(estimate, target, caps)
         if excess and any(k != "bram" for k, _, _ in excess):   # LUTs for block RAMs, if they are left

@@ -58,8 +58,9 @@ class _Chain:
     with the chains of its forks."""
 
     def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None,
-                 latency_exact=True, joins=None, in_path=False):
+                 latency_exact=True, joins=None, in_path=False, split=frozenset()):
         self.graph, self.folding, self.plans = graph, folding, plans
+        self.split = split          # the MVUs whose products are split in two (MVUKernel.split_products)
         self.fifo_depths, self.ii, self.latency_exact = fifo_depths, ii, latency_exact
         self.in_path = in_path      # a path of a fork
         self.count, self.lanes, self.code, self.first = count, lanes, code, first
@@ -94,7 +95,9 @@ class _Chain:
     def add_mvu(self, node, dense, pe, simd, vectors, lo, hi):
         code = graph_code(self.graph, node.inputs[0])
         acc = partial_sum_range(dense.weight, dense.bias, lo, hi)
-        self.kernels.append(MVUKernel(f"mvu_{node.name}", dense, pe, simd, code, *acc, vectors))
+        name = f"mvu_{node.name}"
+        self.kernels.append(MVUKernel(name, dense, pe, simd, code, *acc, vectors,
+                                      split_products=name in self.split))
 
     def requant(self, node, producer):
         """The layer's requantizer: the full-rate circuit over as few lanes as keep up with its
@@ -168,7 +171,7 @@ class _Chain:
     def path(self, nodes):
         """One path of a fork, built as a chain of its own from this chain's stream."""
         c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes,
-                   self.code, None, self.ii, False, self.joins, in_path=True)
+                   self.code, None, self.ii, False, self.joins, in_path=True, split=self.split)
         for n in nodes:
             c.node(n)
         return c

@@ -125,25 +125,38 @@ def check_hardware(graph, source="model"):
         raise UnsupportedError(f"{source}: {NO_PRODUCT}")
 
 
-def build(graph, folding, plans, source="", fifo_depths=None):
+def build(graph, folding, plans, source="", fifo_depths=None, target=None):
     """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
     Streams are channels-last; a conv is a window generator feeding an MVU; a residual block
     is a ResidualKernel whose join FIFOs are sized for full rate at the design's initiation
     interval, and requantizers that idle most of that interval are serial (so built twice: the
-    interval depends on neither).
+    interval depends on neither).  For a ``target``, the MVUs whose products are built in LUTs
+    there (resources.dsp_kernels) split each product in two stages (MVUKernel.split_products:
+    the multiply is their critical path), built a third time: latency changes, not the interval.
     ``fifo_depths`` overrides those depths (refused when a depth could deadlock)."""
     # the first pass only finds the interval: the join FIFO depths asked for are held to the
     # design as built with it (a first-pass design, without serial requantizers, may need more)
     first = _build(graph, folding, plans, source, {}, None, True)
-    return _build(graph, folding, plans, source, dict(fifo_depths or {}), first.cycles_per_frame,
-                  first.latency_exact)
+    ii, exact = first.cycles_per_frame, first.latency_exact
+    built = _build(graph, folding, plans, source, dict(fifo_depths or {}), ii, exact)
+    split = lut_products(built, target) if target else frozenset()
+    return _build(graph, folding, plans, source, dict(fifo_depths or {}), ii, exact, split) if split else built
 
 
-def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact):
+def lut_products(dataflow, target):
+    """The MVUs of ``dataflow`` whose products are built in LUTs on ``target`` and are worth
+    splitting (inputs of 4 bits or more)."""
+    from .resources import dsp_kernels
+    in_dsp = dsp_kernels(dataflow, target)
+    return frozenset(k.name for k in dataflow.all_kernels
+                     if isinstance(k, MVUKernel) and k.name not in in_dsp and k.in_code.bits >= 4)
+
+
+def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact, split=frozenset()):
     nodes = list(graph.nodes)
     quantize = nodes[0]
     chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii,
-                   latency_exact)
+                   latency_exact, split=split)
     done = set()
     for node in nodes[1:]:
         if node in done:

@@ -57,13 +57,13 @@ def compile_model(model, fold=None, max_multipliers=None, target=None, utilizati
     fit = None
     if fold:
         dataflow = df.build(graph, fl.load(fold, graph), plans, source=str(model),
-                            fifo_depths=fl.fifo_depths(fold))
+                            fifo_depths=fl.fifo_depths(fold), target=target)
     elif target and not max_multipliers:
         fit = budget.fit(graph, plans, target, utilization, source=str(model))
         dataflow = fit.dataflow
     else:
         folding = fl.balanced(graph, max_multipliers or fl.DEFAULT_MAX_MULTIPLIERS)
-        dataflow = df.build(graph, folding, plans, source=str(model))
+        dataflow = df.build(graph, folding, plans, source=str(model), target=target)
     limits.check_dataflow(dataflow, str(model), graph)
     return Design(str(model), graph, plans, dataflow, fit)
 

@@ -104,7 +104,7 @@ def lower(kernel):
 def _mvu(k: kernels.MVUKernel):
     return [MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
                 input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
-                memory_styles=styles(k))]
+                memory_styles=styles(k), split_products=k.split_products)]
 
 
 @lower.register

@@ -123,7 +123,7 @@ def test_lut_bound_folds_trade_lut_ram_for_block_ram(tmp_path, monkeypatch):
     from test_circuit_hashes import model_path
     path = model_path("resnet8_qdq", tmp_path)
     design = qc.compile_model(path, max_multipliers=32)
-    auto = df.build(design.graph, fl.for_cycles(design.graph, 36_864), design.plans)
+    auto = df.build(design.graph, fl.for_cycles(design.graph, 36_864), design.plans, target="ecp5-85k")
     luts = [resources.estimate(d, "ecp5-85k")["lut"] for d in (auto, df.pin_rams(auto))]
     assert luts[1] < luts[0]
     caps = {"lut": (luts[0] + luts[1]) / 2 / TARGETS["ecp5-85k"]["available"]["lut"], "bram": 1.0}

@@ -12,7 +12,7 @@ def divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
+def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits, split=False):
     w_lo, w_hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
     weights = rng.integers(w_lo, w_hi + 1, size=(n_out, n_in))
     weights[0, : min(3, n_in)] = w_lo                           # extremes
@@ -21,7 +21,8 @@ def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
     corner = np.abs(weights).sum(axis=1).max() * max(abs(x_lo), x_hi) + 1000
     acc_shape = signed_shape_for(-corner, corner)
     shape = signed(x_bits) if x_signed else unsigned(x_bits)
-    return MVU(weights=weights, bias=bias, pe=pe, simd=simd, input_shape=shape, acc_shape=acc_shape), (x_lo, x_hi)
+    return MVU(weights=weights, bias=bias, pe=pe, simd=simd, input_shape=shape, acc_shape=acc_shape,
+               split_products=split), (x_lo, x_hi)
 
 
 def simulate(dut, x, seed, gap, stall):
@@ -37,10 +38,14 @@ CASES = [  # n_in, n_out, pe, simd, x_bits, x_signed, w_bits
 ]
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("n_in,n_out,pe,simd,x_bits,x_signed,w_bits", CASES)
-def test_mvu_equals_numpy_under_gaps_and_stalls(n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
+def test_mvu_equals_numpy_under_gaps_and_stalls(n_in, n_out, pe, simd, x_bits, x_signed, w_bits, split):
+    """Also with each product split in two over the input's halves (split_products), exact at
+    the extremes of signed and unsigned inputs of 2–8 bits."""
     rng = np.random.default_rng(n_in * 100 + n_out * 10 + pe + simd)
-    dut, (x_lo, x_hi) = make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits)
+    dut, (x_lo, x_hi) = make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits, split)
+    assert dut.latency == 5 + dut.tree_stages + split
     x = rng.integers(x_lo, x_hi + 1, size=(6, n_in))
     x[0] = x_lo
     x[1] = x_hi
@@ -48,10 +53,10 @@ def test_mvu_equals_numpy_under_gaps_and_stalls(n_in, n_out, pe, simd, x_bits, x
     np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
 
 
-@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (4, 12), (1, 48)])
-def test_mvu_sustains_one_beat_per_cycle(pe, simd):
+@pytest.mark.parametrize("pe,simd,split", [(1, 1, False), (2, 4, True), (4, 12, False), (1, 48, True)])
+def test_mvu_sustains_one_beat_per_cycle(pe, simd, split):
     rng = np.random.default_rng(5)
-    dut, (x_lo, x_hi) = make(rng, 48, 8, pe, simd, 8, False, 8)
+    dut, (x_lo, x_hi) = make(rng, 48, 8, pe, simd, 8, False, 8, split)
     frames = 5
     x = rng.integers(x_lo, x_hi + 1, size=(frames, 48))
     got, when = simulate(dut, x, seed=0, gap=0.0, stall=0.0)

@@ -39,6 +39,27 @@ def test_shipped_digits_in_rtl(digits, name, simulator):
     check(digits / name, x, simulator)
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_products_split_in_two_stages_in_rtl(digits, simulator):
+    """Compiled for the UP5K, the MVU whose products its 8 DSPs do not hold splits each product
+    over the input's halves (dataflow.lut_products; its multiply was the critical path): bit-exact
+    under backpressure, and (Verilator, no stalls) at the modelled rate and latency."""
+    need(simulator)
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", target="ice40-up5k")
+    split = {k.name: k.split_products for k in design.dataflow.all_kernels if k.kind == "MVU"}
+    assert split == {"mvu_dense0": False, "mvu_dense1": True}
+    x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)]
+    graph = design.graph
+    codes = graph.nodes[0].reference(x)
+    want = graph.run({graph.inputs[0]: x})[design.output_codes]
+    for gap, stall in ((0.25, 0.3), (0, 0)) if simulator == "verilator" else ((0.25, 0.3),):
+        run = qc.run_hardware(design, codes, simulator=simulator, gap=gap, stall=stall)
+        np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
+    if simulator == "verilator":
+        assert run.cycles_per_inference == design.dataflow.cycles_per_frame
+        assert abs(run.latency - design.dataflow.latency) <= 2
+
+
 def test_cycles_match_the_model_without_stalls(digits):
     need("verilator")
     x = np.load(digits / "test_inputs.npy")[:12]

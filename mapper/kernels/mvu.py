@@ -56,6 +56,7 @@ class MVUKernel(Kernel):
     acc_hi: int
     vectors: int = 1          # matrix-vector products per frame (output pixels of a conv)
     block_rams: bool = False  # its input buffer in block RAM, not where Yosys finds it cheapest
+    split_products: bool = False  # each product in two stages (hdl.mvu.MVU.split_products)
 
     @staticmethod
     def summary(entry):
@@ -98,7 +99,7 @@ class MVUKernel(Kernel):
 
     @property
     def latency(self):
-        return mvu_latency(self.simd)
+        return mvu_latency(self.simd) + self.split_products
 
     def needs(self, n):
         """Input beats before the ``n``-th output beat (each vector gives out_fold beats)."""
@@ -156,6 +157,9 @@ class MVUKernel(Kernel):
               + 2 * pe * acc + 16)
         lut = (self.multiplier_luts + 2 * counters + simd * xb * (self.out_fold > 1)
                + pe * (simd - 1) * acc + 2 * pe * acc + pe * acc + 20)
+        if self.split_products:     # the two halves' registers, the adder joining them
+            ff += pe * simd * (2 * wb + xb) + 4
+            lut += pe * simd * prod
         return {"lut": lut, "ff": ff, "dsp": pe * simd * dsp_slices(wb, xb),
                 "bram_bits": block_bits(self.memories())}
 
@@ -166,7 +170,8 @@ class MVUKernel(Kernel):
                 "input_bits": self.in_code.bits, "input_signed": self.in_code.signed,
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
                 "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors,
-                "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
+                "latency": self.latency, "macs": self.macs, "estimate": self.resources(),
+                **({"split_products": True} if self.split_products else {})}
 
 
 @dataclass(frozen=True, eq=False)
