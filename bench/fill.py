@@ -13,11 +13,7 @@ from qloom.mapper import budget, resources
 from qloom.mapper.errors import QloomError
 from qloom.mapper.targets import TARGETS
 
-from .results import model_list
-
-# published per-inference latency on the same tasks (MLPerf Tiny v0.7–v1.3 results; see issue 15)
-ANCHORS = {"AD MLP": ("hls4ml, Pynq-Z2", 18.7), "DS-CNN": ("fpgaConvNet, ZedBoard", 324.0),
-           "ResNet-8": ("fpgaConvNet, ZedBoard", 411.0)}
+from .results import anchor, model_list
 
 
 def rows(quick=False, targets=None, yosys=False, only=None):
@@ -86,10 +82,10 @@ def markdown(rows):
                          f"{pct['bram']} | {r['yosys_s']:.0f} |")
     lines += ["", "| task | anchor | µs | qloom, ECP5-85F, modelled latency at 100 MHz | ratio |", "|---|---|---|---|---|"]
     for r in rows:
-        anchor = next((v for k, v in ANCHORS.items() if r["model"].startswith(k)), None)
-        if anchor and r["target"] == "ecp5-85k" and r["status"] == "ok":
-            lines.append(f"| {r['model']} | {anchor[0]} | {anchor[1]:g} | {r['latency_us']:,.1f} | "
-                         f"{r['latency_us'] / anchor[1]:.1f}× |")
+        published = anchor(r["model"])
+        if published and r["target"] == "ecp5-85k" and r["status"] == "ok":
+            lines.append(f"| {r['model']} | {published[0]} | {published[1]:g} | {r['latency_us']:,.1f} | "
+                         f"{r['latency_us'] / published[1]:.1f}× |")
     return "\n".join(lines)
 
 

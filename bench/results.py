@@ -52,6 +52,14 @@ def model_list(quick=False):
 
 FRAMES = {"DS-CNN": 4, "ResNet-8": 2}     # frames simulated for the large CNNs (cycles per frame ~10⁵–10⁶)
 
+# published per-inference latency on the same tasks (MLPerf Tiny v0.7–v1.3 results; see issue 15)
+ANCHORS = {"AD MLP": ("hls4ml, Pynq-Z2", 18.7), "DS-CNN": ("fpgaConvNet, ZedBoard", 324.0),
+           "ResNet-8": ("fpgaConvNet, ZedBoard", 411.0)}
+
+
+def anchor(model):
+    return next((v for k, v in ANCHORS.items() if model.startswith(k)), None)
+
 
 def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize, route_limit=None):
     """One row: compile, simulate, synthesize; every figure from the tools' output (nextpnr
@@ -159,6 +167,18 @@ def markdown(rows, machine, names=()):
     if missing:
         lines += ["", "No row yet (not run to the end of place and route; `python -m bench results --only NAME` "
                   "measures one): " + "; ".join(missing) + "."]
+    mlperf = [r for r in rows if anchor(r["model"]) and r["status"] == "ok"]
+    if mlperf:
+        lines += ["", "## Against the published MLPerf Tiny results", "",
+                  "Latency: one frame alone, first input beat to last output beat, simulated cycles at the Fmax "
+                  "above (its source said).", "",
+                  "| task | target | qloom latency µs | Fmax | published | µs | ratio |", "|---|---|---|---|---|---|---|"]
+        for r in mlperf:
+            system, us = anchor(r["model"])
+            ours = r.get("latency_us")
+            fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz ({r.get('fmax_source', 'routed')})"
+            lines.append(f"| {r['model']} | {r['target']} | {'—' if ours is None else f'{ours:,.1f}'} | {fmax} | "
+                         f"{system} | {us:g} | {'—' if ours is None else f'{ours / us:.1f}×'} |")
     errors = [r["error_percent"] for r in rows if r["status"] == "ok"]
     if errors:
         worst = {k: max(abs(e[k]) for e in errors if e[k] is not None) for k in ("lut", "ff", "bram")}
