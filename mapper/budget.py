@@ -117,7 +117,10 @@ def candidates(graph):
 def fit(graph, plans, target, caps=None, source="model"):
     """The fastest balanced Fit of ``graph`` on ``target`` under ``caps`` ({resource: fraction},
     DEFAULT_CAPS for those not given); refused, with what the smallest folding needs, when even
-    that does not fit."""
+    that does not fit.  A folding is tried as built for the target (its LUT-built products
+    split in two stages, dataflow.build), then with its buffers pinned to block RAM, then
+    without the split and again pinned: the first that fits is taken, so the split spends only
+    the LUTs a faster folding cannot use."""
     caps = {**DEFAULT_CAPS, **(caps or {})}
     seen, last = set(), None
     for cycles in candidates(graph):
@@ -137,10 +140,11 @@ def fit(graph, plans, target, caps=None, source="model"):
         estimate = resources.estimate(dataflow, target)
         excess = over(estimate, target, caps)
         if excess and any(k != "bram" for k, _, _ in excess):   # LUTs for block RAMs, if they are left
-            pinned = df.pin_rams(dataflow)
-            pinned_estimate = resources.estimate(pinned, target)
-            if not over(pinned_estimate, target, caps):
-                dataflow, estimate, excess = pinned, pinned_estimate, []
+            for other in _cheaper(dataflow, lambda: df.build(graph, folding, plans, source=source)):
+                other_estimate = resources.estimate(other, target)
+                if not over(other_estimate, target, caps):
+                    dataflow, estimate, excess = other, other_estimate, []
+                    break
         if not excess:
             binds, faster = (last[0], last[1]) if last else ([], 0)
             return Fit(target, caps, folding, dataflow, estimate, binds, faster)
@@ -151,6 +155,16 @@ def fit(graph, plans, target, caps=None, source="model"):
                      "for a larger target" + (", or raise --utilization" if any(caps[k] < 1 for k, _, _ in last[0]
                                                                                  if k in caps) else "") + ".",
                      needs)
+
+
+def _cheaper(dataflow, unsplit):
+    """``dataflow`` with fewer LUTs, in the order fit tries them: its buffers pinned to block
+    RAM; where it splits products, built without (``unsplit()``), then that pinned."""
+    yield df.pin_rams(dataflow)
+    if any(getattr(k, "split_products", False) for k in dataflow.all_kernels):
+        plain = unsplit()
+        yield plain
+        yield df.pin_rams(plain)
 
 
 class DoesNotFit(QloomError):

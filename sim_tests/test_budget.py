@@ -123,7 +123,7 @@ def test_lut_bound_folds_trade_lut_ram_for_block_ram(tmp_path, monkeypatch):
     from test_circuit_hashes import model_path
     path = model_path("resnet8_qdq", tmp_path)
     design = qc.compile_model(path, max_multipliers=32)
-    auto = df.build(design.graph, fl.for_cycles(design.graph, 36_864), design.plans, target="ecp5-85k")
+    auto = df.build(design.graph, fl.for_cycles(design.graph, 36_864), design.plans)     # products unsplit
     luts = [resources.estimate(d, "ecp5-85k")["lut"] for d in (auto, df.pin_rams(auto))]
     assert luts[1] < luts[0]
     caps = {"lut": (luts[0] + luts[1]) / 2 / TARGETS["ecp5-85k"]["available"]["lut"], "bram": 1.0}
@@ -134,3 +134,20 @@ def test_lut_bound_folds_trade_lut_ram_for_block_ram(tmp_path, monkeypatch):
     monkeypatch.setattr(df, "pin_rams", lambda dataflow: dataflow)
     unpinned = budget.fit(design.graph, design.plans, "ecp5-85k", caps)
     assert not unpinned.block_rams and unpinned.dataflow.cycles_per_frame > fit.dataflow.cycles_per_frame
+
+
+def test_products_are_split_only_with_the_luts_a_faster_folding_leaves(tmp_path):
+    """ResNet-8 on the ECP5-85F: at 49,152 cycles a frame its LUT-built products split in two
+    stages (dataflow.lut_products) are over the LUT cap, so the fit takes that folding without
+    the split rather than a slower one with it; the digits MLP on the UP5K has LUTs to spare and
+    splits its LUT-built MVU."""
+    from test_circuit_hashes import model_path
+    design = qc.compile_model(model_path("resnet8_qdq", tmp_path), target="ecp5-85k")
+    d = design.dataflow
+    assert d.cycles_per_frame == 49_152 and not any(getattr(k, "split_products", False) for k in d.all_kernels)
+    split = df.build(design.graph, fl.for_cycles(design.graph, 49_152), design.plans, target="ecp5-85k")
+    assert any(getattr(k, "split_products", False) for k in split.all_kernels)
+    assert [k for k, _, _ in budget.over(resources.estimate(split, "ecp5-85k"), "ecp5-85k")] == ["lut"]
+    assert not budget.over(resources.estimate(d, "ecp5-85k"), "ecp5-85k")
+    mlp = qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", target="ice40-up5k").dataflow
+    assert [k.name for k in mlp.all_kernels if getattr(k, "split_products", False)] == ["mvu_dense1"]
