@@ -61,9 +61,12 @@ def anchor(model):
     return next((v for k, v in ANCHORS.items() if model.startswith(k)), None)
 
 
-def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize, route_limit=None):
+def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize, route_limit=None,
+            resume=False):
     """One row: compile, simulate, synthesize; every figure from the tools' output (nextpnr
-    stopped after ``route_limit`` seconds: then its post-placement Fmax, said so, or none)."""
+    stopped after ``route_limit`` seconds: then its post-placement Fmax, said so, or none;
+    ``resume``: an earlier run in ``workdir`` that routed exactly this design to the end is read
+    back instead of run again, synth.finished)."""
     row = {"model": name, "target": target}
     t = time.time()
     try:
@@ -89,7 +92,8 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
     row["cycles_per_inference"] = run.cycles_per_inference
     row["latency_cycles"] = run.latency
     try:
-        r = synthesize(design, target, workdir=workdir, route_limit=route_limit)
+        r = resume and synth.finished(design, target, workdir) or \
+            synthesize(design, target, workdir=workdir, route_limit=route_limit)
     except QloomError as e:
         row["status"] = "synthesis failed: " + str(e).splitlines()[0][:100]
         return row
@@ -199,6 +203,9 @@ def main(argv=None):
     p.add_argument("--route-limit", type=float, default=3600, metavar="SECONDS",
                    help="stop nextpnr after this long and report its post-placement Fmax, said so "
                         "(default 3600; 0: no limit)")
+    p.add_argument("--resume", action="store_true",
+                   help="read back a model's place and route from build/bench/synth where it routed "
+                        "exactly today's design to the end, instead of running it again")
     p.add_argument("--reestimate", action="store_true",
                    help="measure nothing: recompute the estimate columns of the last run's rows with the "
                         "current estimator, for rows whose design (folding, cycles) is unchanged")
@@ -219,30 +226,40 @@ def run(args):
     kept = current(kept, {name: path for name, path, _ in every})
     chosen = [m for m in every if not args.only or args.only in m[0]]
     names = [m[0] for m in every]
-    rows = []
+    rows, every_row = [], merged([], kept, names)
     for name, model, inputs in chosen:
         for target in targets:
             t = time.time()
             slug = f"{Path(model).stem}-{target}"
             frames = next((n for key, n in FRAMES.items() if name.startswith(key)), args.frames)
             rows.append(measure(name, model, inputs, target, min(frames, args.frames), WORK / "synth" / slug,
-                                route_limit=args.route_limit or None))
+                                route_limit=args.route_limit or None, resume=args.resume))
             print(f"{name} on {target}: {rows[-1]['status']} ({time.time() - t:.0f} s)", flush=True)
+            every_row = merged(rows, kept, names)
+            write(every_row, Path(args.output), names, quiet=True)     # a row kept as soon as it is measured
+    print(markdown(every_row, machine(), names))
+    return 1 if any(r.get("mismatches") for r in every_row) else 0
+
+
+def merged(rows, kept, names):
     fresh = {(r["model"], r["target"]) for r in rows}
-    rows = sorted(rows + [r for r in kept if (r["model"], r["target"]) not in fresh and r["model"] in names],
+    return sorted(rows + [r for r in kept if (r["model"], r["target"]) not in fresh and r["model"] in names],
                   key=lambda r: (names.index(r["model"]), TARGETS.index(r["target"])))
-    write(rows, Path(args.output), names)
-    return 1 if any(r.get("mismatches") for r in rows) else 0
 
 
-def write(rows, output, names):
-    """RESULTS.md (printed too) and build/bench/results.json, the rows a later --only keeps."""
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    text = markdown(rows, machine, names)
+def machine():
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write(rows, output, names, quiet=False):
+    """RESULTS.md (printed too, unless ``quiet``) and build/bench/results.json, the rows a later
+    --only keeps."""
+    text = markdown(rows, machine(), names)
     outputs.write_file(output, "--output", lambda p: p.write_text(text), **RESULTS_FILE)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(text)
+    if not quiet:
+        print(text)
 
 
 def verilog_sha256(text):

@@ -262,8 +262,27 @@ def synthesize(design, target, clock_mhz=None, workdir=None, route_limit=None):
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
+    return _result(design, target, cells, report, fmax, clock_mhz, source, pnr_s)
+
+
+def _result(design, target, cells, report, fmax, clock_mhz, source="routed", pnr_s=None):
     comb = report.get("utilization", {}).get("TRELLIS_COMB", {}).get("used")    # ECP5: nextpnr's own count
     counts = cell_counts(cells, target)
     lut = comb if comb is not None else counts["lut"]
     return SynthResult(target, lut, counts["ff"], counts["dsp"], counts["bram"], float(fmax), clock_mhz, dict(cells),
                        report.get("utilization", {}), design.dataflow.folding, source, pnr_s)
+
+
+def finished(design, target, workdir):
+    """The result of an earlier ``synthesize(design, target, workdir=workdir)`` that routed to
+    the end, read back from its files, when they are of exactly this design (its shell.v, the
+    report written after the netlist); else None."""
+    work = Path(workdir)
+    verilog, netlist, stat, report = (work / n for n in ("shell.v", "netlist.json", "stat.json", "report.json"))
+    if not all(f.exists() for f in (verilog, netlist, stat, report)) or report.stat().st_mtime < netlist.stat().st_mtime:
+        return None
+    if verilog.read_text() != shell_verilog(design):
+        return None
+    data = json.loads(report.read_text())
+    fmax = min((v["achieved"] for v in data.get("fmax", {}).values()), default=float("nan"))
+    return _result(design, target, stat_cells(stat, SHELL_TOP), data, fmax, float(TARGETS[target]["default_mhz"]))

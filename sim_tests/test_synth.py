@@ -45,6 +45,14 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     text = results.markdown([row], "test")
     assert f"| {row['measured']['lut']:,} | {row['measured']['ff']:,} |" in text
     assert f"{row['fmax_mhz']:.1f} |" in text and f"| {-(-row['macs'] // row['multipliers']):,} |" in text
+    # bench --resume reads a finished run back, only for exactly this design's Verilog
+    again = synth.finished(design, "ice40-up5k", work)
+    assert (again.lut, again.ff, again.bram, again.fmax_mhz) == (result.lut, result.ff, result.bram, result.fmax_mhz)
+    (tmp_path / "other").mkdir()
+    for name in ("netlist.json", "stat.json", "report.json"):
+        (tmp_path / "other" / name).write_bytes((work / name).read_bytes())
+    (tmp_path / "other" / "shell.v").write_text((work / "shell.v").read_text() + "\n")
+    assert synth.finished(design, "ice40-up5k", tmp_path / "other") is None
     # nextpnr stopped early (bench --route-limit): Yosys's counts, and the Fmax placement
     # estimated where placement finished, said so in the table; else no Fmax and no time
     placed = synth.placed_fmax(work / "nextpnr.log")
