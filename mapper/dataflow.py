@@ -13,6 +13,7 @@ from . import qgraph as qg
 from .builder import (HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_code,
                       partial_sum_range, stream_positions)
 from .errors import UnsupportedError
+from .resources import dsp_kernels
 from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
                       IOFormat, Join, Kernel, MaxPoolKernel, MVUKernel, RequantKernel,
                       ResidualKernel, SumPoolKernel, WidthConverterKernel, WindowKernel,
@@ -146,7 +147,6 @@ def build(graph, folding, plans, source="", fifo_depths=None, target=None):
 def lut_products(dataflow, target):
     """The MVUs of ``dataflow`` whose products are built in LUTs on ``target`` and are worth
     splitting (inputs of 4 bits or more)."""
-    from .resources import dsp_kernels
     in_dsp = dsp_kernels(dataflow, target)
     return frozenset(k.name for k in dataflow.all_kernels
                      if isinstance(k, MVUKernel) and k.name not in in_dsp and k.in_code.bits >= 4)
