@@ -21,9 +21,11 @@ def leftovers(folder):
 INTERRUPTED = """
 import os, signal, sys
 from qloom import cli, report
+# Ctrl-C as at a terminal: a shell starts a background job (a test run with `&`) with SIGINT
+# ignored, which Python then keeps
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def write(*args, **kwargs):           # the signal arrives while the output is being written
-    # raise_signal: to this thread, handled before it returns (os.kill may reach another
-    # thread, and the handler run only after the next line: seen once on a loaded machine)
+    # raise_signal: to this thread, handled before it returns
     signal.raise_signal(getattr(signal, os.environ["SIGNAL"]))
     raise AssertionError("SIGTERM did not interrupt")
 report.write = write
