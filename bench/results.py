@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -100,7 +101,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
     row["status"] = "ok"
     row["verilog_sha256"] = verilog_sha256(synth.shell_verilog(design))
     row["measured"] = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
-    row["fmax_mhz"] = round(r.fmax_mhz, 2) if r.fmax_mhz == r.fmax_mhz else None
+    row["fmax_mhz"] = None if math.isnan(r.fmax_mhz) else round(r.fmax_mhz, 2)
     row["fmax_source"], row["pnr_s"] = r.fmax_source, r.pnr_s
     if row["fmax_mhz"]:
         row["inferences_per_s"] = round(r.fmax_mhz * 1e6 / run.cycles_per_inference, 1)

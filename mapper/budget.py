@@ -108,12 +108,6 @@ class Fit:
                 "rams": "block" if self.block_rams else "auto"}
 
 
-def candidates(graph):
-    """Every frame time of some layer at some legal fold, fastest first."""
-    return sorted({d.cycles(pe, simd) for d in fl.matrix_layers(graph)
-                   for pe in fl.divisors(d.out_features) for simd in d.simds})
-
-
 def fit(graph, plans, target, caps=None, source="model"):
     """The fastest balanced Fit of ``graph`` on ``target`` under ``caps`` ({resource: fraction},
     DEFAULT_CAPS for those not given); refused, with what the smallest folding needs, when even
@@ -123,7 +117,7 @@ def fit(graph, plans, target, caps=None, source="model"):
     the LUTs a faster folding cannot use."""
     caps = {**DEFAULT_CAPS, **(caps or {})}
     seen, last = set(), None
-    for cycles in candidates(graph):
+    for cycles in fl.candidates(graph):
         folding = fl.for_cycles(graph, cycles)
         key = tuple(sorted(folding.items()))
         if key in seen:

@@ -41,7 +41,7 @@ class MatrixLayer:
         """The legal simds, said for a message."""
         if self.vectors == 1:
             return f"the divisors of its {self.in_features} inputs"
-        if len(self.simds) == 1:
+        if not self.channels:
             return "1: a depthwise layer takes one tap a cycle"
         return "the divisors of its input channels, and those channels times the taps one beat of its window carries"
 
@@ -96,6 +96,12 @@ def cheapest_for(layer, cycles):
     return best[1] if best else (layer.out_features, layer.simds[-1])
 
 
+def candidates(graph):
+    """Every frame time of some layer at some legal fold, fastest first."""
+    return sorted({d.cycles(pe, simd) for d in matrix_layers(graph)
+                   for pe in divisors(d.out_features) for simd in d.simds})
+
+
 def for_cycles(graph, cycles):
     return {d.name: cheapest_for(d, cycles) for d in matrix_layers(graph)}
 
@@ -103,14 +109,12 @@ def for_cycles(graph, cycles):
 def balanced(graph, max_multipliers=DEFAULT_MAX_MULTIPLIERS):
     """The fastest balanced folding whose MVUs use at most ``max_multipliers`` multipliers
     (never fewer than one per layer)."""
-    layers = matrix_layers(graph)
-    candidates = sorted({d.cycles(pe, simd) for d in layers
-                         for pe in divisors(d.out_features) for simd in d.simds})
-    for cycles in candidates:
+    every = candidates(graph)
+    for cycles in every:
         folding = for_cycles(graph, cycles)
         if sum(pe * simd for pe, simd in folding.values()) <= max_multipliers:
             return folding
-    return for_cycles(graph, candidates[-1])
+    return for_cycles(graph, every[-1])
 
 
 MAX_FOLD_BYTES = 1 << 20        # a folding file is a few lines per layer

@@ -224,6 +224,11 @@ def yosys_counts(design, target):
         return cell_counts(_yosys(design, target, Path(work)), target)
 
 
+def routed_fmax(report):
+    """The slowest clock's achieved Fmax in a nextpnr ``--report`` (nan where it has none)."""
+    return min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
+
+
 def placed_fmax(log):
     """nextpnr's Fmax estimate after placement (the first "Max frequency" lines of its log,
     before routing; the slowest clock), or None where placement did not finish."""
@@ -252,7 +257,7 @@ def synthesize(design, target, clock_mhz=None, workdir=None, route_limit=None):
                   "--seed", "1", "--timing-allow-fail", "--log", "nextpnr.log", *t["args"]], work,
                  "nextpnr place and route", timeout=route_limit)
             report = json.loads((work / "report.json").read_text())
-            fmax = min((v["achieved"] for v in report.get("fmax", {}).values()), default=float("nan"))
+            fmax = routed_fmax(report)
         except QloomError as e:
             raise _does_not_fit(e, target) from None
         except subprocess.TimeoutExpired:
@@ -284,5 +289,5 @@ def finished(design, target, workdir):
     if verilog.read_text() != shell_verilog(design):
         return None
     data = json.loads(report.read_text())
-    fmax = min((v["achieved"] for v in data.get("fmax", {}).values()), default=float("nan"))
-    return _result(design, target, stat_cells(stat, SHELL_TOP), data, fmax, float(TARGETS[target]["default_mhz"]))
+    return _result(design, target, stat_cells(stat, SHELL_TOP), data, routed_fmax(data),
+                   float(TARGETS[target]["default_mhz"]))

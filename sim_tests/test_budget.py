@@ -34,7 +34,7 @@ def test_the_fit_fits_and_no_faster_balanced_folding_does(model, target, caps):
     try:
         fit = budget.fit(graph, plans, target, caps, source=name)
     except budget.DoesNotFit:
-        smallest = df.build(graph, fl.for_cycles(graph, budget.candidates(graph)[-1]), plans)
+        smallest = df.build(graph, fl.for_cycles(graph, fl.candidates(graph)[-1]), plans)
         assert budget.over(resources.estimate(smallest, target), target, caps)
         return
     assert not budget.over(resources.estimate(fit.dataflow, target), target, caps)
