@@ -6,6 +6,7 @@ from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import dsp
 from .streams import registered_output
 from .util import check_positive_int, check_shape, pack, rom, signed_shape_for, style_attrs, tree_sum
 
@@ -25,6 +26,9 @@ class MVU(wiring.Component):
     split_products : each product as two (the weight by the input's low and high halves) in a
         stage of their own, added in the next: for products built in LUTs, whose multiply is
         otherwise the critical path (one more cycle of latency)
+    dsp_cell : None, or the DSP primitive each product is instantiated as, its input and
+        output registers used (hdl.dsp; "MULT18X18D" on ECP5): the operand registers then feed
+        the block's own (one more cycle of latency)
 
     Members
     -------
@@ -33,14 +37,14 @@ class MVU(wiring.Component):
 
     Timing: one beat per cycle, in_fold · out_fold cycles per frame; an output beat is valid
     ``latency`` = 5 + ``tree_stages`` cycles after the last step of its tile (one more with
-    ``split_products``): the weight read, the operand registers, the products, one stage per
+    ``split_products`` or a ``dsp_cell``): the weight read, the operand registers, the products, one stage per
     ``LEVELS_PER_STAGE`` levels of the adder tree over ``simd`` products (``tree_stages``), the
     accumulator and the output's register slice.
     """
     LEVELS_PER_STAGE = 2
 
     def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape, memory_styles=None,
-                 split_products=False):
+                 split_products=False, dsp_cell=None):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.integer):
             raise TypeError(f"weights must be a 2-D integer array, not {weights.dtype} {weights.shape}")
@@ -60,6 +64,13 @@ class MVU(wiring.Component):
         self.acc_shape = check_shape("acc_shape", acc_shape)
         self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
         self.split_products = bool(split_products) and self.input_shape.width > 1
+        self.dsp_cell = dsp_cell
+        if dsp_cell is not None:
+            if self.split_products:
+                raise ValueError("split_products is for products in LUTs, not with a dsp_cell")
+            if not dsp.fits(dsp_cell, self.weight_shape, self.input_shape):
+                raise ValueError(f"weights of {self.weight_shape} by inputs of {self.input_shape} do not fit "
+                                 f"one {dsp_cell}")
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(self.input_shape, simd))),
             "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
@@ -85,7 +96,7 @@ class MVU(wiring.Component):
     @property
     def latency(self):
         """Cycles from the last step of a tile to its output beat (see Timing)."""
-        return 5 + self.tree_stages + self.split_products
+        return 5 + self.tree_stages + self.split_products + (self.dsp_cell is not None)
 
     def elaborate(self, platform):
         m = Module()
@@ -135,8 +146,9 @@ class MVU(wiring.Component):
         # stage 2: weights and inputs registered (memory outputs are slow), then products
         # plain vectors viewed as lanes: Yosys (0.70, ECP5 flow) asserts on the per-lane
         # names Amaranth emits for layout-typed registers here
-        w_reg = lanes(Signal(len(w_word.as_value()), name="w_reg"))
-        x_reg = data.ArrayLayout(self.input_shape, simd)(Signal(self.input_shape.width * simd, name="x_reg"))
+        w_reg = lanes(Signal(len(w_word.as_value()), name="w_reg", reset_less=True))
+        x_reg = data.ArrayLayout(self.input_shape, simd)(Signal(self.input_shape.width * simd, name="x_reg",
+                                                                 reset_less=True))
         s1b = {k: Signal(name=f"s1b_{k}") for k in ("valid", "first", "last")}
         s1b_t = Signal.like(t_cnt)
         with m.If(en):
@@ -146,7 +158,8 @@ class MVU(wiring.Component):
         prod_shape = signed_shape_for(*self._product_range())
         if self.split_products:             # w · x = w · x_low + (w · x_high) << low
             low = self.input_shape.width // 2
-            halves = [[(Signal(prod_shape, name=f"pl{p}_{s}"), Signal(prod_shape, name=f"ph{p}_{s}"))
+            halves = [[(Signal(prod_shape, name=f"pl{p}_{s}", reset_less=True),
+                        Signal(prod_shape, name=f"ph{p}_{s}", reset_less=True))
                        for s in range(simd)] for p in range(pe)]
             s2h = {k: Signal(name=f"s2h_{k}") for k in ("valid", "first", "last")}
             s2h_t = Signal.like(t_cnt)
@@ -159,7 +172,17 @@ class MVU(wiring.Component):
                         lo, hi = halves[p][s]
                         m.d.sync += [lo.eq(w_word[p * simd + s] * bits[:low]), hi.eq(w_word[p * simd + s] * high)]
             s1, s1_t = s2h, s2h_t
-        prods = [[Signal(prod_shape, name=f"p{p}_{s}") for s in range(simd)] for p in range(pe)]
+        if self.dsp_cell is not None:       # the blocks' input registers: a stage of control
+            s2d = {k: Signal(name=f"s2d_{k}") for k in ("valid", "first", "last")}
+            s2d_t = Signal.like(t_cnt)
+            with m.If(en):
+                m.d.sync += [s2d[k].eq(s1[k]) for k in s2d] + [s2d_t.eq(s1_t)]
+            prods = [[dsp.registered_product(m, w_word[p * simd + s], x[s], en, prod_shape, cell=self.dsp_cell,
+                                             name=f"dsp{p}_{s}") for s in range(simd)] for p in range(pe)]
+            s1, s1_t = s2d, s2d_t
+        else:
+            prods = [[Signal(prod_shape, name=f"p{p}_{s}", reset_less=True) for s in range(simd)]
+                     for p in range(pe)]
         s2 = {k: Signal(name=f"s2_{k}") for k in ("valid", "first", "last")}
         s2_t = Signal.like(t_cnt)
         with m.If(en):
@@ -167,7 +190,7 @@ class MVU(wiring.Component):
             if self.split_products:
                 m.d.sync += [prods[p][s].eq(halves[p][s][0] + (halves[p][s][1] << low))
                              for p in range(pe) for s in range(simd)]
-            else:
+            elif self.dsp_cell is None:     # (else the products are the blocks' output registers)
                 m.d.sync += [prods[p][s].eq(w_word[p * simd + s] * x[s]) for p in range(pe) for s in range(simd)]
 
         # stages 3…: adder trees, two levels per stage; the bias of the tile is read alongside
@@ -221,13 +244,15 @@ class DepthwiseUnit(wiring.Component):
     channel c; the last tap makes an output beat of ``pe`` accumulators, bias included.
 
     weights : (channels, taps) integers; bias : (channels,)
+    dsp_cell : None, or the DSP primitive each product is instantiated as (as in MVU)
     Timing: one beat per cycle, channels / pe · taps cycles per pixel; ``latency`` =
     ``LATENCY`` = 4 cycles from the last tap to the output beat (the input register beside the
-    weight read, the product, the accumulator, the output register slice).
+    weight read, the product, the accumulator, the output register slice); one more with a
+    ``dsp_cell`` (the block's input registers).
     """
     LATENCY = 4
 
-    def __init__(self, *, weights, bias, pe, input_shape, acc_shape, memory_styles=None):
+    def __init__(self, *, weights, bias, pe, input_shape, acc_shape, memory_styles=None, dsp_cell=None):
         weights, bias = np.asarray(weights), np.asarray(bias)
         if weights.ndim != 2 or bias.shape != (weights.shape[0],):
             raise ValueError(f"weights must be (channels, taps) and bias (channels,), not {weights.shape}, "
@@ -237,11 +262,14 @@ class DepthwiseUnit(wiring.Component):
         if self.channels % pe:
             raise ValueError(f"pe must divide the {self.channels} channels, not {pe}")
         self.weights, self.bias, self.pe = weights, bias, pe
-        self.latency = self.LATENCY
         self.memory_styles = dict(memory_styles or {})
         self.input_shape = check_shape("input_shape", input_shape)
         self.acc_shape = check_shape("acc_shape", acc_shape)
         self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+        self.dsp_cell = dsp_cell
+        if dsp_cell is not None and not dsp.fits(dsp_cell, self.weight_shape, self.input_shape):
+            raise ValueError(f"weights of {self.weight_shape} by inputs of {self.input_shape} do not fit one {dsp_cell}")
+        self.latency = self.LATENCY + (dsp_cell is not None)
         super().__init__({"i": In(stream.Signature(data.ArrayLayout(self.input_shape, pe))),
                           "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe)))})
 
@@ -268,17 +296,27 @@ class DepthwiseUnit(wiring.Component):
         bias = data.ArrayLayout(self.acc_shape, pe)(rom(m, "bias", b_words, pe * abits, group, en,
                                                         self.memory_styles))
         # stage 1: the input beat beside its weights (read this cycle) and the group's bias
-        x = Signal(data.ArrayLayout(self.input_shape, pe))
+        x = Signal(data.ArrayLayout(self.input_shape, pe), reset_less=True)
         v1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [x.eq(self.i.payload), v1.eq(step), first1.eq(tap == 0), last1.eq(tap == taps - 1)]
-        # stage 2: products
-        prods = [Signal(self.acc_shape, name=f"p{k}") for k in range(pe)]
+        # stage 2: products (with a dsp_cell, a stage of the blocks' input registers before)
+        if self.dsp_cell is not None:
+            prods = [dsp.registered_product(m, w[k], x[k], en, self.acc_shape, cell=self.dsp_cell, name=f"dsp{k}")
+                     for k in range(pe)]
+            v1d, first1d, last1d = Signal(), Signal(), Signal()
+            bias1d = Signal(data.ArrayLayout(self.acc_shape, pe))
+            with m.If(en):
+                m.d.sync += [v1d.eq(v1), first1d.eq(first1), last1d.eq(last1), bias1d.eq(bias)]
+            v1, first1, last1, bias = v1d, first1d, last1d, bias1d
+        else:
+            prods = [Signal(self.acc_shape, name=f"p{k}", reset_less=True) for k in range(pe)]
         bias2 = Signal(data.ArrayLayout(self.acc_shape, pe))
         v2, first2, last2 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), bias2.eq(bias)]
-            m.d.sync += [prods[k].eq(w[k] * x[k]) for k in range(pe)]
+            if self.dsp_cell is None:
+                m.d.sync += [prods[k].eq(w[k] * x[k]) for k in range(pe)]
         # stage 3: accumulate; the last tap makes an output beat
         acc = [Signal(self.acc_shape, name=f"acc{k}") for k in range(pe)]
         with m.If(en):

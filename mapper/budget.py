@@ -134,7 +134,8 @@ def fit(graph, plans, target, caps=None, source="model"):
         estimate = resources.estimate(dataflow, target)
         excess = over(estimate, target, caps)
         if excess and any(k != "bram" for k, _, _ in excess):   # LUTs for block RAMs, if they are left
-            for other in _cheaper(dataflow, lambda: df.build(graph, folding, plans, source=source)):
+            for other in _cheaper(dataflow, lambda: df.build(graph, folding, plans, source=source, target=target,
+                                                             split=False)):
                 other_estimate = resources.estimate(other, target)
                 if not over(other_estimate, target, caps):
                     dataflow, estimate, excess = other, other_estimate, []

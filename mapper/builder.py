@@ -58,9 +58,10 @@ class _Chain:
     with the chains of its forks."""
 
     def __init__(self, graph, folding, plans, fifo_depths, count, lanes, code, first, ii=None,
-                 latency_exact=True, joins=None, in_path=False, split=frozenset()):
+                 latency_exact=True, joins=None, in_path=False, split=frozenset(), dsp_cells=None):
         self.graph, self.folding, self.plans = graph, folding, plans
         self.split = split          # the MVUs whose products are split in two (MVUKernel.split_products)
+        self.dsp_cells = dsp_cells or {}    # MVU name: the DSP primitive of its products (MVUKernel.dsp_cell)
         self.fifo_depths, self.ii, self.latency_exact = fifo_depths, ii, latency_exact
         self.in_path = in_path      # a path of a fork
         self.count, self.lanes, self.code, self.first = count, lanes, code, first
@@ -97,7 +98,7 @@ class _Chain:
         acc = partial_sum_range(dense.weight, dense.bias, lo, hi)
         name = f"mvu_{node.name}"
         self.kernels.append(MVUKernel(name, dense, pe, simd, code, *acc, vectors,
-                                      split_products=name in self.split))
+                                      split_products=name in self.split, dsp_cell=self.dsp_cells.get(name)))
 
     def requant(self, node, producer):
         """The layer's requantizer: the full-rate circuit over as few lanes as keep up with its
@@ -171,7 +172,8 @@ class _Chain:
     def path(self, nodes):
         """One path of a fork, built as a chain of its own from this chain's stream."""
         c = _Chain(self.graph, self.folding, self.plans, self.fifo_depths, self.count, self.lanes,
-                   self.code, None, self.ii, False, self.joins, in_path=True, split=self.split)
+                   self.code, None, self.ii, False, self.joins, in_path=True, split=self.split,
+                   dsp_cells=self.dsp_cells)
         for n in nodes:
             c.node(n)
         return c
@@ -261,8 +263,9 @@ def _depthwise(node, chain):
     lo, hi = graph.code_range(node.inputs[0])
     acc = partial_sum_range(node.weight.reshape(node.out_channels, -1), node.bias,
                             min(lo, node.zero_point), max(hi, node.zero_point))
-    chain.kernels.append(DepthwiseKernel(f"dw_{node.name}", node, pe,
-                                         graph_code(graph, node.inputs[0]), *acc))
+    name = f"dw_{node.name}"
+    chain.kernels.append(DepthwiseKernel(name, node, pe, graph_code(graph, node.inputs[0]), *acc,
+                                         dsp_cell=chain.dsp_cells.get(name)))
 
 
 @add_node.register

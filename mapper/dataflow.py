@@ -14,6 +14,7 @@ from .builder import (HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_c
                       partial_sum_range, stream_positions)
 from .errors import UnsupportedError
 from .resources import dsp_kernels
+from .targets import TARGETS
 from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
                       IOFormat, Join, Kernel, MaxPoolKernel, MVUKernel, RequantKernel,
                       ResidualKernel, SumPoolKernel, WidthConverterKernel, WindowKernel,
@@ -105,11 +106,15 @@ def pin_rams(dataflow):
     """``dataflow`` with every kernel's RAMs (MVU input buffers, line buffers; not FIFO
     storage) in block RAM wherever they are worth a block (resources.Memory.pinned), not where
     Yosys finds them cheapest: the same timing, LUTs traded for block RAMs."""
-    def pin(chain):
-        return tuple(replace(k, paths=tuple(pin(p) for p in k.children)) if k.children
-                     else replace(k, block_rams=True) if hasattr(k, "block_rams") else k
+    return map_kernels(dataflow, lambda k: replace(k, block_rams=True) if hasattr(k, "block_rams") else k)
+
+
+def map_kernels(dataflow, change):
+    """``dataflow`` with ``change(kernel)`` in place of each kernel, those inside forks' paths too."""
+    def each(chain):
+        return tuple(replace(k, paths=tuple(each(p) for p in k.children)) if k.children else change(k)
                      for k in chain)
-    return replace(dataflow, kernels=pin(dataflow.kernels))
+    return replace(dataflow, kernels=each(dataflow.kernels))
 
 
 NO_PRODUCT = "the model has no quantized matrix product to build hardware for."
@@ -126,22 +131,27 @@ def check_hardware(graph, source="model"):
         raise UnsupportedError(f"{source}: {NO_PRODUCT}")
 
 
-def build(graph, folding, plans, source="", fifo_depths=None, target=None):
+def build(graph, folding, plans, source="", fifo_depths=None, target=None, split=True):
     """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
     Streams are channels-last; a conv is a window generator feeding an MVU; a residual block
     is a ResidualKernel whose join FIFOs are sized for full rate at the design's initiation
     interval, and requantizers that idle most of that interval are serial (so built twice: the
     interval depends on neither).  For a ``target``, the MVUs whose products are built in LUTs
     there (resources.dsp_kernels) split each product in two stages (MVUKernel.split_products:
-    the multiply is their critical path), built a third time: latency changes, not the interval.
-    ``fifo_depths`` overrides those depths (refused when a depth could deadlock)."""
+    the multiply is their critical path; not without ``split``) and those whose products go to
+    DSP blocks instantiate the target's primitive with its registers (dsp_cells), built a third
+    time: latency changes, not the interval.  ``fifo_depths`` overrides those depths (refused
+    when a depth could deadlock)."""
     # the first pass only finds the interval: the join FIFO depths asked for are held to the
     # design as built with it (a first-pass design, without serial requantizers, may need more)
     first = _build(graph, folding, plans, source, {}, None, True)
     ii, exact = first.cycles_per_frame, first.latency_exact
     built = _build(graph, folding, plans, source, dict(fifo_depths or {}), ii, exact)
-    split = lut_products(built, target) if target else frozenset()
-    return _build(graph, folding, plans, source, dict(fifo_depths or {}), ii, exact, split) if split else built
+    if target is None:
+        return built
+    lut, cells = lut_products(built, target) if split else frozenset(), dsp_cells(built, target)
+    return _build(graph, folding, plans, source, dict(fifo_depths or {}), ii, exact, lut, cells) \
+        if lut or cells else built
 
 
 def lut_products(dataflow, target):
@@ -152,11 +162,25 @@ def lut_products(dataflow, target):
                      if isinstance(k, MVUKernel) and k.name not in in_dsp and k.in_code.bits >= 4)
 
 
-def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact, split=frozenset()):
+def dsp_cells(dataflow, target):
+    """{kernel name: the primitive its products are instantiated as} for the MVUs and
+    depthwise units of ``dataflow`` whose products go to DSP blocks on ``target`` (the target's
+    "dsp_cell", with its input and output registers: hdl.dsp; none where Yosys infers the
+    blocks), operands of at most 18 signed bits."""
+    cell = TARGETS[target]["dsp_cell"]
+    if cell is None:
+        return {}
+    in_dsp = dsp_kernels(dataflow, target)
+    return {k.name: cell for k in dataflow.all_kernels
+            if isinstance(k, (MVUKernel, DepthwiseKernel)) and k.name in in_dsp
+            and max(k.weight_bits, k.in_code.bits + (not k.in_code.signed)) <= 18}
+
+
+def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact, split=frozenset(), dsp=None):
     nodes = list(graph.nodes)
     quantize = nodes[0]
     chain = _Chain(graph, folding, plans, fifo_depths, {}, None, quantize.code, quantize, ii,
-                   latency_exact, split=split)
+                   latency_exact, split=split, dsp_cells=dsp)
     done = set()
     for node in nodes[1:]:
         if node in done:

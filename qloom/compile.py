@@ -140,7 +140,7 @@ def run_amaranth(design, input_codes, *, gap=0.0, stall=0.0, seed=0):
     from . import amaranth_sim
     d = design.dataflow
     beats = [list(b) for b in to_beats(input_codes, d.input)]
-    out, when = amaranth_sim.run(lower.top(d), beats, len(input_codes) * d.output.beats, seed=seed, gap=gap,
+    out, when = amaranth_sim.run(lower.amaranth_top(d), beats, len(input_codes) * d.output.beats, seed=seed, gap=gap,
                                  stall=stall, max_cycles=cycle_budget(d, len(input_codes), gap, stall))
     ends = when[d.output.beats - 1::d.output.beats]
     ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")

@@ -5,16 +5,18 @@ It only translates, one registered function per kernel class of mapper/kernels/ 
 every decision was made in the Dataflow graph.  ``top`` is the design, ``shell`` the design
 inside the narrow I/O shell that synthesis builds."""
 import functools
+from dataclasses import replace
 
 from amaranth.hdl import signed, unsigned
 
+from .hdl import dsp
 from .hdl.join import AddUnit, ConcatUnit, Residual
 from .hdl.mvu import MVU, DepthwiseUnit
 from .hdl.requant import Requant, SerialRequant
 from .hdl.shell import narrow_shell
 from .hdl.streams import Chain, Fifo, width_converters
 from .hdl.window import FloatSumUnit, MaxPoolUnit, SumPoolUnit, WindowGen
-from .mapper import kernels, requant as rq
+from .mapper import dataflow as df, kernels, requant as rq
 
 TOP_NAME = "qloom_top"
 
@@ -104,14 +106,14 @@ def lower(kernel):
 def _mvu(k: kernels.MVUKernel):
     return [MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
                 input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
-                memory_styles=styles(k), split_products=k.split_products)]
+                memory_styles=styles(k), split_products=k.split_products, dsp_cell=k.dsp_cell)]
 
 
 @lower.register
 def _depthwise(k: kernels.DepthwiseKernel):
     return [DepthwiseUnit(weights=k.weights, bias=k.conv.bias, pe=k.pe,
                           input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
-                          memory_styles=styles(k))]
+                          memory_styles=styles(k), dsp_cell=k.dsp_cell)]
 
 
 @lower.register
@@ -191,8 +193,17 @@ def shell(dataflow):
     return narrow_shell(top(dataflow))
 
 
+def amaranth_top(dataflow):
+    """top(dataflow) for amaranth.sim, which runs no Verilog primitive: the DSP products as
+    their Amaranth model (hdl.dsp.MODEL), the same registers and timing."""
+    return top(df.map_kernels(dataflow, lambda k: replace(k, dsp_cell=dsp.MODEL) if getattr(k, "dsp_cell", None)
+                              else k))
+
+
 def verilog(dataflow):
     """The design as Verilog text, top module ``qloom_top`` with ports clk, rst,
-    i__payload/i__valid/i__ready and o__payload/o__valid/o__ready."""
+    i__payload/i__valid/i__ready and o__payload/o__valid/o__ready; after it, the simulation
+    models of the DSP primitives it instantiates (hdl.dsp, hidden from synthesis)."""
     from amaranth.back import verilog as back
-    return back.convert(top(dataflow), name=TOP_NAME)
+    text = back.convert(top(dataflow), name=TOP_NAME)
+    return text + dsp.sim_models(text)

@@ -26,16 +26,18 @@ from qloom.compile import compile_model
 # several taps a beat (the same cells with one tap a beat, Yosys synth_ice40 on the digits CNN:
 # its signals are named anew), and the digits residual CNN and concat network since a
 # conv's simd may take taps (a faster folding at 32 multipliers), and their design.json since
-# the estimate of a window of several taps a beat was fitted to Yosys
+# the estimate of a window of several taps a beat was fitted to Yosys; every top.v since the
+# MVUs' and depthwise units' operand and product registers have no reset (datapath registers:
+# Yosys's ice40_dsp then packs the weight register into SB_MAC16)
 CIRCUITS = {
-    "digits_mlp_qdq": ("9a6ddfe173445ff8", "afbf7994a35c84d1"),
-    "digits_mlp_qop": ("d04101ed5aebc2fe", "2820e2d89cacce82"),
-    "digits_cnn_qdq": ("8acf6b7f34f20030", "b544b3b7bdf73953"),
-    "digits_resnet_qdq": ("1d1d15674915b597", "1caf6188d05e30da"),
-    "concat_900_qdq": ("128d9d448291567f", "a951b2151a11834b"),
-    "ad_mlp_qdq": ("d75eae821219f16e", "f57e9e88a4357fb6"),
-    "ds_cnn_qdq": ("dd72139d5c29c8b6", "dddbbb4caf5e0644"),
-    "resnet8_qdq": ("8d49be1960e5c959", "1d1f73ae7aa7f308"),
+    "digits_mlp_qdq": ("57316ae71b3512a2", "afbf7994a35c84d1"),
+    "digits_mlp_qop": ("77487e021511e5cd", "2820e2d89cacce82"),
+    "digits_cnn_qdq": ("c59f4d74459b46e7", "b544b3b7bdf73953"),
+    "digits_resnet_qdq": ("1817229596c0d68d", "1caf6188d05e30da"),
+    "concat_900_qdq": ("bac7463514e7bc27", "a951b2151a11834b"),
+    "ad_mlp_qdq": ("ce8fc11c0c6c494f", "f57e9e88a4357fb6"),
+    "ds_cnn_qdq": ("2752342dbef22a3f", "dddbbb4caf5e0644"),
+    "resnet8_qdq": ("d9f6e47e3b035f29", "1d1f73ae7aa7f308"),
 }
 
 

@@ -4,6 +4,7 @@ import pytest
 from amaranth.hdl import signed, unsigned
 
 from qloom import amaranth_sim as streams
+from qloom.hdl import dsp
 from qloom.hdl.mvu import MVU
 from qloom.hdl.util import signed_shape_for
 
@@ -12,7 +13,7 @@ def divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits, split=False):
+def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits, split=False, dsp_cell=None):
     w_lo, w_hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
     weights = rng.integers(w_lo, w_hi + 1, size=(n_out, n_in))
     weights[0, : min(3, n_in)] = w_lo                           # extremes
@@ -22,7 +23,7 @@ def make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits, split=False):
     acc_shape = signed_shape_for(-corner, corner)
     shape = signed(x_bits) if x_signed else unsigned(x_bits)
     return MVU(weights=weights, bias=bias, pe=pe, simd=simd, input_shape=shape, acc_shape=acc_shape,
-               split_products=split), (x_lo, x_hi)
+               split_products=split, dsp_cell=dsp_cell), (x_lo, x_hi)
 
 
 def simulate(dut, x, seed, gap, stall):
@@ -51,6 +52,30 @@ def test_mvu_equals_numpy_under_gaps_and_stalls(n_in, n_out, pe, simd, x_bits, x
     x[1] = x_hi
     got, _ = simulate(dut, x, seed=pe * simd, gap=0.3, stall=0.3)
     np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
+
+
+@pytest.mark.parametrize("n_in,n_out,pe,simd,x_bits,x_signed,w_bits", CASES[:6])
+def test_mvu_with_registered_dsp_products_equals_numpy(n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
+    """Products as DSP primitives with their input and output registers (dsp_cell), here their
+    Amaranth model (hdl.dsp.MODEL; the MULT18X18D itself runs in the RTL tests): one more cycle
+    of latency, exact under gaps and stalls."""
+    rng = np.random.default_rng(n_in * 100 + n_out * 10 + pe + simd)
+    dut, (x_lo, x_hi) = make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits, dsp_cell=dsp.MODEL)
+    assert dut.latency == 6 + dut.tree_stages
+    x = rng.integers(x_lo, x_hi + 1, size=(6, n_in))
+    x[0], x[1] = x_lo, x_hi
+    got, _ = simulate(dut, x, seed=pe + simd, gap=0.3, stall=0.3)
+    np.testing.assert_array_equal(got, x @ dut.weights.T + dut.bias)
+
+
+def test_dsp_cells_are_checked():
+    with pytest.raises(ValueError, match=r"^unknown DSP cell 'DSP48E2'; known: MULT18X18D$"):
+        MVU(weights=np.zeros((2, 2), int), bias=np.zeros(2, int), pe=1, simd=1, input_shape=unsigned(8),
+            acc_shape=signed(16), dsp_cell="DSP48E2")
+    with pytest.raises(ValueError, match=r"do not fit one MULT18X18D$"):
+        MVU(weights=np.zeros((2, 2), int), bias=np.zeros(2, int), pe=1, simd=1, input_shape=unsigned(18),
+            acc_shape=signed(40), dsp_cell="MULT18X18D")
+    assert dsp.fits("MULT18X18D", signed(18), unsigned(17))
 
 
 @pytest.mark.parametrize("pe,simd,split", [(1, 1, False), (2, 4, True), (4, 12, False), (1, 48, True)])

@@ -94,10 +94,11 @@ def test_sum_pool_sums_each_channel(shape, lanes, signed_codes):
     np.testing.assert_array_equal(np.array(out).reshape(3, -1), node.reference(x).reshape(3, -1))
 
 
-@pytest.mark.parametrize("case", [0, 1, 2, 4])
-def test_window_generator_and_depthwise_unit_compute_a_depthwise_conv(case):
+@pytest.mark.parametrize("case,dsp_cell", [(0, None), (1, None), (2, None), (4, None), (1, "model"), (4, "model")])
+def test_window_generator_and_depthwise_unit_compute_a_depthwise_conv(case, dsp_cell):
     """A depthwise conv: the window generator in "channels" order feeding the vector unit,
-    against the QGraph conv reference (padding with the zero point, bias included)."""
+    against the QGraph conv reference (padding with the zero point, bias included); also with
+    its products as registered DSP primitives (their Amaranth model, hdl.dsp.MODEL)."""
     from qloom.hdl.mvu import DepthwiseUnit
     from qloom.hdl.streams import Chain
     from qloom.hdl.util import signed_shape_for
@@ -115,7 +116,8 @@ def test_window_generator_and_depthwise_unit_compute_a_depthwise_conv(case):
     acc = signed_shape_for(-5000 - 128 * 255 * taps, 5000 + 127 * 255 * taps)
     dut = Chain([window_gen(unsigned(8), CASES[case], "channels", zp),
                  DepthwiseUnit(weights=weight.reshape(c, -1), bias=bias, pe=lanes, input_shape=unsigned(8),
-                               acc_shape=acc)])
+                               acc_shape=acc, dsp_cell=dsp_cell)])
+    assert dut.units[1].latency == 4 + (dsp_cell is not None)
     beats = [b for f in x for b in beats_of(f, lanes)]
     out, _ = streams.run(dut, beats, 2 * len(schedule) // taps, seed=case, gap=0.2, stall=0.3, max_cycles=10 ** 6)
     want = np.moveaxis(conv.reference(x), 1, -1).reshape(-1)             # N, oh, ow, C

@@ -41,6 +41,30 @@ def test_shipped_digits_resnet_in_rtl(digits, simulator):
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
+def test_registered_dsp_products_inside_a_residual_branch_in_rtl(digits, tmp_path, simulator):
+    """The residual CNN folded for the ECP5-25F's 28 DSPs (as test_synth has it): the first
+    conv's, the depthwise unit's and the pointwise conv's products (two of them inside the
+    branch) instantiated as MULT18X18D with their registers, the dense layer's in LUTs:
+    bit-exact under backpressure, and (Verilator, no stalls) at the modelled rate and latency."""
+    need(simulator)
+    fold = tmp_path / "fold.json"
+    fold.write_text('{"conv0": {"pe": 8, "simd": 1}, "conv1": {"pe": 4, "simd": 1}, "conv2": {"pe": 1, "simd": 16}, '
+                    '"dense0": {"pe": 1, "simd": 1}}')
+    x = np.load(digits / "test_inputs.npy")[:(8 if simulator == "verilator" else 2)].reshape(-1, 1, 8, 8)
+    design, _ = check(digits / "digits_resnet_qdq.onnx", x, simulator, fold=fold, target="ecp5-25k")
+    cells = {k.name: k.dsp_cell for k in design.dataflow.all_kernels if hasattr(k, "dsp_cell")}
+    assert cells == {"mvu_conv0": "MULT18X18D", "dw_conv1": "MULT18X18D", "mvu_conv2": "MULT18X18D",
+                     "mvu_dense0": None}
+    assert design.verilog.count("MULT18X18D #(") == 28
+    if simulator == "verilator":
+        _, run = check(digits / "digits_resnet_qdq.onnx", x[:6], simulator, fold=fold, target="ecp5-25k",
+                       gap=0, stall=0)
+        d = design.dataflow
+        assert run.cycles_per_inference == d.cycles_per_frame
+        assert abs(run.latency - d.latency) <= 3
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
 def test_whole_windows_a_beat_in_rtl(digits, tmp_path, simulator):
     """The digits CNN with its first conv taking a whole 3 × 3 window a beat (simd 9 over one
     channel: nine copies of the line buffer) and its second four channels × a kernel row:

@@ -57,6 +57,7 @@ class MVUKernel(Kernel):
     vectors: int = 1          # matrix-vector products per frame (output pixels of a conv)
     block_rams: bool = False  # its input buffer in block RAM, not where Yosys finds it cheapest
     split_products: bool = False  # each product in two stages (hdl.mvu.MVU.split_products)
+    dsp_cell: str = None      # the DSP primitive its products are, registers used (hdl.mvu.MVU.dsp_cell)
 
     @staticmethod
     def summary(entry):
@@ -99,7 +100,7 @@ class MVUKernel(Kernel):
 
     @property
     def latency(self):
-        return mvu_latency(self.simd) + self.split_products
+        return mvu_latency(self.simd) + self.split_products + (self.dsp_cell is not None)
 
     def needs(self, n):
         """Input beats before the ``n``-th output beat (each vector gives out_fold beats)."""
@@ -160,6 +161,8 @@ class MVUKernel(Kernel):
         if self.split_products:     # the two halves' registers, the adder joining them
             ff += pe * simd * (2 * wb + xb) + 4
             lut += pe * simd * prod
+        if self.dsp_cell:           # the product registers are the blocks' own; a stage of control
+            ff += 4 - pe * simd * prod
         return {"lut": lut, "ff": ff, "dsp": pe * simd * dsp_slices(wb, xb),
                 "bram_bits": block_bits(self.memories())}
 
@@ -171,7 +174,8 @@ class MVUKernel(Kernel):
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
                 "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors,
                 "latency": self.latency, "macs": self.macs, "estimate": self.resources(),
-                **({"split_products": True} if self.split_products else {})}
+                **({"split_products": True} if self.split_products else {}),
+                **({"dsp_cell": self.dsp_cell} if self.dsp_cell else {})}
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +190,7 @@ class DepthwiseKernel(Kernel):
     in_code: qg.CodeType
     acc_lo: int
     acc_hi: int
+    dsp_cell: str = None      # as MVUKernel.dsp_cell (hdl.mvu.DepthwiseUnit.dsp_cell)
 
     @property
     def layer(self):
@@ -231,7 +236,7 @@ class DepthwiseKernel(Kernel):
 
     @property
     def latency(self):
-        return DEPTHWISE_LATENCY
+        return DEPTHWISE_LATENCY + (self.dsp_cell is not None)
 
     def needs(self, n):
         return n * self.taps
@@ -259,6 +264,8 @@ class DepthwiseKernel(Kernel):
         counters = 3 * (max(self.taps * self.conv.out_channels // pe, 2).bit_length() + 1)
         lut = pe * (wb * xb + wb + xb) + pe * acc + 2 * counters + 10
         ff = pe * (xb + 3 * acc) + 2 * pe * acc + counters + 8
+        if self.dsp_cell:   # the products are the blocks' registers; a stage of control and bias added
+            ff += 4
         return {"lut": lut, "ff": ff, "dsp": pe * dsp_slices(wb, xb),
                 "bram_bits": block_bits(self.memories())}
 
@@ -273,6 +280,7 @@ class DepthwiseKernel(Kernel):
                 "taps": self.taps, "pe": self.pe, "simd": 1, "input_bits": self.in_code.bits,
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
                 "cycles_per_frame": self.cycles_per_frame, "vectors": self.vectors,
-                "latency": self.latency, "macs": self.macs, "estimate": self.resources()}
+                "latency": self.latency, "macs": self.macs, "estimate": self.resources(),
+                **({"dsp_cell": self.dsp_cell} if self.dsp_cell else {})}
 
 
