@@ -28,14 +28,15 @@ from qloom.compile import compile_model
 # conv's simd may take taps (a faster folding at 32 multipliers), and their design.json since
 # the estimate of a window of several taps a beat was fitted to Yosys; every top.v since the
 # MVUs' and depthwise units' operand and product registers have no reset (datapath registers:
-# Yosys's ice40_dsp then packs the weight register into SB_MAC16)
+# Yosys's ice40_dsp then packs the weight register into SB_MAC16); those with float-emulation
+# requantizers (the QOperator MLP, the residual CNN, AD) since their clamp is a stage of its own
 CIRCUITS = {
     "digits_mlp_qdq": ("57316ae71b3512a2", "afbf7994a35c84d1"),
-    "digits_mlp_qop": ("77487e021511e5cd", "2820e2d89cacce82"),
+    "digits_mlp_qop": ("28c0531ef829143d", "da187ab57eb757ae"),
     "digits_cnn_qdq": ("c59f4d74459b46e7", "b544b3b7bdf73953"),
-    "digits_resnet_qdq": ("1817229596c0d68d", "1caf6188d05e30da"),
+    "digits_resnet_qdq": ("81872b1e9e12ec31", "fdd1217e84e7866e"),
     "concat_900_qdq": ("bac7463514e7bc27", "a951b2151a11834b"),
-    "ad_mlp_qdq": ("ce8fc11c0c6c494f", "f57e9e88a4357fb6"),
+    "ad_mlp_qdq": ("5b12838bf535d20d", "a119c68135ecf990"),
     "ds_cnn_qdq": ("2752342dbef22a3f", "dddbbb4caf5e0644"),
     "resnet8_qdq": ("d9f6e47e3b035f29", "1d1f73ae7aa7f308"),
 }

@@ -25,7 +25,7 @@ def requant_latency(kind, mul_bits=0, tables=0, search_depth=0):
     through the output queue."""
     stages = {"shift": 1, "thresholds": 1, "threshold-search": 1 + search_depth,
               "mul-add-shift": 2 + adder_levels(-(-mul_bits // PRODUCT_CHUNK) + 1),
-              "float-emulation": 12 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
+              "float-emulation": 13 + adder_levels(-(-25 // PRODUCT_CHUNK))}[kind]
     return 4 + stages + tables
 
 
@@ -206,7 +206,7 @@ class RequantKernel(Kernel):
         # float emulation: 24×25-bit product as partial products, an adder tree, two roundings
         parts = -(-25 // PRODUCT_CHUNK)
         lut = acc + parts * (24 + PRODUCT_CHUNK) + parts * 49 + 49 * 4 + 25 * 18 + 4 * out
-        ff = 2 * acc + parts * (24 + PRODUCT_CHUNK) + 49 * (adder_levels(parts) + 5) + 25 * 12
+        ff = 2 * acc + parts * (24 + PRODUCT_CHUNK) + 49 * (adder_levels(parts) + 5) + 25 * 12 + 14
         return lut, ff
 
     # the serial circuit's LUTs on ECP5 over the iCE40 fit: 1.0 since ECP5 is mapped to LUT4s
