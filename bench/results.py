@@ -192,6 +192,17 @@ def markdown(rows, machine, names=()):
     return "\n".join(lines) + "\n"
 
 
+def seconds(text):
+    """--route-limit: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"give a number of seconds, 0 or more (0: no limit), not {text!r}")
+    return value
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench results")
     p.add_argument("--quick", action="store_true", help="the digits QDQ model on iCE40 UP5K only")
@@ -201,7 +212,7 @@ def main(argv=None):
                    "from the last run (build/bench/results.json)")
     p.add_argument("--target", action="append", choices=TARGETS,
                    help="only this target (repeat for several); the other rows are kept from the last run")
-    p.add_argument("--route-limit", type=float, default=3600, metavar="SECONDS",
+    p.add_argument("--route-limit", type=seconds, default=3600, metavar="SECONDS",
                    help="stop nextpnr after this long and report its post-placement Fmax, said so "
                         "(default 3600; 0: no limit)")
     p.add_argument("--resume", action="store_true",
@@ -278,18 +289,25 @@ def changed(row, design):
             or (d.latency_exact and d.latency != row["model_latency"]))
 
 
+def measured(rows, paths):
+    """(row, today's design of its model and target, whether that ``changed`` since the row
+    was measured) for each measured row of ``rows`` (``paths``: model name → file)."""
+    for r in rows:
+        if r["model"] in paths and r["status"] == "ok":
+            design = qc.compile_model(paths[r["model"]], target=r["target"])
+            yield r, design, changed(r, design)
+
+
 def current(rows, paths):
     """The rows of ``rows`` that still describe today's design (``changed``): a row measured
     on another circuit is dropped, said so, and shows as "no row yet"."""
-    kept = []
-    for r in rows:
-        if r["model"] in paths and r["status"] == "ok":
-            if changed(r, qc.compile_model(paths[r["model"]], target=r["target"])):
-                print(f"dropped the row of {r['model']} on {r['target']}: its design changed since it was "
-                      "measured", flush=True)
-                continue
-        kept.append(r)
-    return kept
+    stale = set()
+    for r, _, was_changed in measured(rows, paths):
+        if was_changed:
+            print(f"dropped the row of {r['model']} on {r['target']}: its design changed since it was "
+                  "measured", flush=True)
+            stale.add(id(r))
+    return [r for r in rows if id(r) not in stale]
 
 
 def reestimate(output):
@@ -301,12 +319,9 @@ def reestimate(output):
     rows = json.loads((WORK / "results.json").read_text())
     paths = {name: path for name, path, _ in model_list()}
     stale = []
-    for r in rows:
-        if r["status"] != "ok":
-            continue
-        design = qc.compile_model(paths[r["model"]], target=r["target"])
+    for r, design, was_changed in measured(rows, paths):
         d = design.dataflow
-        if changed(r, design):
+        if was_changed:
             stale.append(f"{r['model']} on {r['target']}")
             continue
         r["estimate"], r["model_latency"] = resources.estimate(d, r["target"]), d.latency

@@ -147,3 +147,13 @@ def test_synth_for_two_targets_writes_again_into_its_earlier_folders(tmp_path, m
     with pytest.raises(outputs.OutputError, match=r"-o: 'out/ecp5-85k' is an earlier qloom output but now also "
                                                   r"holds files qloom did not write \(mine\.txt\)"):
         cli._synth_outputs(args)
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "soon"])
+def test_bench_refuses_a_route_limit_that_is_not_a_duration(capsys, value):
+    from bench import results
+    with pytest.raises(SystemExit) as e:
+        results.main(["--route-limit", value])
+    assert e.value.code == 2
+    assert f"argument --route-limit: give a number of seconds, 0 or more (0: no limit), not '{value}'" in \
+        capsys.readouterr().err
