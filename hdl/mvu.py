@@ -177,8 +177,10 @@ class MVU(wiring.Component):
             s2d_t = Signal.like(t_cnt)
             with m.If(en):
                 m.d.sync += [s2d[k].eq(s1[k]) for k in s2d] + [s2d_t.eq(s1_t)]
-            prods = [[dsp.registered_product(m, w_word[p * simd + s], x[s], en, prod_shape, cell=self.dsp_cell,
-                                             name=f"dsp{p}_{s}") for s in range(simd)] for p in range(pe)]
+            flat_prods = dsp.registered_products(m, [(w_word[p * simd + s], x[s]) for p in range(pe) for s in range(simd)],
+                                                 en, prod_shape, cell=self.dsp_cell,
+                                                 names=[f"dsp{p}_{s}" for p in range(pe) for s in range(simd)])
+            prods = [flat_prods[p * simd:(p + 1) * simd] for p in range(pe)]
             s1, s1_t = s2d, s2d_t
         else:
             prods = [[Signal(prod_shape, name=f"p{p}_{s}", reset_less=True) for s in range(simd)]
@@ -302,8 +304,8 @@ class DepthwiseUnit(wiring.Component):
             m.d.sync += [x.eq(self.i.payload), v1.eq(step), first1.eq(tap == 0), last1.eq(tap == taps - 1)]
         # stage 2: products (with a dsp_cell, a stage of the blocks' input registers before)
         if self.dsp_cell is not None:
-            prods = [dsp.registered_product(m, w[k], x[k], en, self.acc_shape, cell=self.dsp_cell, name=f"dsp{k}")
-                     for k in range(pe)]
+            prods = dsp.registered_products(m, [(w[k], x[k]) for k in range(pe)], en, self.acc_shape,
+                                            cell=self.dsp_cell, names=[f"dsp{k}" for k in range(pe)])
             v1d, first1d, last1d = Signal(), Signal(), Signal()
             bias1d = Signal(data.ArrayLayout(self.acc_shape, pe))
             with m.If(en):

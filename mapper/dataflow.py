@@ -13,8 +13,7 @@ from . import qgraph as qg
 from .builder import (HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_code,
                       partial_sum_range, stream_positions)
 from .errors import UnsupportedError
-from .resources import dsp_kernels
-from .targets import TARGETS
+from .resources import dsp_cell_for, dsp_kernels
 from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
                       IOFormat, Join, Kernel, MaxPoolKernel, MVUKernel, RequantKernel,
                       ResidualKernel, SumPoolKernel, WidthConverterKernel, WindowKernel,
@@ -157,7 +156,7 @@ def build(graph, folding, plans, source="", fifo_depths=None, target=None, split
 def lut_products(dataflow, target):
     """The MVUs of ``dataflow`` whose products are built in LUTs on ``target`` and are worth
     splitting (inputs of 4 bits or more)."""
-    in_dsp = dsp_kernels(dataflow, target)
+    in_dsp = dsp_kernels(dataflow, target, planning=True)
     return frozenset(k.name for k in dataflow.all_kernels
                      if isinstance(k, MVUKernel) and k.name not in in_dsp and k.in_code.bits >= 4)
 
@@ -167,13 +166,9 @@ def dsp_cells(dataflow, target):
     depthwise units of ``dataflow`` whose products go to DSP blocks on ``target`` (the target's
     "dsp_cell", with its input and output registers: hdl.dsp; none where Yosys infers the
     blocks), operands of at most 18 signed bits."""
-    cell = TARGETS[target]["dsp_cell"]
-    if cell is None:
-        return {}
-    in_dsp = dsp_kernels(dataflow, target)
+    in_dsp = dsp_kernels(dataflow, target, planning=True)
     return {k.name: cell for k in dataflow.all_kernels
-            if isinstance(k, (MVUKernel, DepthwiseKernel)) and k.name in in_dsp
-            and max(k.weight_bits, k.in_code.bits + (not k.in_code.signed)) <= 18}
+            if k.name in in_dsp and (cell := dsp_cell_for(k, target)) is not None}
 
 
 def _build(graph, folding, plans, source, fifo_depths, ii, latency_exact, split=frozenset(), dsp=None):

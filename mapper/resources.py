@@ -97,17 +97,49 @@ def logic_rom_luts(mem):
     return mem.width * (per_bit + max(per_bit - 1, 0) // 3)
 
 
-def dsp_kernels(dataflow, target):
+def dsp_kernels(dataflow, target, planning=False):
     """The names of the kernels whose products go to DSP blocks on ``target``: DSPs first, in
-    stream order, each kernel whole while the device's ``dsp_products`` last; the products of
-    the rest in LUTs (qloom.synth tells Yosys which is which)."""
+    stream order, each kernel whole while the device's ``dsp_products`` blocks last; the
+    products of the rest in LUTs (qloom.synth tells Yosys which is which).  A kernel's need is
+    dsp_blocks with its own ``dsp_cell``, or, ``planning`` which kernels will instantiate the
+    target's cell (dataflow.dsp_cells), with that cell where its operands fit it: the same
+    names either way, as a kernel left out needs no fewer blocks without the cell.  Where the
+    target has a cell, the products of a kernel whose operands do not fit it stay in LUTs (a
+    design then never mixes instantiated and inferred blocks: qloom.synth)."""
     left, names = TARGETS[target]["dsp_products"], set()
     for k in dataflow.all_kernels:
-        need = k.resources(TARGETS[target]["family"])["dsp"] if k.multipliers else 0
+        if not k.multipliers or (TARGETS[target]["dsp_cell"] and hasattr(k, "dsp_cell")
+                                 and dsp_cell_for(k, target) is None):
+            continue
+        cell = dsp_cell_for(k, target) if planning else getattr(k, "dsp_cell", None)
+        need = dsp_blocks(k, target, cell)
         if 0 < need <= left:
             names.add(k.name)
             left -= need
     return frozenset(names)
+
+
+def dsp_cell_for(k, target):
+    """The primitive kernel ``k`` (an MVU or depthwise unit) would instantiate its products as
+    on ``target`` (its "dsp_cell"), or None: the target has none, or the operands do not fit
+    its ports (mirrors hdl.dsp.fits)."""
+    t = TARGETS[target]
+    if t["dsp_cell"] is None or not hasattr(k, "dsp_cell"):
+        return None
+    ports, signed_ports = t["dsp_ports"]
+    fits = k.weight_bits <= ports and k.in_code.bits + (signed_ports and not k.in_code.signed) <= ports
+    return t["dsp_cell"] if fits else None
+
+
+def dsp_blocks(k, target, cell=None):
+    """DSP blocks the products of ``k`` take on ``target``: two a block where they are
+    instantiated as ``cell`` and it packs two products of operands of at most
+    ``dsp_pair_bits`` (SB_MAC16's 8×8 mode; hdl.dsp.per_block), else Kernel.resources' count
+    (a block a product, as Yosys infers them)."""
+    pair = TARGETS[target]["dsp_pair_bits"]
+    if cell is not None and pair and max(k.weight_bits, k.in_code.bits) <= pair:
+        return -(-k.multipliers // 2)
+    return k.resources(TARGETS[target]["family"])["dsp"]
 
 
 def estimate_kernel(k, dataflow, target, in_dsp=None):
@@ -120,7 +152,7 @@ def estimate_kernel(k, dataflow, target, in_dsp=None):
     total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
     if k.name in in_dsp:        # the products (Kernel.multiplier_luts) in DSP blocks
         total["lut"] -= k.multiplier_luts
-        total["dsp"] += r["dsp"]
+        total["dsp"] += dsp_blocks(k, target, getattr(k, "dsp_cell", None))
     else:
         total["lut"] += round(k.multiplier_luts * (t["multiplier_scale"] - 1))
     for mem in k.memories():

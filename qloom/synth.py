@@ -117,15 +117,18 @@ def cell_counts(cells, target):
             "bram": count(cells, names["bram"])}
 
 
-def synth_script(target, top, in_dsp=False, dsp_modules=None):
+def synth_script(target, top, in_dsp=False, dsp_modules=None, dsp_pass=True):
     """The target's Yosys script for module ``top``: products in DSP blocks when ``in_dsp``, all
     of them, or when ``dsp_modules`` lists modules, only theirs: every other ``$mul`` is mapped
     to gates (Booth-encoded, ``booth``; those too small for it by ``techmap``) before Yosys maps
     multiplies to DSPs, so only the products the estimator put in DSP blocks go there
     (resources.dsp_kernels).  (Marking them $macc with alumacc keeps them from the ECP5 DSPs but
-    not from the iCE40 flow's alumacc -macc-only / maccmap -unmap, which makes them $mul again.)"""
+    not from the iCE40 flow's alumacc -macc-only / maccmap -unmap, which makes them $mul again.)
+    Without ``dsp_pass`` Yosys maps no multiply to DSP blocks (those the products have are
+    instantiated), the rest as with ``dsp_modules``."""
     t = TARGETS[target]
     on, off = t["dsp_flags"]
+    on = on if dsp_pass else off
     script = t["synth"].format(top=top, dsp=on if in_dsp else off)
     if not in_dsp or dsp_modules is None:
         return script
@@ -154,11 +157,16 @@ def kernel_modules(verilog, names):
 
 def _script_for(kernels, in_dsp, target, top, verilog):
     """The Yosys script for ``verilog`` holding ``kernels``: their products where the estimator
-    put them (``in_dsp``: the names of those in DSP blocks)."""
+    put them (``in_dsp``: the names of those in DSP blocks).  Yosys's iCE40 DSP mapping
+    (ice40_dsp) rewrites every SB_MAC16 of the design as one of its own (16×16, registers
+    off), so where products are instantiated as the primitive (``dsp_cell``, hdl.dsp) it does
+    not run: a design compiled for a target leaves it no multiply (resources.dsp_kernels)."""
     products = {k.name for k in kernels if k.multipliers}
     mine = products & in_dsp
     mixed = bool(mine) and bool(products - mine)
-    return synth_script(target, top, bool(mine), kernel_modules(verilog, mine) if mixed else None)
+    instantiated = any(getattr(k, "dsp_cell", None) for k in kernels)
+    return synth_script(target, top, bool(mine), kernel_modules(verilog, mine) if mixed else None,
+                        dsp_pass=not (instantiated and TARGETS[target]["dsp_pass_rewrites_cell"]))
 
 
 def kernel_cells(design, target, workdir=None, only=None):

