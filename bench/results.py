@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -275,14 +274,9 @@ def write(rows, output, names, quiet=False):
         print(text)
 
 
-SRC = re.compile(r'\(\* src = "[^"]*" \*\)\s*')
-
-
 def verilog_sha256(text):
-    """The circuit's hash: of its Verilog without Amaranth's ``src`` attributes, which hold the
-    path and line of the Python that made each signal (another checkout, or a comment added
-    in hdl/, is the same circuit)."""
-    return hashlib.sha256(SRC.sub("", text).encode()).hexdigest()
+    """The circuit's hash: of its Verilog without Amaranth's ``src`` attributes (synth.circuit)."""
+    return hashlib.sha256(synth.circuit(text).encode()).hexdigest()
 
 
 def changed(row, design):

@@ -199,6 +199,16 @@ def kernel_cells(design, target, workdir=None, only=None):
     return result
 
 
+SRC_ATTRIBUTE = re.compile(r'\(\* src = "[^"]*" \*\)\s*')
+
+
+def circuit(verilog):
+    """``verilog`` without Amaranth's ``src`` attributes (the path and line of the Python that
+    made each signal): the same circuit from another checkout, or after a comment in hdl/, is
+    the same text."""
+    return SRC_ATTRIBUTE.sub("", verilog)
+
+
 def shell_verilog(design):
     """The Verilog synthesized for ``design``: its dataflow inside the narrow I/O shell."""
     from amaranth.back import verilog
@@ -294,7 +304,7 @@ def finished(design, target, workdir):
     verilog, netlist, stat, report = (work / n for n in ("shell.v", "netlist.json", "stat.json", "report.json"))
     if not all(f.exists() for f in (verilog, netlist, stat, report)) or report.stat().st_mtime < netlist.stat().st_mtime:
         return None
-    if verilog.read_text() != shell_verilog(design):
+    if circuit(verilog.read_text()) != circuit(shell_verilog(design)):
         return None
     data = json.loads(report.read_text())
     return _result(design, target, stat_cells(stat, SHELL_TOP), data, routed_fmax(data),

@@ -53,6 +53,12 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
         (tmp_path / "other" / name).write_bytes((work / name).read_bytes())
     (tmp_path / "other" / "shell.v").write_text((work / "shell.v").read_text() + "\n")
     assert synth.finished(design, "ice40-up5k", tmp_path / "other") is None
+    # the same circuit made from another checkout (other src attributes) is still this design
+    moved = re.sub(r'src = "[^"]*"', 'src = "/elsewhere/hdl/x.py:1"', (work / "shell.v").read_text())
+    assert moved != (work / "shell.v").read_text()
+    (tmp_path / "other" / "shell.v").write_text(moved)
+    assert synth.finished(design, "ice40-up5k", tmp_path / "other") is not None
+    assert results.verilog_sha256(moved) == row["verilog_sha256"]
     # nextpnr stopped early (bench --route-limit): Yosys's counts, and the Fmax placement
     # estimated where placement finished, said so in the table; else no Fmax and no time
     placed = synth.placed_fmax(work / "nextpnr.log")
