@@ -39,6 +39,21 @@ def test_shipped_digits_in_rtl(digits, name, simulator):
     check(digits / name, x, simulator)
 
 
+def exact_at_the_modelled_rate(design, digits, simulator):
+    """``design`` (a digits MLP) bit-exact against the reference under backpressure, and on
+    Verilator without stalls at the modelled initiation interval and latency."""
+    x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)]
+    graph = design.graph
+    codes = graph.nodes[0].reference(x)
+    want = graph.run({graph.inputs[0]: x})[design.output_codes]
+    for gap, stall in ((0.25, 0.3), (0, 0)) if simulator == "verilator" else ((0.25, 0.3),):
+        run = qc.run_hardware(design, codes, simulator=simulator, gap=gap, stall=stall)
+        np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
+    if simulator == "verilator":
+        assert run.cycles_per_inference == design.dataflow.cycles_per_frame
+        assert abs(run.latency - design.dataflow.latency) <= 2
+
+
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_products_split_in_two_stages_in_rtl(digits, simulator):
     """Compiled for the UP5K at 40 multipliers, the MVU whose products its 8 DSPs do not hold
@@ -51,16 +66,7 @@ def test_products_split_in_two_stages_in_rtl(digits, simulator):
     split = {k.name: (k.split_products, k.dsp_cell) for k in design.dataflow.all_kernels if k.kind == "MVU"}
     assert split == {"mvu_dense0": (True, None), "mvu_dense1": (False, "SB_MAC16")}
     assert design.verilog.count("SB_MAC16 #(") == 3
-    x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)]
-    graph = design.graph
-    codes = graph.nodes[0].reference(x)
-    want = graph.run({graph.inputs[0]: x})[design.output_codes]
-    for gap, stall in ((0.25, 0.3), (0, 0)) if simulator == "verilator" else ((0.25, 0.3),):
-        run = qc.run_hardware(design, codes, simulator=simulator, gap=gap, stall=stall)
-        np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
-    if simulator == "verilator":
-        assert run.cycles_per_inference == design.dataflow.cycles_per_frame
-        assert abs(run.latency - design.dataflow.latency) <= 2
+    exact_at_the_modelled_rate(design, digits, simulator)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -80,16 +86,7 @@ def test_dsp_products_with_their_registers_in_rtl(digits, simulator, target, cel
     text = design.verilog
     assert text.count(f"{cell} #(") == blocks == resources.estimate(design.dataflow, target)["dsp"]
     assert text.count(f"module {cell}(") == 1 and "`ifndef SYNTHESIS" in text
-    x = np.load(digits / "test_inputs.npy")[:(24 if simulator == "verilator" else 6)]
-    graph = design.graph
-    codes = graph.nodes[0].reference(x)
-    want = graph.run({graph.inputs[0]: x})[design.output_codes]
-    for gap, stall in ((0.25, 0.3), (0, 0)) if simulator == "verilator" else ((0.25, 0.3),):
-        run = qc.run_hardware(design, codes, simulator=simulator, gap=gap, stall=stall)
-        np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
-    if simulator == "verilator":
-        assert run.cycles_per_inference == design.dataflow.cycles_per_frame
-        assert abs(run.latency - design.dataflow.latency) <= 2
+    exact_at_the_modelled_rate(design, digits, simulator)
 
 
 def test_dsp_primitives_run_in_amaranth_as_their_model(digits):
