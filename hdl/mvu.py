@@ -26,9 +26,10 @@ class MVU(wiring.Component):
     split_products : each product as two (the weight by the input's low and high halves) in a
         stage of their own, added in the next: for products built in LUTs, whose multiply is
         otherwise the critical path (one more cycle of latency)
-    dsp_cell : None, or the DSP primitive each product is instantiated as, its input and
-        output registers used (hdl.dsp; "MULT18X18D" on ECP5): the operand registers then feed
-        the block's own (one more cycle of latency)
+    dsp_cell : None, or the DSP primitive the products are instantiated as, its operand and
+        product registers used (hdl.dsp: "MULT18X18D" on ECP5, "SB_MAC16" on iCE40, two 8×8
+        products a block): the operand registers then feed the block's own (one more cycle of
+        latency)
 
     Members
     -------
@@ -37,9 +38,9 @@ class MVU(wiring.Component):
 
     Timing: one beat per cycle, in_fold · out_fold cycles per frame; an output beat is valid
     ``latency`` = 5 + ``tree_stages`` cycles after the last step of its tile (one more with
-    ``split_products`` or a ``dsp_cell``): the weight read, the operand registers, the products, one stage per
-    ``LEVELS_PER_STAGE`` levels of the adder tree over ``simd`` products (``tree_stages``), the
-    accumulator and the output's register slice.
+    ``split_products`` or a ``dsp_cell``): the weight read, the operand registers, the
+    products, one stage per ``LEVELS_PER_STAGE`` levels of the adder tree over ``simd``
+    products (``tree_stages``), the accumulator and the output's register slice.
     """
     LEVELS_PER_STAGE = 2
 
@@ -177,9 +178,10 @@ class MVU(wiring.Component):
             s2d_t = Signal.like(t_cnt)
             with m.If(en):
                 m.d.sync += [s2d[k].eq(s1[k]) for k in s2d] + [s2d_t.eq(s1_t)]
-            flat_prods = dsp.registered_products(m, [(w_word[p * simd + s], x[s]) for p in range(pe) for s in range(simd)],
-                                                 en, prod_shape, cell=self.dsp_cell,
-                                                 names=[f"dsp{p}_{s}" for p in range(pe) for s in range(simd)])
+            lanes_ps = [(p, s) for p in range(pe) for s in range(simd)]
+            flat_prods = dsp.registered_products(m, [(w_word[p * simd + s], x[s]) for p, s in lanes_ps], en,
+                                                 prod_shape, cell=self.dsp_cell,
+                                                 names=[f"dsp{p}_{s}" for p, s in lanes_ps])
             prods = [flat_prods[p * simd:(p + 1) * simd] for p in range(pe)]
             s1, s1_t = s2d, s2d_t
         else:
@@ -270,7 +272,8 @@ class DepthwiseUnit(wiring.Component):
         self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
         self.dsp_cell = dsp_cell
         if dsp_cell is not None and not dsp.fits(dsp_cell, self.weight_shape, self.input_shape):
-            raise ValueError(f"weights of {self.weight_shape} by inputs of {self.input_shape} do not fit one {dsp_cell}")
+            raise ValueError(f"weights of {self.weight_shape} by inputs of {self.input_shape} do not fit "
+                             f"one {dsp_cell}")
         self.latency = self.LATENCY + (dsp_cell is not None)
         super().__init__({"i": In(stream.Signature(data.ArrayLayout(self.input_shape, pe))),
                           "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe)))})

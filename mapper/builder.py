@@ -61,7 +61,7 @@ class _Chain:
                  latency_exact=True, joins=None, in_path=False, split=frozenset(), dsp_cells=None):
         self.graph, self.folding, self.plans = graph, folding, plans
         self.split = split          # the MVUs whose products are split in two (MVUKernel.split_products)
-        self.dsp_cells = dsp_cells or {}    # MVU name: the DSP primitive of its products (MVUKernel.dsp_cell)
+        self.dsp_cells = dsp_cells or {}    # kernel name: the DSP primitive of its products (MVUKernel.dsp_cell)
         self.fifo_depths, self.ii, self.latency_exact = fifo_depths, ii, latency_exact
         self.in_path = in_path      # a path of a fork
         self.count, self.lanes, self.code, self.first = count, lanes, code, first

@@ -164,8 +164,8 @@ def lut_products(dataflow, target):
 def dsp_cells(dataflow, target):
     """{kernel name: the primitive its products are instantiated as} for the MVUs and
     depthwise units of ``dataflow`` whose products go to DSP blocks on ``target`` (the target's
-    "dsp_cell", with its input and output registers: hdl.dsp; none where Yosys infers the
-    blocks), operands of at most 18 signed bits."""
+    "dsp_cell", with its operand and product registers: hdl.dsp), those whose operands fit its
+    ports (resources.dsp_cell_for)."""
     in_dsp = dsp_kernels(dataflow, target, planning=True)
     return {k.name: cell for k in dataflow.all_kernels
             if k.name in in_dsp and (cell := dsp_cell_for(k, target)) is not None}

