@@ -37,6 +37,12 @@ def fits(cell, a_shape, b_shape):
     return all(s.width + (unsigned_bit and not s.signed) <= PORT_BITS[cell] for s in (a_shape, b_shape))
 
 
+def require(cell, a_shape, b_shape):
+    """Refuse operands of these shapes where they do not fit one ``cell`` product (fits)."""
+    if cell is not None and not fits(cell, a_shape, b_shape):
+        raise ValueError(f"weights of {a_shape} by inputs of {b_shape} do not fit one {cell}")
+
+
 def per_block(cell, a_shape, b_shape):
     """Products of operands of these shapes one ``cell`` carries: two in SB_MAC16's 8×8 mode
     (operands of up to 8 bits), else one (mirrored by mapper.resources.dsp_blocks)."""
@@ -74,7 +80,8 @@ def registered_products(m, operands, en, shape, *, cell, names):
 
 def _mult18x18d(m, operands, en, outs, name):
     ((a, b),), (out,) = operands, outs
-    a18, b18, p = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b"), Signal(36, name=f"{name}_p")
+    a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
+    p = Signal(36, name=f"{name}_p")
     m.d.comb += [a18.eq(a), b18.eq(b)]      # sign- or zero-extended by their own shapes
     ports = {f"i_A{k}": a18[k] for k in range(18)}
     ports |= {f"i_B{k}": b18[k] for k in range(18)}
@@ -96,7 +103,7 @@ def _sb_mac16(m, operands, en, outs, name):
     products, the first on the top halves of A, B and O, the second on the bottom, registered
     in F and G (output select 2); A and B registered."""
     a_shape, b_shape = operands[0][0].shape(), operands[0][1].shape()
-    wide = len(operands) == 1 and max(a_shape.width, b_shape.width) > 8
+    wide = max(a_shape.width, b_shape.width) > 8      # one 16×16 product (per_block)
     half = 16 if wide else 8
     ext = [(Signal(signed(half) if a_shape.signed else unsigned(half), name=f"{name}_a{k}"),
             Signal(signed(half) if b_shape.signed else unsigned(half), name=f"{name}_b{k}"))
@@ -134,6 +141,10 @@ def _sb_mac16(m, operands, en, outs, name):
 
 def _mult18x18d_model():
     bits = lambda port, n: ", ".join(f"{port}{k}" for k in reversed(range(n)))   # noqa: E731
+    params = "\n".join(f'  parameter {p} = "{v}";' for p, v in (
+        *((f"REG_INPUT{x}_{y}", v) for x in "AB" for y, v in (("CLK", "NONE"), ("CE", "CE0"), ("RST", "RST0"))),
+        ("REG_PIPELINE_CLK", "NONE"), ("REG_OUTPUT_CLK", "NONE"), ("REG_OUTPUT_CE", "CE0"),
+        ("REG_OUTPUT_RST", "RST0"), ("GSR", "ENABLED"), ("RESETMODE", "SYNC")))
     return f"""
 `ifndef SYNTHESIS
 // qloom's simulation model of the ECP5 MULT18X18D in the one configuration hdl/dsp.py
@@ -141,18 +152,7 @@ def _mult18x18d_model():
 // register, P registered on CLK0; both operands signed; no shift chains, no C input.
 module MULT18X18D({bits("A", 18)}, {bits("B", 18)}, {bits("C", 18)},
     SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0, {bits("P", 36)});
-  parameter REG_INPUTA_CLK = "NONE";
-  parameter REG_INPUTA_CE = "CE0";
-  parameter REG_INPUTA_RST = "RST0";
-  parameter REG_INPUTB_CLK = "NONE";
-  parameter REG_INPUTB_CE = "CE0";
-  parameter REG_INPUTB_RST = "RST0";
-  parameter REG_PIPELINE_CLK = "NONE";
-  parameter REG_OUTPUT_CLK = "NONE";
-  parameter REG_OUTPUT_CE = "CE0";
-  parameter REG_OUTPUT_RST = "RST0";
-  parameter GSR = "ENABLED";
-  parameter RESETMODE = "SYNC";
+{params}
   input {bits("A", 18)};
   input {bits("B", 18)};
   input {bits("C", 18)};

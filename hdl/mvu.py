@@ -69,9 +69,7 @@ class MVU(wiring.Component):
         if dsp_cell is not None:
             if self.split_products:
                 raise ValueError("split_products is for products in LUTs, not with a dsp_cell")
-            if not dsp.fits(dsp_cell, self.weight_shape, self.input_shape):
-                raise ValueError(f"weights of {self.weight_shape} by inputs of {self.input_shape} do not fit "
-                                 f"one {dsp_cell}")
+            dsp.require(dsp_cell, self.weight_shape, self.input_shape)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(self.input_shape, simd))),
             "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
@@ -271,9 +269,7 @@ class DepthwiseUnit(wiring.Component):
         self.acc_shape = check_shape("acc_shape", acc_shape)
         self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
         self.dsp_cell = dsp_cell
-        if dsp_cell is not None and not dsp.fits(dsp_cell, self.weight_shape, self.input_shape):
-            raise ValueError(f"weights of {self.weight_shape} by inputs of {self.input_shape} do not fit "
-                             f"one {dsp_cell}")
+        dsp.require(dsp_cell, self.weight_shape, self.input_shape)
         self.latency = self.LATENCY + (dsp_cell is not None)
         super().__init__({"i": In(stream.Signature(data.ArrayLayout(self.input_shape, pe))),
                           "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe)))})

@@ -108,10 +108,10 @@ def dsp_kernels(dataflow, target, planning=False):
     design then never mixes instantiated and inferred blocks: qloom.synth)."""
     left, names = TARGETS[target]["dsp_products"], set()
     for k in dataflow.all_kernels:
-        if not k.multipliers or (TARGETS[target]["dsp_cell"] and hasattr(k, "dsp_cell")
-                                 and dsp_cell_for(k, target) is None):
+        fitting = dsp_cell_for(k, target)
+        if not k.multipliers or (fitting is None and TARGETS[target]["dsp_cell"] and hasattr(k, "dsp_cell")):
             continue
-        cell = dsp_cell_for(k, target) if planning else getattr(k, "dsp_cell", None)
+        cell = fitting if planning else getattr(k, "dsp_cell", None)
         need = dsp_blocks(k, target, cell)
         if 0 < need <= left:
             names.add(k.name)
