@@ -17,6 +17,8 @@ libraries, Lattice's tools); the simulators get the models below, guarded by
 """
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Signal, signed, unsigned
 
+from .util import instantiated_models
+
 CELLS = ("MULT18X18D", "SB_MAC16")
 MODEL = "model"     # the same registers in Amaranth, for amaranth.sim (which runs no primitive)
 PORT_BITS = {"MULT18X18D": 18, "SB_MAC16": 16}
@@ -235,5 +237,4 @@ SIM_MODELS = {"MULT18X18D": _mult18x18d_model(), "SB_MAC16": _sb_mac16_model()}
 
 def sim_models(verilog):
     """The simulation models of the cells that ``verilog`` instantiates, to append to it."""
-    return "".join(model for cell, model in SIM_MODELS.items()
-                   if f"\n  {cell} " in verilog or f"\n  \\{cell} " in verilog)
+    return instantiated_models(verilog, SIM_MODELS)

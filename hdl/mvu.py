@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import dsp
+from . import dsp, spram
 from .streams import registered_output
 from .util import check_positive_int, check_shape, pack, rom, signed_shape_for, style_attrs, tree_sum
 
@@ -30,11 +30,14 @@ class MVU(wiring.Component):
         product registers used (hdl.dsp: "MULT18X18D" on ECP5, "SB_MAC16" on iCE40, two 8×8
         products a block): the operand registers then feed the block's own (one more cycle of
         latency)
+    spram_cell : None, or where the weights are: hdl.spram.CELL (the UP5K's SPRAMs, filled at
+        run time through ``load`` before the first frame; same timing) or hdl.spram.MODEL
 
     Members
     -------
     i : In(stream of ``simd`` input codes); a frame is in_features / simd beats, in order
     o : Out(stream of ``pe`` accumulators); a frame is out_features / pe beats, in order
+    load : In(stream of 16-bit words), with a ``spram_cell``: ``load_image``, once after reset
 
     Timing: one beat per cycle, in_fold · out_fold cycles per frame; an output beat is valid
     ``latency`` = 5 + ``tree_stages`` cycles after the last step of its tile (one more with
@@ -45,7 +48,7 @@ class MVU(wiring.Component):
     LEVELS_PER_STAGE = 2
 
     def __init__(self, *, weights, bias, pe, simd, input_shape, acc_shape, memory_styles=None,
-                 split_products=False, dsp_cell=None):
+                 split_products=False, dsp_cell=None, spram_cell=None):
         weights = np.asarray(weights)
         if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.integer):
             raise TypeError(f"weights must be a 2-D integer array, not {weights.dtype} {weights.shape}")
@@ -70,10 +73,16 @@ class MVU(wiring.Component):
             if self.split_products:
                 raise ValueError("split_products is for products in LUTs, not with a dsp_cell")
             dsp.require(dsp_cell, self.weight_shape, self.input_shape)
-        super().__init__({
+        self.spram_cell = spram_cell
+        members = {
             "i": In(stream.Signature(data.ArrayLayout(self.input_shape, simd))),
             "o": Out(stream.Signature(data.ArrayLayout(self.acc_shape, pe))),
-        })
+        }
+        if spram_cell is not None:
+            if self.in_fold * self.out_fold == 1:
+                raise ValueError("spram_cell is for weights of more than one step (one word is a constant)")
+            members["load"] = In(spram.load_signature())
+        super().__init__(members)
 
     @property
     def in_fold(self):
@@ -96,6 +105,19 @@ class MVU(wiring.Component):
     def latency(self):
         """Cycles from the last step of a tile to its output beat (see Timing)."""
         return 5 + self.tree_stages + self.split_products + (self.dsp_cell is not None)
+
+    @property
+    def weight_words(self):
+        """The weight memory's words, one a step: tile by tile, the pe × simd weights of each
+        input step (weight [p, s] at lane p · simd + s)."""
+        pe, simd, wbits = self.pe, self.simd, self.weight_shape.width
+        return [pack(self.weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
+                for t in range(self.out_fold) for i in range(self.in_fold)]
+
+    @property
+    def load_image(self):
+        """The 16-bit words ``load`` takes with a ``spram_cell`` (hdl.spram.image)."""
+        return spram.image(self.weight_words, self.pe * self.simd * self.weight_shape.width)
 
     def elaborate(self, platform):
         m = Module()
@@ -120,9 +142,11 @@ class MVU(wiring.Component):
                 m.d.sync += [t_cnt.eq(Mux(t_cnt == out_fold - 1, 0, t_cnt + 1)),
                              first_pass.eq(t_cnt == out_fold - 1)]
 
-        words = [pack(self.weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
-                 for t in range(out_fold) for i in range(in_fold)]
-        w_word = lanes(rom(m, "weights", words, pe * simd * wbits, w_addr, en, self.memory_styles))
+        if self.spram_cell is None:
+            w_word = lanes(rom(m, "weights", self.weight_words, pe * simd * wbits, w_addr, en, self.memory_styles))
+        else:
+            w_word = lanes(spram.loaded_rom(m, "weights", pe * simd * wbits, in_fold * out_fold, w_addr, en,
+                                            self.load, self.spram_cell))
 
         # stage 1: weights and input vector
         s1 = {k: Signal(name=f"s1_{k}") for k in ("valid", "first_pass", "first", "last")}

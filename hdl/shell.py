@@ -28,14 +28,42 @@ def _byte_lanes(signature):
 
 
 def narrow_shell(design):
-    """``design`` (a component with stream members i and o) behind byte streams."""
+    """``design`` (a component with stream members i and o, and ``load`` where it has one)
+    behind byte streams."""
     i_sig = design.signature.members["i"].signature.flip()
     o_sig = design.signature.members["o"].signature
     n_in, n_out = _byte_lanes(i_sig), _byte_lanes(o_sig)
-    return Chain([
+    chain = Chain([
         Gather(shape=BYTE, lanes=1, factor=n_in),
         Reinterpret(lanes_signature(BYTE, n_in), i_sig),
         design,
         Reinterpret(o_sig, lanes_signature(BYTE, n_out)),
         Split(shape=BYTE, lanes=1, factor=n_out),
     ])
+    return _ByteLoad(chain, design) if "load" in design.signature.members else chain
+
+
+class _ByteLoad(wiring.Component):
+    """``chain`` (the shell around ``design``) with ``design``'s load stream taken as bytes,
+    the low byte of a word first."""
+
+    def __init__(self, chain, design):
+        self.chain, self.design = chain, design
+        load_sig = design.signature.members["load"].signature.flip()
+        self._load_sig = load_sig
+        super().__init__({"i": In(chain.signature.members["i"].signature.flip()),
+                          "o": Out(chain.signature.members["o"].signature),
+                          "load": In(lanes_signature(BYTE, 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = _byte_lanes(self._load_sig)
+        m.submodules.chain = self.chain
+        m.submodules.load_gather = gather = Gather(shape=BYTE, lanes=1, factor=n)
+        m.submodules.load_bytes = bytes_ = Reinterpret(lanes_signature(BYTE, n), self._load_sig)
+        wiring.connect(m, wiring.flipped(self.i), self.chain.i)
+        wiring.connect(m, self.chain.o, wiring.flipped(self.o))
+        wiring.connect(m, wiring.flipped(self.load), gather.i)
+        wiring.connect(m, gather.o, bytes_.i)
+        wiring.connect(m, bytes_.o, self.design.load)
+        return m

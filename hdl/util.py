@@ -61,3 +61,10 @@ def rom(m, name, words, width, addr, en, styles=None):
     port = mem.read_port()
     m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
     return port.data
+
+
+def instantiated_models(verilog, models):
+    """The simulation models ({cell: Verilog text}) of the cells ``verilog`` instantiates,
+    joined, to append to it."""
+    return "".join(model for cell, model in models.items()
+                   if f"\n  {cell} " in verilog or f"\n  \\{cell} " in verilog)

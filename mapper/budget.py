@@ -1,6 +1,6 @@
 """Folding to a target's whole budget: the fastest balanced folding whose *estimated* LUT, FF,
-block RAM and DSP (mapper.resources) fit the device under utilization caps, chosen before any
-tool runs.
+block RAM, DSP and SPRAM (mapper.resources) fit the device under utilization caps, chosen
+before any tool runs.
 
 The candidates are every frame time a legal (pe, simd) of some layer gives; for each, from the
 fastest, ``folding.for_cycles`` gives every layer its cheapest fold that keeps up, the Dataflow
@@ -17,10 +17,10 @@ from . import resources
 from .errors import QloomError
 from .targets import TARGETS
 
-RESOURCES = ("lut", "ff", "bram", "dsp")
-NAMES = {"lut": "LUT", "ff": "FF", "bram": "BRAM", "dsp": "DSP", "cells": "logic cells"}
+RESOURCES = ("lut", "ff", "bram", "dsp", "spram")
+NAMES = {"lut": "LUT", "ff": "FF", "bram": "BRAM", "dsp": "DSP", "spram": "SPRAM", "cells": "logic cells"}
 # room left for place and route: a LUT-full ECP5 or iCE40 design routes badly above ~80 %
-DEFAULT_CAPS = {"lut": 0.80, "ff": 0.80, "bram": 0.90, "dsp": 1.0}
+DEFAULT_CAPS = {"lut": 0.80, "ff": 0.80, "bram": 0.90, "dsp": 1.0, "spram": 1.0}
 # iCE40: a logic cell holds a LUT and a flip-flop, and about 55 % of the flip-flops do not pack
 # with a LUT of their own logic (nextpnr-ice40's ICESTORM_LC count: the digits MLP filled to the
 # UP5K, 3,938 cells for 2,613 LUTs and 2,332 FFs, 0.57; the digits CNN, 3,619 for 2,574 and
@@ -37,7 +37,7 @@ def allowed(target, caps):
 def usage(estimate, target):
     """The estimate as the caps count it: on iCE40 also its logic cells (LUTs plus the
     flip-flops that take a cell of their own), held to the LUT cap."""
-    used = {k: estimate[k] for k in RESOURCES}
+    used = {k: estimate.get(k, 0) for k in RESOURCES}
     if TARGETS[target]["logic_cells"]:
         used["cells"] = estimate["lut"] + round(UNPACKED_FF * estimate["ff"])
     return used
@@ -99,7 +99,8 @@ class Fit:
 
     def used(self):
         avail = TARGETS[self.target]["available"]
-        return ", ".join(f"{self.estimate[k]:,} / {avail[k]:,} {NAMES[k]}" for k in ("lut", "ff", "bram", "dsp"))
+        return ", ".join(f"{self.estimate[k]:,} / {avail[k]:,} {NAMES[k]}" for k in RESOURCES
+                         if k != "spram" or avail[k])
 
     def to_json(self):
         return {"target": self.target, "caps": self.caps, "estimate": self.estimate,
@@ -114,7 +115,8 @@ def fit(graph, plans, target, caps=None, source="model"):
     that does not fit.  A folding is tried as built for the target (its LUT-built products
     split in two stages, dataflow.build), then with its buffers pinned to block RAM, then
     without the split and again pinned: the first that fits is taken, so the split spends only
-    the LUTs a faster folding cannot use."""
+    the LUTs a faster folding cannot use.  Where block RAM does not fit and the target has
+    SPRAM, weight memories move there first, the largest first (_spram)."""
     caps = {**DEFAULT_CAPS, **(caps or {})}
     seen, last = set(), None
     for cycles in fl.candidates(graph):
@@ -133,9 +135,16 @@ def fit(graph, plans, target, caps=None, source="model"):
             dataflow = df.build(graph, folding, plans, source=source, target=target)
         estimate = resources.estimate(dataflow, target)
         excess = over(estimate, target, caps)
+        layers = ()
+        if any(k == "bram" for k, _, _ in excess) and TARGETS[target]["spram_cell"]:
+            layers = _spram(dataflow, target, caps, source)
+            if layers:
+                dataflow = df.in_spram(dataflow, layers, target, source)
+                estimate = resources.estimate(dataflow, target)
+                excess = over(estimate, target, caps)
         if excess and any(k != "bram" for k, _, _ in excess):   # LUTs for block RAMs, if they are left
             for other in _cheaper(dataflow, lambda: df.build(graph, folding, plans, source=source, target=target,
-                                                             split=False)):
+                                                             split=False, spram=layers)):
                 other_estimate = resources.estimate(other, target)
                 if not over(other_estimate, target, caps):
                     dataflow, estimate, excess = other, other_estimate, []
@@ -150,6 +159,20 @@ def fit(graph, plans, target, caps=None, source="model"):
                      "for a larger target" + (", or raise --utilization" if any(caps[k] < 1 for k, _, _ in last[0]
                                                                                  if k in caps) else "") + ".",
                      needs)
+
+
+def _spram(dataflow, target, caps, source):
+    """The layers whose weights go from block RAM to SPRAM: the largest first while SPRAMs are
+    left under their cap, until block RAM fits its own (all that fit when it never does)."""
+    limit, layers = allowed(target, caps), []
+    for layer in df.spram_candidates(dataflow, target):
+        estimate = resources.estimate(df.in_spram(dataflow, layers + [layer], target, source), target)
+        if estimate["spram"] > limit["spram"]:
+            continue
+        layers.append(layer)
+        if estimate["bram"] <= limit["bram"]:
+            break
+    return tuple(layers)
 
 
 def _cheaper(dataflow, unsplit):
@@ -174,7 +197,7 @@ def parse_caps(text):
     """--utilization: 'PCT' (every resource) or 'lut=PCT,bram=PCT,…', percentages above 0 and
     at most 100; returns {resource: fraction}."""
     want = ("give --utilization a percentage for every resource (e.g. 70) or per resource, "
-            "e.g. lut=85,bram=95 (resources: lut, ff, bram, dsp; defaults "
+            "e.g. lut=85,bram=95 (resources: lut, ff, bram, dsp, spram; defaults "
             + ", ".join(f"{k} {percent(v)}" for k, v in DEFAULT_CAPS.items()) + ")")
     text = text.strip()
     items = [p.strip() for p in text.split(",")] if text else []
@@ -187,7 +210,7 @@ def parse_caps(text):
         key, eq, value = p.partition("=")
         key = key.strip().lower()
         if not eq or key not in RESOURCES:
-            raise ValueError(f"{p!r} is not RESOURCE=PCT with RESOURCE one of lut, ff, bram, dsp; {want}")
+            raise ValueError(f"{p!r} is not RESOURCE=PCT with RESOURCE one of {', '.join(RESOURCES)}; {want}")
         if key in caps:
             raise ValueError(f"{key} is given twice; {want}")
         caps[key] = _fraction(value, want)

@@ -13,7 +13,8 @@ from . import qgraph as qg
 from .builder import (HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_code,
                       partial_sum_range, stream_positions)
 from .errors import UnsupportedError
-from .resources import dsp_cell_for, dsp_kernels
+from .resources import blocks, dsp_cell_for, dsp_kernels, placement
+from .targets import TARGETS
 from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
                       IOFormat, Join, Kernel, MaxPoolKernel, MVUKernel, RequantKernel,
                       ResidualKernel, SumPoolKernel, WidthConverterKernel, WindowKernel,
@@ -108,6 +109,44 @@ def pin_rams(dataflow):
     return map_kernels(dataflow, lambda k: replace(k, block_rams=True) if hasattr(k, "block_rams") else k)
 
 
+def in_spram(dataflow, layers, target, source="model"):
+    """``dataflow`` with the weights of the MVUs of ``layers`` (layer names, as fold.json names
+    them) in ``target``'s SPRAMs (its "spram_cell"; hdl.spram: loaded at run time, read with
+    block RAM's timing), and fold.json saying so (``"weights": "spram"``).  Refused, naming the
+    layer, where the target has no SPRAM or the layer keeps no weight memory."""
+    cell = TARGETS[target]["spram_cell"] if target else None
+    mvus = {k.name: k for k in dataflow.all_kernels if isinstance(k, MVUKernel)}
+    for layer in layers:
+        k = mvus.get(f"mvu_{layer}")
+        where = f"{source}: layer '{layer}'" + (f" (ONNX node '{k.dense.onnx_node}')" if k else "")
+        if cell is None:
+            on = f"the {TARGETS[target]['device']}" if target else "no target"
+            raise UnsupportedError(f"{where}: its weights are asked for in SPRAM, which {on} has none of; "
+                                   "build for a target with SPRAM (" + ", ".join(
+                                       t for t, v in TARGETS.items() if v["spram_cell"]) + ') or drop "weights".')
+        if k is None or k.in_fold * k.out_fold == 1:
+            raise UnsupportedError(f"{where}: keeps no weight memory to put in SPRAM ("
+                                   + ("it is not a matrix layer" if k is None else
+                                      f"at {k.pe}×{k.simd} its weights are one step, built as constants")
+                                   + '); drop its "weights".')
+    names = {f"mvu_{layer}" for layer in layers}
+    moved = map_kernels(dataflow, lambda k: replace(k, spram_cell=cell) if k.name in names else k)
+    folding = {name: ({**v, "weights": "spram"} if name in layers else v) for name, v in dataflow.folding.items()}
+    return replace(moved, folding=folding)
+
+
+def spram_candidates(dataflow, target):
+    """The layers whose weights could move from block RAM to ``target``'s SPRAMs, the most
+    block RAMs first: the MVUs whose weight memory is in block RAM there."""
+    found = []
+    for k in dataflow.all_kernels:
+        if isinstance(k, MVUKernel) and k.spram_cell is None:
+            for mem in k.memories():
+                if mem.name == "weights" and placement(mem, target) == "block":
+                    found.append((-blocks(mem.width, mem.depth, target), k.name[len("mvu_"):]))
+    return [layer for _, layer in sorted(found)]
+
+
 def map_kernels(dataflow, change):
     """``dataflow`` with ``change(kernel)`` in place of each kernel, those inside forks' paths too."""
     def each(chain):
@@ -130,7 +169,7 @@ def check_hardware(graph, source="model"):
         raise UnsupportedError(f"{source}: {NO_PRODUCT}")
 
 
-def build(graph, folding, plans, source="", fifo_depths=None, target=None, split=True):
+def build(graph, folding, plans, source="", fifo_depths=None, target=None, split=True, spram=()):
     """Lower the QGraph to a Dataflow graph with the given folding {layer name: (pe, simd)}.
     Streams are channels-last; a conv is a window generator feeding an MVU; a residual block
     is a ResidualKernel whose join FIFOs are sized for full rate at the design's initiation
@@ -140,7 +179,10 @@ def build(graph, folding, plans, source="", fifo_depths=None, target=None, split
     the multiply is their critical path; not without ``split``) and those whose products go to
     DSP blocks instantiate the target's primitive with its registers (dsp_cells), built a third
     time: latency changes, not the interval.  ``fifo_depths`` overrides those depths (refused
-    when a depth could deadlock)."""
+    when a depth could deadlock); the MVUs of the layers ``spram`` names keep their weights in
+    the target's SPRAMs (in_spram)."""
+    if spram:
+        return in_spram(build(graph, folding, plans, source, fifo_depths, target, split), spram, target, source)
     # the first pass only finds the interval: the join FIFO depths asked for are held to the
     # design as built with it (a first-pass design, without serial requantizers, may need more)
     first = _build(graph, folding, plans, source, {}, None, True)

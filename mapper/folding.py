@@ -202,8 +202,12 @@ def _factor(path, d, key, v):
     return v
 
 
+WEIGHT_MEMORIES = ("auto", "spram")
+
+
 def load(path, graph):
-    """A folding file {"dense0": {"pe": 4, "simd": 8}, ...}; every layer must be present."""
+    """A folding file {"dense0": {"pe": 4, "simd": 8}, ...}; every layer must be present, and
+    may say where its weights go ("weights": "spram" or "auto": spram_layers)."""
     spec = read_spec(path, _example(graph))
     layers = matrix_layers(graph)
     names = [d.name for d in layers]
@@ -219,10 +223,14 @@ def load(path, graph):
             has = "the file has none" if d.name not in spec else f"not {json.dumps(entry)[:40]}"
             raise QloomError(f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}') needs an entry "
                              f'{{"pe": P, "simd": S}} with whole numbers; {has}.')
-        unknown = sorted(set(entry) - {"pe", "simd"})
+        unknown = sorted(set(entry) - {"pe", "simd", "weights"})
         if unknown:
             raise QloomError(f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}'): unknown key "
-                             f'{unknown[0]!r}; an entry has "pe" and "simd" only.')
+                             f'{unknown[0]!r}; an entry has "pe" and "simd", and may have "weights".')
+        if entry.get("weights", "auto") not in WEIGHT_MEMORIES:
+            raise QloomError(f"--fold {path}: layer '{d.name}' (ONNX node '{d.onnx_node}'): \"weights\" is "
+                             f"{json.dumps(entry['weights'])[:40]}; give \"spram\" (its weights in the target's "
+                             "SPRAMs, loaded at run time) or \"auto\" (block RAM or logic, as qloom chooses).")
         folding[d.name] = (_factor(path, d, "pe", entry.get("pe")), _factor(path, d, "simd", entry.get("simd")))
     _depths(path, spec)
     return folding
@@ -238,6 +246,12 @@ def _depths(path, spec):
         if not _is_int(v) or not 1 <= v <= MAX_FIFO_DEPTH:
             raise QloomError(f"--fold {path}: \"fifo_depths\": FIFO {name!r} has depth {json.dumps(v)[:40]}; {want}.")
     return dict(depths)
+
+
+def spram_layers(path):
+    """The layers a folding file puts in SPRAM (``"weights": "spram"``), in its order."""
+    return tuple(name for name, entry in read_spec(path).items()
+                 if isinstance(entry, dict) and entry.get("weights") == "spram")
 
 
 def fifo_depths(path):

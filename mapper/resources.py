@@ -28,6 +28,7 @@ class Memory:
     fifo: bool = False          # storage of an amaranth.lib.fifo queue (no style attribute)
     writable: bool = False      # a RAM (else a ROM)
     pinned: bool = False        # a RAM in block RAM wherever it is worth one (see style)
+    spram: bool = False         # a ROM in the target's SPRAMs, loaded at run time (hdl.spram)
 
     @property
     def bits(self):
@@ -40,8 +41,10 @@ class Memory:
 
     @property
     def style(self):
-        """"block" or "logic" (a ROM: its ram_style attribute), "auto" (a RAM: Yosys chooses;
-        a pinned RAM worth a block: "block")."""
+        """"block" or "logic" (a ROM: its ram_style attribute), "spram" (a ROM in SPRAM), "auto"
+        (a RAM: Yosys chooses; a pinned RAM worth a block: "block")."""
+        if self.spram:
+            return "spram"
         if self.pinned and self.worth_a_block:
             return "block"
         if self.fifo or self.writable:
@@ -58,6 +61,22 @@ def block_bits(memories):
 def blocks(width, depth, target):
     """Block RAMs for a width × depth memory: the cheapest configuration, tiled."""
     return min(-(-width // w) * -(-depth // d) for w, d in TARGETS[target]["bram_shapes"])
+
+
+def spram_geometry(width, depth):
+    """(lanes, tiles, rows, banks) of a width × depth memory in 16 × 16,384 SPRAMs: words a
+    16-bit row (a power of two), SPRAMs side by side, rows, banks (mirrors hdl.spram.geometry)."""
+    lanes = 1
+    while 2 * lanes * width <= 16:
+        lanes *= 2
+    rows = -(-depth // lanes)
+    return lanes, -(-lanes * width // 16), rows, -(-rows // 16384)
+
+
+def spram_blocks(width, depth):
+    """SPRAMs a width × depth memory takes (hdl.spram.blocks)."""
+    _, tiles, _, banks = spram_geometry(width, depth)
+    return tiles * banks
 
 
 def placement(mem, target):
@@ -143,13 +162,13 @@ def dsp_blocks(k, target, cell=None):
 
 
 def estimate_kernel(k, dataflow, target, in_dsp=None):
-    """LUT, FF, DSP and block RAMs of one kernel of ``dataflow`` on ``target`` (``in_dsp``: the
+    """LUT, FF, DSP, block RAMs and SPRAMs of one kernel of ``dataflow`` on ``target`` (``in_dsp``: the
     names dsp_kernels gives, computed when not passed)."""
     t = TARGETS[target]
     if in_dsp is None:
         in_dsp = dsp_kernels(dataflow, target)
     r = k.resources(t["family"])
-    total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0}
+    total = {"lut": r["lut"], "ff": r["ff"], "dsp": 0, "bram": 0, "spram": 0}
     if k.name in in_dsp:        # the products (Kernel.multiplier_luts) in DSP blocks
         total["lut"] -= k.multiplier_luts
         total["dsp"] += dsp_blocks(k, target, getattr(k, "dsp_cell", None))
@@ -159,6 +178,8 @@ def estimate_kernel(k, dataflow, target, in_dsp=None):
         where = placement(mem, target)
         if where == "block":
             total["bram"] += blocks(mem.width, mem.depth, target)
+        elif where == "spram":
+            total["spram"] += spram_blocks(mem.width, mem.depth)
         elif where == "distributed":
             total["lut"] += lut_ram_luts(mem)
         elif mem.style == "logic":
@@ -170,8 +191,8 @@ def estimate_kernel(k, dataflow, target, in_dsp=None):
 
 
 def estimate(dataflow, target):
-    """LUT, FF, DSP and block RAMs of ``dataflow`` on ``target``."""
-    total = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0}
+    """LUT, FF, DSP, block RAMs and SPRAMs of ``dataflow`` on ``target``."""
+    total = {"lut": 0, "ff": 0, "dsp": 0, "bram": 0, "spram": 0}
     in_dsp = dsp_kernels(dataflow, target)
     for k in dataflow.all_kernels:
         for key, v in estimate_kernel(k, dataflow, target, in_dsp).items():

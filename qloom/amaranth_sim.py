@@ -5,9 +5,11 @@ import random
 from amaranth.sim import Simulator
 
 
-def run(dut, beats_in, n_beats_out, *, seed=0, gap=0.0, stall=0.0, max_cycles=200_000):
-    """Feed ``beats_in`` (lists of lane values) to ``dut.i``; collect ``n_beats_out`` beats
-    from ``dut.o``.  Returns (beats_out, cycle at which each output beat was accepted)."""
+def run(dut, beats_in, n_beats_out, *, seed=0, gap=0.0, stall=0.0, max_cycles=200_000, load=()):
+    """Feed ``beats_in`` (lists of lane values) to ``dut.i``, and ``load`` (words) to
+    ``dut.load`` from the start (hdl.spram.Loaded), both with idle cycles; collect
+    ``n_beats_out`` beats from ``dut.o``.  Returns (beats_out, cycle at which each output beat
+    was accepted)."""
     out, when = [], []
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -37,7 +39,19 @@ def run(dut, beats_in, n_beats_out, *, seed=0, gap=0.0, stall=0.0, max_cycles=20
             if cycle > max_cycles:
                 raise TimeoutError(f"{len(out)} of {n_beats_out} beats after {max_cycles} cycles")
 
+    async def loader(ctx):
+        rng = random.Random(seed + 2)
+        for word in load:
+            while rng.random() < gap:
+                await ctx.tick()
+            ctx.set(dut.load.payload, word)
+            ctx.set(dut.load.valid, 1)
+            await ctx.tick().until(dut.load.ready)
+            ctx.set(dut.load.valid, 0)
+
     sim.add_testbench(driver, background=True)
+    if load:
+        sim.add_testbench(loader, background=True)
     sim.add_testbench(monitor)
     sim.run()
     return out, when

@@ -57,7 +57,7 @@ def compile_model(model, fold=None, max_multipliers=None, target=None, utilizati
     fit = None
     if fold:
         dataflow = df.build(graph, fl.load(fold, graph), plans, source=str(model),
-                            fifo_depths=fl.fifo_depths(fold), target=target)
+                            fifo_depths=fl.fifo_depths(fold), target=target, spram=fl.spram_layers(fold))
     elif target and not max_multipliers:
         fit = budget.fit(graph, plans, target, utilization, source=str(model))
         dataflow = fit.dataflow
@@ -141,7 +141,8 @@ def run_amaranth(design, input_codes, *, gap=0.0, stall=0.0, seed=0):
     d = design.dataflow
     beats = [list(b) for b in to_beats(input_codes, d.input)]
     out, when = amaranth_sim.run(lower.amaranth_top(d), beats, len(input_codes) * d.output.beats, seed=seed, gap=gap,
-                                 stall=stall, max_cycles=cycle_budget(d, len(input_codes), gap, stall))
+                                 stall=stall, max_cycles=cycle_budget(d, len(input_codes), gap, stall),
+                                 load=lower.load_image(d))
     ends = when[d.output.beats - 1::d.output.beats]
     ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
     return HardwareRun(from_beats(np.array(out), d.output, len(input_codes)), ii, when[d.output.beats - 1], [], when)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from amaranth.hdl import signed, unsigned
 
-from .hdl import dsp
+from .hdl import dsp, spram
 from .hdl.join import AddUnit, ConcatUnit, Residual
 from .hdl.mvu import MVU, DepthwiseUnit
 from .hdl.requant import Requant, SerialRequant
@@ -106,7 +106,8 @@ def lower(kernel):
 def _mvu(k: kernels.MVUKernel):
     return [MVU(weights=k.dense.weight, bias=k.dense.bias, pe=k.pe, simd=k.simd,
                 input_shape=code_shape(k.in_code), acc_shape=signed(k.acc_bits),
-                memory_styles=styles(k), split_products=k.split_products, dsp_cell=k.dsp_cell)]
+                memory_styles=styles(k), split_products=k.split_products, dsp_cell=k.dsp_cell,
+                spram_cell=k.spram_cell)]
 
 
 @lower.register
@@ -183,9 +184,19 @@ def _concat(j: kernels.ConcatKernel):
 
 
 def top(dataflow):
-    """The design as one component: its units chained in stream order."""
+    """The design as one component: its units chained in stream order; where weights are in
+    SPRAM, inside hdl.spram.Loaded, which fills them through its ``load`` stream first."""
     pairs = units(dataflow)
-    return Chain([u for _, u in pairs], names=[n for n, _ in pairs])
+    chain = Chain([u for _, u in pairs], names=[n for n, _ in pairs])
+    loading = spram.loaders(chain)
+    return spram.Loaded(chain, loading) if loading else chain
+
+
+def load_image(dataflow):
+    """The 16-bit words the design's ``load`` stream takes after reset, before its first
+    frame (empty: it has no SPRAM memory)."""
+    design = top(dataflow)
+    return design.image if isinstance(design, spram.Loaded) else []
 
 
 def shell(dataflow):
@@ -194,16 +205,21 @@ def shell(dataflow):
 
 
 def amaranth_top(dataflow):
-    """top(dataflow) for amaranth.sim, which runs no Verilog primitive: the DSP products as
-    their Amaranth model (hdl.dsp.MODEL), the same registers and timing."""
-    return top(df.map_kernels(dataflow, lambda k: replace(k, dsp_cell=dsp.MODEL) if getattr(k, "dsp_cell", None)
-                              else k))
+    """top(dataflow) for amaranth.sim, which runs no Verilog primitive: the DSP products and
+    the SPRAMs as their Amaranth models (hdl.dsp.MODEL, hdl.spram.MODEL), the same registers
+    and timing."""
+    def model(k):
+        cells = {key: model for key, model in (("dsp_cell", dsp.MODEL), ("spram_cell", spram.MODEL))
+                 if getattr(k, key, None)}
+        return replace(k, **cells) if cells else k
+    return top(df.map_kernels(dataflow, model))
 
 
 def verilog(dataflow):
     """The design as Verilog text, top module ``qloom_top`` with ports clk, rst,
-    i__payload/i__valid/i__ready and o__payload/o__valid/o__ready; after it, the simulation
-    models of the DSP primitives it instantiates (hdl.dsp, hidden from synthesis)."""
+    i__payload/i__valid/i__ready and o__payload/o__valid/o__ready (and load__payload/
+    load__valid/load__ready where weights are in SPRAM: load_image); after it, the simulation
+    models of the primitives it instantiates (hdl.dsp, hdl.spram; hidden from synthesis)."""
     from amaranth.back import verilog as back
     text = back.convert(top(dataflow), name=TOP_NAME)
-    return text + dsp.sim_models(text)
+    return text + dsp.sim_models(text) + spram.sim_models(text)

@@ -4,7 +4,7 @@ import pytest
 from amaranth.hdl import signed, unsigned
 
 from qloom import amaranth_sim as streams
-from qloom.hdl import dsp
+from qloom.hdl import dsp, spram
 from qloom.hdl.mvu import MVU
 from qloom.hdl.util import signed_shape_for
 
@@ -106,3 +106,35 @@ def test_mvu_latency_is_what_the_dataflow_graph_models(simd):
     dut = MVU(weights=np.ones((2, 64), int), bias=np.zeros(2, int), pe=1, simd=simd,
               input_shape=unsigned(8), acc_shape=signed(20))
     assert dut.latency == mvu_latency(simd)
+
+
+@pytest.mark.parametrize("n_in,n_out,pe,simd,x_bits,x_signed,w_bits", [
+    (12, 6, 1, 1, 8, False, 8), (12, 6, 2, 3, 4, False, 3), (16, 9, 3, 4, 5, False, 6), (10, 3, 3, 5, 8, True, 9),
+    (7, 5, 1, 7, 2, True, 2)])
+def test_mvu_with_weights_in_spram_equals_numpy(n_in, n_out, pe, simd, x_bits, x_signed, w_bits):
+    """Weights in SPRAM (hdl.spram, its Amaranth model; the SB_SPRAM256KA runs in the RTL tests),
+    loaded through ``load`` with idle cycles while frames wait: 1 (3 bits: four a row), 2 (8, 16:
+    two a row, one), 5 (18 bits: two SPRAMs side by side) and 6 (one 12-bit word a row) words of
+    weights a step; exact under gaps and stalls, the timing of block RAM."""
+    rng = np.random.default_rng(n_in * 100 + n_out * 10 + pe + simd)
+    ref, (x_lo, x_hi) = make(rng, n_in, n_out, pe, simd, x_bits, x_signed, w_bits)
+    dut = MVU(weights=ref.weights, bias=ref.bias, pe=pe, simd=simd, input_shape=ref.input_shape,
+              acc_shape=ref.acc_shape, spram_cell=spram.MODEL)
+    assert dut.latency == ref.latency
+    lanes, tiles, rows, banks = spram.geometry(pe * simd * dut.weight_shape.width, dut.cycles_per_frame)
+    assert len(dut.load_image) == rows * tiles
+    x = rng.integers(x_lo, x_hi + 1, size=(4, n_in))
+    x[0], x[1] = x_lo, x_hi
+    beats = [list(frame[i * simd:(i + 1) * simd]) for frame in x for i in range(dut.in_fold)]
+    out, _ = streams.run(spram.Loaded(dut, [dut]), beats, len(x) * dut.out_fold, seed=pe + simd, gap=0.3,
+                         stall=0.3, load=dut.load_image)
+    np.testing.assert_array_equal(np.array(out).reshape(len(x), n_out), x @ ref.weights.T + ref.bias)
+
+
+def test_spram_geometry_packs_rows():
+    assert spram.geometry(8, 100) == (2, 1, 50, 1)
+    assert spram.geometry(3, 10) == (4, 1, 3, 1)
+    assert spram.geometry(18, 5) == (1, 2, 5, 1)
+    assert spram.geometry(16, 40_000) == (1, 1, 40_000, 3)
+    assert spram.image([1, 2, 3], 8) == [0x0201, 0x0003]
+    assert spram.image([0x3FFFF, 1], 18) == [0xFFFF, 0x3, 0x1, 0x0]

@@ -232,7 +232,7 @@ def test_resources_on_every_target(lowered):
             assert _counts(r, {"lut", "ff", "dsp", "bram_bits"}), (label, family, r)
         for target in TARGETS:
             r = resources.estimate_kernel(k, flow, target)
-            assert _counts(r, {"lut", "ff", "dsp", "bram"}), (label, target, r)
+            assert _counts(r, {"lut", "ff", "dsp", "bram", "spram"}), (label, target, r)
 
 
 MIRROR = re.compile(r"^([A-Z][A-Z0-9_]*) = (.+?)\s+#(.*)$")

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .. import qgraph as qg
 from ..numeric import signed_bits
-from ..resources import Memory, block_bits
+from ..resources import Memory, block_bits, spram_geometry
 from .base import Kernel
 
 MVU_LEVELS_PER_STAGE = 2      # adder-tree levels per stage (hdl.mvu.MVU.LEVELS_PER_STAGE)
@@ -40,6 +40,18 @@ def fifo_depth(pe, simd, in_features, out_features):
     return in_fold + 2 if out_features // pe > 1 else 3   # a SyncFIFOBuffered of 2: half rate
 
 
+def spram_loader(width, depth):
+    """LUT and FF of the logic around a width × depth memory in SPRAMs (hdl.spram.loaded_rom):
+    the load row and tile counters and the full flag, the bank and lane registers, the address
+    multiplexer and write and chip selects of each SPRAM, the bank and lane multiplexers."""
+    lanes, tiles, rows, banks = spram_geometry(width, depth)
+    bits = lambda n: max(n - 1, 1).bit_length()      # noqa: E731
+    ff = bits(rows) + bits(tiles) * (tiles > 1) + 1 + bits(banks) * (banks > 1) + bits(lanes) * (lanes > 1)
+    lut = (2 * ff + 14 * banks + 2 * tiles * banks + 16 * tiles * (banks - 1)
+           + width * (lanes - 1))
+    return {"lut": lut, "ff": ff}
+
+
 @dataclass(frozen=True, eq=False)
 class MVUKernel(Kernel):
     """A dense layer, or a conv's windows, as ``vectors`` matrix-vector products per frame on
@@ -58,6 +70,7 @@ class MVUKernel(Kernel):
     block_rams: bool = False  # its input buffer in block RAM, not where Yosys finds it cheapest
     split_products: bool = False  # each product in two stages (hdl.mvu.MVU.split_products)
     dsp_cell: str = None      # the DSP primitive its products are, registers used (hdl.mvu.MVU.dsp_cell)
+    spram_cell: str = None    # its weights in the target's SPRAMs, loaded at run time (hdl.mvu.MVU.spram_cell)
 
     @staticmethod
     def summary(entry):
@@ -131,7 +144,7 @@ class MVUKernel(Kernel):
         mems = []
         if self.in_fold * self.out_fold > 1:
             mems.append(Memory("weights", self.pe * self.simd * self.weight_bits,
-                               self.in_fold * self.out_fold))
+                               self.in_fold * self.out_fold, spram=self.spram_cell is not None))
         if self.out_fold > 1:
             mems += [Memory("buffer", self.simd * self.in_code.bits, self.in_fold, writable=True,
                             pinned=self.block_rams),
@@ -163,6 +176,9 @@ class MVUKernel(Kernel):
             lut += pe * simd * prod
         if self.dsp_cell:           # the product registers are the blocks' own; a stage of control
             ff += 4 - pe * simd * prod
+        if self.spram_cell:         # the loader's counters and flag, the address mux, the row select
+            loader = spram_loader(pe * simd * wb, self.in_fold * self.out_fold)
+            ff, lut = ff + loader["ff"], lut + loader["lut"]
         return {"lut": lut, "ff": ff, "dsp": pe * simd * dsp_slices(wb, xb),
                 "bram_bits": block_bits(self.memories())}
 
