@@ -100,7 +100,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
         return row
     row["status"] = "ok"
     row["verilog_sha256"] = verilog_sha256(synth.shell_verilog(design))
-    row["measured"] = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram}
+    row["measured"] = {"lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram": r.bram, **({"spram": r.spram} if r.spram else {})}
     row["fmax_mhz"] = None if math.isnan(r.fmax_mhz) else round(r.fmax_mhz, 2)
     row["fmax_source"], row["pnr_s"] = r.fmax_source, r.pnr_s
     if row["fmax_mhz"]:

@@ -1,6 +1,6 @@
 """A narrow I/O shell: frames enter and leave a design as bytes, so that a design's resources
 and Fmax are measured through a handful of pins (the iCE40UP5K SG48 has 39 I/Os)."""
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,13 +17,13 @@ class Reinterpret(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += [self.o.payload.as_value().eq(self.i.payload.as_value()),
+        m.d.comb += [Value.cast(self.o.payload).eq(Value.cast(self.i.payload)),
                      self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
         return m
 
 
 def _byte_lanes(signature):
-    width = len(signature.create().payload.as_value())
+    width = len(Value.cast(signature.create().payload))
     return -(-width // 8)
 
 

@@ -13,7 +13,7 @@ from . import qgraph as qg
 from .builder import (HARDWARE_NODES, _Chain, branch_paths, conv_matrix, graph_code,
                       partial_sum_range, stream_positions)
 from .errors import UnsupportedError
-from .resources import blocks, dsp_cell_for, dsp_kernels, placement
+from .resources import blocks, dsp_cell_for, dsp_kernels, placement, spram_geometry
 from .targets import TARGETS
 from .kernels import (AddKernel, ConcatKernel, DepthwiseKernel, FifoKernel, FloatSumKernel,
                       IOFormat, Join, Kernel, MaxPoolKernel, MVUKernel, RequantKernel,
@@ -86,6 +86,13 @@ class Dataflow:
     def multipliers(self):
         return sum(k.multipliers for k in self.all_kernels)
 
+    @property
+    def load_words(self):
+        """16-bit words the design takes through its load stream after reset, before its first
+        frame: the weights of its MVUs in SPRAM (hdl.spram.image), none without."""
+        return sum(tiles * rows for k in self.all_kernels if getattr(k, "spram_cell", None)
+                   for _, tiles, rows, _ in [spram_geometry(*_weight_memory(k))])
+
     def estimate(self):
         total = {"lut": 0, "ff": 0, "dsp": 0, "bram_bits": 0}
         for k in self.all_kernels:
@@ -97,9 +104,14 @@ class Dataflow:
         return {"source": self.source, "cycles_per_frame": self.cycles_per_frame,
                 "bottleneck": self.bottleneck.name, "latency_cycles": self.latency,
                 "latency_exact": self.latency_exact,
-                "multipliers": self.multipliers, "estimate": self.estimate(),
+                "multipliers": self.multipliers, "estimate": self.estimate(), "load_words": self.load_words,
                 "input": self.input.to_json(), "output": self.output.to_json(),
                 "folding": self.folding, "kernels": [k.to_json() for k in self.all_kernels]}
+
+
+def _weight_memory(k):
+    mem = next(m for m in k.memories() if m.name == "weights")
+    return mem.width, mem.depth
 
 
 def pin_rams(dataflow):

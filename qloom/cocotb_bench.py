@@ -2,7 +2,8 @@
 
 Configured by the JSON file named in QLOOM_SIM_CONFIG (written by qloom.simulate):
 input beats as lane codes, lanes and widths of both ports, the random idle/backpressure
-probabilities and seed.  Writes output beats (lane codes) and the cycle of every accepted
+probabilities and seed, and the words of the design's load stream (weights in SPRAM), sent
+from the start with the input's idle cycles.  Writes output beats (lane codes) and the cycle of every accepted
 input and output beat."""
 import json
 import os
@@ -38,14 +39,18 @@ async def stream_frames(dut):
     rng = random.Random(cfg["seed"])
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
+    load = [int(w) for w in np.load(cfg["load"])] if cfg.get("load") else []
     dut.i__valid.value = 0
     dut.o__ready.value = 0
+    if load:
+        dut.load__valid.value = 0
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
     out, in_cycles, out_cycles = [], [], []
     index, presenting, cycle = 0, False, 0
+    loaded, loading = 0, False
     while len(out) < cfg["n_out"]:
         await RisingEdge(dut.clk)
         cycle += 1
@@ -55,6 +60,11 @@ async def stream_frames(dut):
             presenting = True
             dut.i__payload.value = words[index]
         dut.i__valid.value = int(presenting)
+        if not loading and loaded < len(load) and rng.random() >= cfg["gap"]:
+            loading = True
+            dut.load__payload.value = load[loaded]
+        if load:
+            dut.load__valid.value = int(loading)
         ready = rng.random() >= cfg["stall"]
         dut.o__ready.value = int(ready)
         await ReadOnly()
@@ -62,6 +72,9 @@ async def stream_frames(dut):
             in_cycles.append(cycle)
             index += 1
             presenting = False
+        if loading and dut.load__ready.value:
+            loaded += 1
+            loading = False
         if ready and dut.o__valid.value:
             out.append(unpack(int(dut.o__payload.value), cfg["lanes_out"], cfg["bits_out"], cfg["signed_out"]))
             out_cycles.append(cycle)

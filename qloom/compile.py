@@ -70,7 +70,9 @@ def compile_model(model, fold=None, max_multipliers=None, target=None, utilizati
 
 def write(design, out_dir, synth_results=(), *, protect=(), force=False):
     """Write top.v, design.json, fold.json, report.json and report.html (with measured
-    resources when ``synth_results`` are given); the directory appears whole or not at all, and
+    resources when ``synth_results`` are given), and load.hex where weights are in SPRAM (the
+    words the load stream takes after reset, one 16-bit hexadecimal word a line, as
+    $readmemh reads them); the directory appears whole or not at all, and
     replaces only an earlier qloom output (qloom.outputs)."""
     from . import report
     with outputs.folder(out_dir, "-o", protect=protect, force=force) as tmp:
@@ -81,6 +83,9 @@ def write(design, out_dir, synth_results=(), *, protect=(), force=False):
             info["budget"] = design.fit.to_json()
         (tmp / "design.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "fold.json").write_text(json.dumps(design.dataflow.folding, indent=2) + "\n")
+        image = lower.load_image(design.dataflow)
+        if image:
+            (tmp / "load.hex").write_text("".join(f"{w:04x}\n" for w in image))
         report.write(design, tmp, synth_results)
     return Path(out_dir)
 
@@ -114,7 +119,7 @@ def cycle_budget(dataflow, frames, gap, stall):
     """Cycles after which a run is declared stalled: twice the modelled time, slowed by the
     idle input and output cycles asked for, with room to spare."""
     slow = 1.0 / max((1.0 - gap) * (1.0 - stall), 0.05)
-    beats = frames * (dataflow.input.beats + dataflow.output.beats)
+    beats = frames * (dataflow.input.beats + dataflow.output.beats) + dataflow.load_words
     return int(2 * slow * (frames * dataflow.cycles_per_frame + dataflow.latency)) + 50 * beats + 10_000
 
 
@@ -128,7 +133,7 @@ def run_hardware(design, input_codes, *, simulator="verilator", gap=0.0, stall=0
         trace = simulate.run(path, lower.TOP_NAME, to_beats(input_codes, d.input), bits_in=d.input.bits,
                              lanes_out=d.output.lanes, bits_out=d.output.bits, signed_out=d.output.signed,
                              n_out=frames * d.output.beats, simulator=simulator, gap=gap, stall=stall, seed=seed,
-                             max_cycles=cycle_budget(d, frames, gap, stall))
+                             max_cycles=cycle_budget(d, frames, gap, stall), load=lower.load_image(d))
     ends = trace.out_cycles[d.output.beats - 1::d.output.beats]
     ii = float(np.median(np.diff(ends))) if len(ends) > 1 else float("nan")
     latency = trace.out_cycles[d.output.beats - 1] - trace.in_cycles[0] + 1

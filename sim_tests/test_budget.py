@@ -9,11 +9,12 @@ from qloom import cli
 from qloom import compile as qc
 from qloom.mapper import budget, folding as fl, frontend, planning, resources
 from qloom.mapper import dataflow as df
+from qloom.mapper.errors import QloomError
 from qloom.mapper.frontend import loading
 from qloom.mapper.targets import NAMES, TARGETS
 
 MODELS = ["digits_mlp_qdq.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx"]
-CAPS = [None, {"lut": 0.5}, {"lut": 0.3, "bram": 0.5}]
+CAPS = [None, {"lut": 0.5}, {"lut": 0.3, "bram": 0.5}, {"bram": 0.2}]
 
 
 def graph_and_plans(name):
@@ -27,7 +28,7 @@ def model(request):
     return request.param, *graph_and_plans(request.param)
 
 
-@pytest.mark.parametrize("caps", CAPS, ids=["default", "lut50", "lut30-bram50"])
+@pytest.mark.parametrize("caps", CAPS, ids=["default", "lut50", "lut30-bram50", "bram20"])
 @pytest.mark.parametrize("target", NAMES)
 def test_the_fit_fits_and_no_faster_balanced_folding_does(model, target, caps):
     name, graph, plans = model
@@ -49,6 +50,39 @@ def test_the_fit_fits_and_no_faster_balanced_folding_does(model, target, caps):
     if fit.binds:           # what binds: the next faster candidate is over exactly those caps
         assert fit.faster_cycles < fit.dataflow.cycles_per_frame
         assert all(used > limit for _, used, limit in fit.binds)
+
+
+def test_weights_go_to_spram_where_block_ram_binds(monkeypatch):
+    """The UP5K with a fifth of its block RAMs: the digits MLP's weights that do not fit them go
+    to SPRAM, the largest first; without SPRAM no folding fits (its weights alone need 9 block
+    RAMs of the 6 allowed); fold.json says which layers."""
+    graph, plans = graph_and_plans("digits_mlp_qdq.onnx")
+    caps = {"bram": 0.2}
+    fit = budget.fit(graph, plans, "ice40-up5k", caps)
+    spram = {k.name: k.spram_cell for k in fit.dataflow.all_kernels if getattr(k, "spram_cell", None)}
+    assert spram and set(spram.values()) == {"SB_SPRAM256KA"}
+    assert 0 < fit.estimate["spram"] <= 4 and not budget.over(fit.estimate, "ice40-up5k", caps)
+    assert [n for n, v in fit.dataflow.folding.items() if v.get("weights") == "spram"] == [n[4:] for n in spram]
+    monkeypatch.setitem(TARGETS["ice40-up5k"], "spram_cell", None)
+    with pytest.raises(budget.DoesNotFit, match=r"needs an estimated 9 BRAM of the 6 allowed"):
+        budget.fit(graph, plans, "ice40-up5k", caps)
+
+
+def test_spram_asked_where_there_is_none_is_refused(tmp_path):
+    """A fold file's "weights": "spram" names the layer and what to do where the target has no
+    SPRAM, or the layer keeps no weight memory."""
+    path = tmp_path / "fold.json"
+    path.write_text(json.dumps({"dense0": {"pe": 1, "simd": 8, "weights": "spram"}, "dense1": {"pe": 1, "simd": 1}}))
+    with pytest.raises(QloomError, match=r"layer 'dense0' \(ONNX node '[^']+'\): its weights are asked for in SPRAM, which the "
+                             r"ECP5-25F has none of; build for a target with SPRAM \(ice40-up5k\)"):
+        qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", fold=path, target="ecp5-25k")
+    path.write_text(json.dumps({"dense0": {"pe": 32, "simd": 64, "weights": "spram"}, "dense1": {"pe": 1, "simd": 1}}))
+    with pytest.raises(QloomError, match=r"layer 'dense0' .*: keeps no weight memory to put in SPRAM \(at 32×64 its "
+                                        r"weights are one step, built as constants\)"):
+        qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", fold=path, target="ice40-up5k")
+    path.write_text(json.dumps({"dense0": {"pe": 1, "simd": 8, "weights": "uram"}, "dense1": {"pe": 1, "simd": 1}}))
+    with pytest.raises(QloomError, match=r"\"weights\" is \"uram\"; give \"spram\""):
+        qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", fold=path, target="ice40-up5k")
 
 
 def test_a_larger_budget_is_never_slower(model):

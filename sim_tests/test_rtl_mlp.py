@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 import factory
-from qloom import agreement, compile as qc, simulate
+from qloom import agreement, compile as qc, lower, simulate
 from qloom.mapper import numeric, resources
 
 SIMULATORS = ["verilator", "icarus"]
@@ -87,6 +87,68 @@ def test_dsp_products_with_their_registers_in_rtl(digits, simulator, target, cel
     assert text.count(f"{cell} #(") == blocks == resources.estimate(design.dataflow, target)["dsp"]
     assert text.count(f"module {cell}(") == 1 and "`ifndef SYNTHESIS" in text
     exact_at_the_modelled_rate(design, digits, simulator)
+
+
+def spram_design(digits, tmp_path):
+    """The digits MLP folded for the UP5K as the budget folds it, dense0's weights in SPRAM
+    (its fold file's "weights": "spram"): 64-bit words, four SB_SPRAM256KA side by side."""
+    fold = dict(qc.compile_model(digits / "digits_mlp_qdq.onnx", target="ice40-up5k").dataflow.folding)
+    fold["dense0"] = {**fold["dense0"], "weights": "spram"}
+    path = tmp_path / "fold.json"
+    path.write_text(json.dumps(fold))
+    return qc.compile_model(digits / "digits_mlp_qdq.onnx", fold=path, target="ice40-up5k")
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_weights_in_spram_in_rtl(digits, tmp_path, simulator):
+    """Weights in the UP5K's SPRAMs arrive after reset through the load stream (lower.load_image,
+    sent with idle cycles while the first frame waits): bit-exact under backpressure beside the
+    DSP products, with qloom's SB_SPRAM256KA model (undefined output after a write: Icarus
+    would carry an x into the outputs), and (Verilator, no stalls) at block RAM's rate and
+    latency from the first input beat."""
+    need(simulator)
+    design = spram_design(digits, tmp_path)
+    text = design.verilog
+    estimate = resources.estimate(design.dataflow, "ice40-up5k")
+    assert text.count("\n  SB_SPRAM256KA ") == estimate["spram"] == 4 and design.dataflow.load_words == 1024
+    assert "load__payload" in text and text.count("module SB_SPRAM256KA(") == 1
+    exact_at_the_modelled_rate(design, digits, simulator)
+
+
+def test_spram_weights_run_in_amaranth_as_their_model(digits, tmp_path):
+    design = spram_design(digits, tmp_path)
+    x = np.load(digits / "test_inputs.npy")[:3]
+    graph = design.graph
+    codes = graph.nodes[0].reference(x)
+    want = graph.run({graph.inputs[0]: x})[design.output_codes]
+    np.testing.assert_array_equal(qc.run_amaranth(design, codes, gap=0.2, stall=0.2).codes.reshape(want.shape), want)
+
+
+def test_spram_weights_load_through_the_narrow_shell(digits, tmp_path):
+    """The shell synthesis builds (lower.shell: byte streams for a handful of pins) takes the load
+    words as bytes, the low byte first, and gates frames until the SPRAMs are full: bit-exact in
+    amaranth.sim through the shell, the SPRAMs as their model."""
+    from qloom import amaranth_sim
+    from qloom.hdl.shell import narrow_shell
+    design = spram_design(digits, tmp_path)
+    d = design.dataflow
+    x = np.load(digits / "test_inputs.npy")[:2]
+    graph = design.graph
+    codes = graph.nodes[0].reference(x)
+    want = graph.run({graph.inputs[0]: x})[design.output_codes]
+    n_in, n_out = -(-d.input.lanes * d.input.bits // 8), -(-d.output.lanes * d.output.bits // 8)
+    words = [int(np.sum([(int(v) & ((1 << d.input.bits) - 1)) << (k * d.input.bits) for k, v in enumerate(beat)]))
+             for beat in qc.to_beats(codes, d.input)]
+    in_bytes = [[(w >> (8 * b)) & 0xFF] for w in words for b in range(n_in)]
+    load = [[(w >> s) & 0xFF] for w in lower.load_image(d) for s in (0, 8)]
+    out, _ = amaranth_sim.run(narrow_shell(lower.amaranth_top(d)), in_bytes, len(x) * d.output.beats * n_out,
+                              gap=0.1, stall=0.1, load=load)
+    flat_bytes = [b[0] for b in out]
+    beats = [sum(flat_bytes[n * n_out + b] << (8 * b) for b in range(n_out)) for n in range(len(flat_bytes) // n_out)]
+    mask, bits = (1 << d.output.bits) - 1, d.output.bits
+    lanes = [[((w >> (k * bits)) & mask) - ((1 << bits) if d.output.signed and (w >> (k * bits + bits - 1)) & 1 else 0)
+              for k in range(d.output.lanes)] for w in beats]
+    np.testing.assert_array_equal(np.array(lanes).reshape(want.shape), want)
 
 
 def test_dsp_primitives_run_in_amaranth_as_their_model(digits):

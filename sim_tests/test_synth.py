@@ -78,6 +78,24 @@ def test_digits_mlp_places_and_routes_on_ice40_up5k(digits, tmp_path):
     assert 'id="synthesis"' in html and f"<td class=\"\">{row['measured']['lut']:,}</td>" in html
 
 
+def test_dsp_and_spram_design_places_and_routes_on_ice40_up5k(digits, tmp_path):
+    """The UP5K smoke of a design with DSP products and SPRAM weights (the digits MLP, dense0's
+    weights in the four SB_SPRAM256KA, its products and dense1's in SB_MAC16s): Yosys keeps the
+    instantiated cells, as many as estimated, nextpnr places the four SPRAMs and routes it, and
+    the shell's load bytes are pins like the frames'."""
+    fold = dict(qc.compile_model(digits / "digits_mlp_qdq.onnx", target="ice40-up5k").dataflow.folding)
+    fold["dense0"] = {**fold["dense0"], "weights": "spram"}
+    (tmp_path / "fold.json").write_text(json.dumps(fold))
+    design = qc.compile_model(digits / "digits_mlp_qdq.onnx", fold=tmp_path / "fold.json", target="ice40-up5k")
+    estimate = resources.estimate(design.dataflow, "ice40-up5k")
+    r = synth.synthesize(design, "ice40-up5k", workdir=tmp_path / "work")
+    assert r.cells["SB_SPRAM256KA"] == r.spram == estimate["spram"] == 4
+    assert r.cells["SB_MAC16"] == r.dsp == estimate["dsp"] > 0 and r.bram == estimate["bram"]
+    assert r.utilization["ICESTORM_SPRAM"]["used"] == 4 and r.utilization["ICESTORM_DSP"]["used"] == r.dsp
+    assert r.fmax_source == "routed" and r.fmax_mhz > 20
+    assert "load__payload" in (tmp_path / "work" / "shell.v").read_text()
+
+
 def test_estimates_of_requantizers_and_windows_follow_yosys_on_ecp5(digits):
     """The digits CNN at the ECP5 budget: requantizers shared down to one lane (4 and 2
     accumulators every 9 and 72 cycles), their parameters in ROMs of 8 and 16 words, and a
