@@ -11,6 +11,24 @@ from .streams import registered_output
 from .util import check_positive_int, check_shape, pack, rom, signed_shape_for, style_attrs, tree_sum
 
 
+def weight_words(weights, pe, simd):
+    """An MVU's weight memory words, one a step: tile by tile, the pe × simd weights of each
+    input step (weight [p, s] at lane p · simd + s), of the weights' signed width."""
+    weights = np.asarray(weights)
+    wbits = signed_shape_for(min(0, weights.min()), max(0, weights.max())).width
+    out_fold, in_fold = weights.shape[0] // pe, weights.shape[1] // simd
+    return [pack(weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
+            for t in range(out_fold) for i in range(in_fold)]
+
+
+def load_image(weights, pe, simd):
+    """The 16-bit words an MVU with its weights in SPRAM takes through ``load`` (hdl.spram.image
+    of weight_words): the Verilog need not be built to know them."""
+    weights = np.asarray(weights)
+    wbits = signed_shape_for(min(0, weights.min()), max(0, weights.max())).width
+    return spram.image(weight_words(weights, pe, simd), pe * simd * wbits)
+
+
 class MVU(wiring.Component):
     """``acc = weights · x + bias`` on a stream of input vectors, ``pe`` outputs by ``simd``
     inputs per cycle.
@@ -108,16 +126,12 @@ class MVU(wiring.Component):
 
     @property
     def weight_words(self):
-        """The weight memory's words, one a step: tile by tile, the pe × simd weights of each
-        input step (weight [p, s] at lane p · simd + s)."""
-        pe, simd, wbits = self.pe, self.simd, self.weight_shape.width
-        return [pack(self.weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
-                for t in range(self.out_fold) for i in range(self.in_fold)]
+        return weight_words(self.weights, self.pe, self.simd)
 
     @property
     def load_image(self):
-        """The 16-bit words ``load`` takes with a ``spram_cell`` (hdl.spram.image)."""
-        return spram.image(self.weight_words, self.pe * self.simd * self.weight_shape.width)
+        """The 16-bit words ``load`` takes with a ``spram_cell`` (load_image)."""
+        return load_image(self.weights, self.pe, self.simd)
 
     def elaborate(self, platform):
         m = Module()

@@ -143,8 +143,8 @@ def loaders(component):
 
 class Loaded(wiring.Component):
     """``design`` (stream members i and o) whose SPRAM memories (``loaders``) are filled
-    through ``load`` first: the words go to each in turn, and ``i`` accepts no beat until all
-    are full.  ``image``: the words to send, in order."""
+    through ``load`` first: the words go to each in turn (their ``load_image``, in order), and
+    ``i`` accepts no beat until all are full."""
 
     def __init__(self, design, units):
         if not units:
@@ -153,10 +153,6 @@ class Loaded(wiring.Component):
         super().__init__({"i": In(design.signature.members["i"].signature.flip()),
                           "o": Out(design.signature.members["o"].signature),
                           "load": In(load_signature())})
-
-    @property
-    def image(self):
-        return [w for u in self.units for w in u.load_image]
 
     def elaborate(self, platform):
         m = Module()

@@ -14,15 +14,16 @@ def run(dut, beats_in, n_beats_out, *, seed=0, gap=0.0, stall=0.0, max_cycles=20
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
-    async def driver(ctx):
-        rng = random.Random(seed)
-        for beat in beats_in:
-            while rng.random() < gap:
-                await ctx.tick()
-            ctx.set(dut.i.payload, beat)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
+    def driver(port, beats, rng):
+        async def drive(ctx):
+            for beat in beats:
+                while rng.random() < gap:
+                    await ctx.tick()
+                ctx.set(port.payload, beat)
+                ctx.set(port.valid, 1)
+                await ctx.tick().until(port.ready)
+                ctx.set(port.valid, 0)
+        return drive
 
     async def monitor(ctx):
         rng = random.Random(seed + 1)
@@ -39,19 +40,9 @@ def run(dut, beats_in, n_beats_out, *, seed=0, gap=0.0, stall=0.0, max_cycles=20
             if cycle > max_cycles:
                 raise TimeoutError(f"{len(out)} of {n_beats_out} beats after {max_cycles} cycles")
 
-    async def loader(ctx):
-        rng = random.Random(seed + 2)
-        for word in load:
-            while rng.random() < gap:
-                await ctx.tick()
-            ctx.set(dut.load.payload, word)
-            ctx.set(dut.load.valid, 1)
-            await ctx.tick().until(dut.load.ready)
-            ctx.set(dut.load.valid, 0)
-
-    sim.add_testbench(driver, background=True)
+    sim.add_testbench(driver(dut.i, beats_in, random.Random(seed)), background=True)
     if load:
-        sim.add_testbench(loader, background=True)
+        sim.add_testbench(driver(dut.load, load, random.Random(seed + 2)), background=True)
     sim.add_testbench(monitor)
     sim.run()
     return out, when

@@ -78,6 +78,9 @@ def cmd_compile(args):
     out = qc.write(design, args.output, protect=_inputs_of(args), force=args.force)
     console.print(f"wrote {out}/top.v ({len(design.verilog):,} characters), {out}/design.json, {out}/fold.json, "
                   f"{out}/report.html, {out}/report.json")
+    if design.dataflow.load_words:
+        console.print(f"wrote {out}/load.hex: its weights in SPRAM take these {design.dataflow.load_words:,} "
+                      "16-bit words through the load stream after reset, before the first frame")
     return 0
 
 

@@ -11,7 +11,7 @@ from amaranth.hdl import signed, unsigned
 
 from .hdl import dsp, spram
 from .hdl.join import AddUnit, ConcatUnit, Residual
-from .hdl.mvu import MVU, DepthwiseUnit
+from .hdl.mvu import MVU, DepthwiseUnit, load_image as mvu_load_image
 from .hdl.requant import Requant, SerialRequant
 from .hdl.shell import narrow_shell
 from .hdl.streams import Chain, Fifo, width_converters
@@ -194,9 +194,10 @@ def top(dataflow):
 
 def load_image(dataflow):
     """The 16-bit words the design's ``load`` stream takes after reset, before its first
-    frame (empty: it has no SPRAM memory)."""
-    design = top(dataflow)
-    return design.image if isinstance(design, spram.Loaded) else []
+    frame (empty: it has no SPRAM memory): each MVU's with its weights in SPRAM, in stream order
+    (a branch's paths before its join, as hdl.spram.loaders finds them)."""
+    return [w for k in dataflow.all_kernels if getattr(k, "spram_cell", None)
+            for w in mvu_load_image(k.dense.weight, k.pe, k.simd)]
 
 
 def shell(dataflow):
