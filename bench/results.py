@@ -107,7 +107,7 @@ def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synth
         row["inferences_per_s"] = round(r.fmax_mhz * 1e6 / run.cycles_per_inference, 1)
         row["latency_us"] = round(run.latency / r.fmax_mhz, 2)
     row["mac_utilization"] = round(macs / run.cycles_per_inference / d.multipliers, 3)
-    row["error_percent"] = {k: resources.error_percent(est[k], row["measured"][k]) for k in est}
+    row["error_percent"] = {k: resources.error_percent(est[k], row["measured"][k]) for k in est if k in row["measured"]}
     return row
 
 
@@ -326,7 +326,8 @@ def reestimate(output):
             stale.append(f"{r['model']} on {r['target']}")
             continue
         r["estimate"], r["model_latency"] = resources.estimate(d, r["target"]), d.latency
-        r["error_percent"] = {k: resources.error_percent(r["estimate"][k], r["measured"][k]) for k in r["estimate"]}
+        r["error_percent"] = {k: resources.error_percent(r["estimate"][k], r["measured"][k]) for k in r["estimate"]
+                              if k in r["measured"]}
     write(rows, output, list(paths))
     if stale:
         print("kept the old estimate (design changed since measured): " + "; ".join(stale))

@@ -265,7 +265,8 @@ CASES = [
               r"--fold fold\.json: layer 'dense1' \(ONNX node 'gemm1'\): pe 2 does not divide its 3 outputs; "
               r"choose one of \[1, 3\]\.$"),
     fold_case("args_fold_unknown_key", good(dense0={"pe": 1, "simd": 1, "lanes": 4}),
-              FOLD_AT + r"unknown key 'lanes'; an entry has \"pe\" and \"simd\" only\.$"),
+              FOLD_AT + r"unknown key 'lanes'; an entry has \"pe\" and \"simd\", and may have "
+              r"\"weights\"\.$"),
     fold_case("args_fold_list_at_top", [{"pe": 1, "simd": 1}], r"--fold fold\.json: holds a list at the top, "
               r"not an object of layers; " + FOLD_WANT),
     fold_case("args_fold_null_at_top", "null", r"--fold fold\.json: holds null at the top, not an object of "
@@ -305,8 +306,8 @@ CASES = [
               r"--fold fold\.json: \"fifo_depths\" is a list; \"fifo_depths\" maps join FIFO names to depths"),
     compile_case("args_utilization_not_a_number", "--target", "ice40-up5k", "--utilization", "lots",
                  message=r"argument --utilization: 'lots' is not a number; give --utilization a percentage for every "
-                 r"resource \(e\.g\. 70\) or per resource, e\.g\. lut=85,bram=95 \(resources: lut, ff, bram, dsp; "
-                 r"defaults lut 80 %, ff 80 %, bram 90 %, dsp 100 %\); see 'qloom compile --help'\.$"),
+                 r"resource \(e\.g\. 70\) or per resource, e\.g\. lut=85,bram=95 \(resources: lut, ff, bram, dsp, spram; "
+                 r"defaults lut 80 %, ff 80 %, bram 90 %, dsp 100 %, spram 100 %\); see 'qloom compile --help'\.$"),
     Case("args_utilization_above_all", check_with({}, "--target", "ice40-up5k", "--utilization", "150",
                                                   command=("synth", "m.onnx")),
          r"argument --utilization: '150' is not a percentage above 0 and at most 100; give --utilization "),
@@ -314,7 +315,7 @@ CASES = [
                  message=r"argument --utilization: '0' is not a percentage above 0 and at most 100; "),
     compile_case("args_utilization_unknown_resource", "--target", "ecp5-85k", "--utilization", "luts=80",
                  message=r"argument --utilization: 'luts=80' is not RESOURCE=PCT with RESOURCE one of lut, ff, "
-                 r"bram, dsp; "),
+                 r"bram, dsp, spram; "),
     compile_case("args_utilization_twice", "--target", "ecp5-85k", "--utilization", "lut=80,LUT=90",
                  message=r"argument --utilization: lut is given twice; give --utilization "),
     compile_case("args_utilization_empty_part", "--target", "ecp5-85k", "--utilization", "lut=80,",
