@@ -132,10 +132,10 @@ def in_spram(dataflow, layers, target, source="model"):
         k = mvus.get(f"mvu_{layer}")
         where = f"{source}: layer '{layer}'" + (f" (ONNX node '{k.dense.onnx_node}')" if k else "")
         if cell is None:
-            on = f"the {TARGETS[target]['device']}" if target else "no target"
-            raise UnsupportedError(f"{where}: its weights are asked for in SPRAM, which {on} has none of; "
-                                   "build for a target with SPRAM (" + ", ".join(
-                                       t for t, v in TARGETS.items() if v["spram_cell"]) + ') or drop "weights".')
+            why = f"which the {TARGETS[target]['device']} has none of" if target else "but no --target is given"
+            raise UnsupportedError(f"{where}: its weights are asked for in SPRAM, {why}; build for a target with "
+                                   "SPRAM (" + ", ".join(t for t, v in TARGETS.items() if v["spram_cell"])
+                                   + ') or drop "weights".')
         if k is None or k.in_fold * k.out_fold == 1:
             raise UnsupportedError(f"{where}: keeps no weight memory to put in SPRAM ("
                                    + ("it is not a matrix layer" if k is None else

@@ -80,8 +80,8 @@ def spram_blocks(width, depth):
 
 
 def placement(mem, target):
-    """Where ``mem`` goes on ``target``: "block", "distributed" or "logic".  A ROM goes where
-    its style says; a RAM (style "auto") where Yosys's memory_libmap finds it cheapest: a bit
+    """Where ``mem`` goes on ``target``: "block", "distributed", "logic" or "spram".  A ROM goes
+    where its style says; a RAM (style "auto") where Yosys's memory_libmap finds it cheapest: a bit
     in flip-flops costs 1, a block RAM ``bram_cost`` (64 on iCE40, 128 on ECP5: its brams
     files) plus BLOCK_PORT_COST, distributed RAM ``lut_ram`` = (words, bits, cost) a cell
     (16 × 4, 4 on ECP5) plus half a unit per bit of the read multiplexer and per write enable

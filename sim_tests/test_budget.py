@@ -76,6 +76,9 @@ def test_spram_asked_where_there_is_none_is_refused(tmp_path):
     with pytest.raises(QloomError, match=r"layer 'dense0' \(ONNX node '[^']+'\): its weights are asked for in SPRAM, which the "
                              r"ECP5-25F has none of; build for a target with SPRAM \(ice40-up5k\)"):
         qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", fold=path, target="ecp5-25k")
+    with pytest.raises(QloomError, match=r"layer 'dense0' .*: its weights are asked for in SPRAM, but no --target is "
+                                         r"given; build for a target with SPRAM \(ice40-up5k\)"):
+        qc.compile_model(DIGITS / "digits_mlp_qdq.onnx", fold=path)
     path.write_text(json.dumps({"dense0": {"pe": 32, "simd": 64, "weights": "spram"}, "dense1": {"pe": 1, "simd": 1}}))
     with pytest.raises(QloomError, match=r"layer 'dense0' .*: keeps no weight memory to put in SPRAM \(at 32×64 its "
                                         r"weights are one step, built as constants\)"):
