@@ -11,11 +11,17 @@ from .streams import registered_output
 from .util import check_positive_int, check_shape, pack, rom, signed_shape_for, style_attrs, tree_sum
 
 
+def weight_shape(weights):
+    """The narrowest signed shape of ``weights`` (and of zero)."""
+    weights = np.asarray(weights)
+    return signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+
+
 def weight_words(weights, pe, simd):
     """An MVU's weight memory words, one a step: tile by tile, the pe × simd weights of each
     input step (weight [p, s] at lane p · simd + s), of the weights' signed width."""
     weights = np.asarray(weights)
-    wbits = signed_shape_for(min(0, weights.min()), max(0, weights.max())).width
+    wbits = weight_shape(weights).width
     out_fold, in_fold = weights.shape[0] // pe, weights.shape[1] // simd
     return [pack(weights[t * pe:(t + 1) * pe, i * simd:(i + 1) * simd], wbits)
             for t in range(out_fold) for i in range(in_fold)]
@@ -24,9 +30,7 @@ def weight_words(weights, pe, simd):
 def load_image(weights, pe, simd):
     """The 16-bit words an MVU with its weights in SPRAM takes through ``load`` (hdl.spram.image
     of weight_words): the Verilog need not be built to know them."""
-    weights = np.asarray(weights)
-    wbits = signed_shape_for(min(0, weights.min()), max(0, weights.max())).width
-    return spram.image(weight_words(weights, pe, simd), pe * simd * wbits)
+    return spram.image(weight_words(weights, pe, simd), pe * simd * weight_shape(weights).width)
 
 
 class MVU(wiring.Component):
@@ -84,7 +88,7 @@ class MVU(wiring.Component):
         self.memory_styles = dict(memory_styles or {})
         self.input_shape = check_shape("input_shape", input_shape)
         self.acc_shape = check_shape("acc_shape", acc_shape)
-        self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+        self.weight_shape = weight_shape(weights)
         self.split_products = bool(split_products) and self.input_shape.width > 1
         self.dsp_cell = dsp_cell
         if dsp_cell is not None:
@@ -305,7 +309,7 @@ class DepthwiseUnit(wiring.Component):
         self.memory_styles = dict(memory_styles or {})
         self.input_shape = check_shape("input_shape", input_shape)
         self.acc_shape = check_shape("acc_shape", acc_shape)
-        self.weight_shape = signed_shape_for(min(0, weights.min()), max(0, weights.max()))
+        self.weight_shape = weight_shape(weights)
         self.dsp_cell = dsp_cell
         dsp.require(dsp_cell, self.weight_shape, self.input_shape)
         self.latency = self.LATENCY + (dsp_cell is not None)

@@ -32,17 +32,12 @@ LOAD = unsigned(WIDTH)
 def geometry(width, depth):
     """(lanes, tiles, rows, banks) of a ``width`` × ``depth`` memory: words a row (a power of
     two whose words fit 16 bits, else 1), SPRAMs side by side, rows, and banks of DEPTH rows;
-    it takes tiles × banks SPRAMs (mirrored by mapper.resources.spram_blocks)."""
+    it takes tiles × banks SPRAMs (mirrored by mapper.resources.spram_geometry)."""
     lanes = 1
     while 2 * lanes * width <= WIDTH:
         lanes *= 2
     rows = -(-depth // lanes)
     return lanes, -(-lanes * width // WIDTH), rows, -(-rows // DEPTH)
-
-
-def blocks(width, depth):
-    _, tiles, _, banks = geometry(width, depth)
-    return tiles * banks
 
 
 def image(words, width):

@@ -74,7 +74,7 @@ def spram_geometry(width, depth):
 
 
 def spram_blocks(width, depth):
-    """SPRAMs a width × depth memory takes (hdl.spram.blocks)."""
+    """SPRAMs a width × depth memory takes: tiles × banks (hdl.spram.geometry)."""
     _, tiles, _, banks = spram_geometry(width, depth)
     return tiles * banks
 

@@ -138,3 +138,6 @@ def test_spram_geometry_packs_rows():
     assert spram.geometry(16, 40_000) == (1, 1, 40_000, 3)
     assert spram.image([1, 2, 3], 8) == [0x0201, 0x0003]
     assert spram.image([0x3FFFF, 1], 18) == [0xFFFF, 0x3, 0x1, 0x0]
+    # the mapper's mirror (it estimates SPRAMs and load words without hdl)
+    from qloom.mapper.resources import spram_geometry
+    assert all(spram_geometry(w, d) == spram.geometry(w, d) for w in range(1, 70) for d in (1, 2, 5, 64, 16_385, 70_000))
