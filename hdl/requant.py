@@ -149,17 +149,22 @@ class Requant(wiring.Component):
         """Fix slots per channel of a mul-add-shift plan (0 without fixes)."""
         return self.params["fix_acc"].shape[1] if "fix_acc" in self.params else 0
 
+    def _param_words(self):
+        """The layout of a beat's parameters (``pe`` lanes of the kind's fields) and their value
+        for each beat of a frame."""
+        pe, fold = self.pe, self.out_fold
+        lane = data.StructLayout({f: self._field_shape(f) for f in self.fields})
+        init = [[{f: self._field_value(f, tt * pe + p) for f in self.fields} for p in range(pe)]
+                for tt in range(fold)]
+        return data.ArrayLayout(lane, pe), init
+
     def _params_port(self, m, t, en):
         """The ``pe`` lanes' parameters of beat ``t`` of a frame: a constant when the frame is
         one beat, else a ROM read (the data one cycle after an ``en`` cycle, then held)."""
-        pe, fold = self.pe, self.out_fold
-        lane = data.StructLayout({f: self._field_shape(f) for f in self.fields})
-        word = data.ArrayLayout(lane, pe)
-        init = [[{f: self._field_value(f, tt * pe + p) for f in self.fields} for p in range(pe)]
-                for tt in range(fold)]
-        if fold == 1:
+        word, init = self._param_words()
+        if self.out_fold == 1:
             return Signal(word, init=init[0])         # never driven: a constant
-        rom = memory.Memory(shape=word, depth=fold, init=init, attrs=style_attrs(self.memory_styles, "params"))
+        rom = memory.Memory(shape=word, depth=len(init), init=init, attrs=style_attrs(self.memory_styles, "params"))
         m.submodules.params = rom
         port = rom.read_port()
         m.d.comb += [port.addr.eq(t), port.en.eq(en)]
@@ -399,21 +404,27 @@ class SerialRequant(Requant):
     form (a sum and a carry word, so a step is a four-way choice of {0, a, 2a, 3a} and a full
     adder per bit, no carry chain); then C is added in carry-save form, the two words are added
     once, and the result shifted, clamped and fixed.  One beat every ``period`` = ``digits`` + 6
-    cycles (the next is taken the cycle after the result leaves); ``latency`` = ``period`` − 1
+    cycles (the next is taken the cycle after the result leaves); ``latency`` = ``digits`` + 5
     cycles from a taken beat to its result.  A tenth of the parallel circuit's logic, for
-    layers whose requantizer would otherwise idle.  Same parameters as Requant."""
+    layers whose requantizer would otherwise idle.  Same parameters as Requant, and
+    ``param_words``: where above 1, a beat's parameters are that many narrow rows of a ROM
+    that many times as deep (one block RAM where the wide ROM took several), read one a cycle
+    while the unit waits for its next beat (``_narrow_params``): ``period`` grows by as many
+    cycles, ``latency`` does not."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, param_words=1, **kwargs):
         super().__init__(kind="mul-add-shift", **kwargs)
         self.digits = max(1, -(-(self._field_shape("mul").width - 1) // CHUNK))
+        check_positive_int("param_words", param_words)
+        self.param_words = param_words if self.out_fold > 1 else 1
 
     @property
     def period(self):
-        return self.digits + 6
+        return self.digits + 6 + (self.param_words if self.param_words > 1 else 0)
 
     @property
     def latency(self):
-        return self.period - 1
+        return self.digits + 5
 
     def elaborate(self, platform):
         m = Module()
@@ -423,8 +434,12 @@ class SerialRequant(Requant):
         phase = Signal(range(n + 5))
         take = Signal()
         # ready from registers only (not the consumer's ready: no path through the units)
-        m.d.comb += [self.i.ready.eq((phase == 0) & ~self.o.valid), take.eq(self.i.valid & self.i.ready)]
-        params = self._params_port(m, self._beat_counter(m, take), take)
+        if self.param_words > 1:         # a beat is taken once its parameters are in
+            params, have = self._narrow_params(m, phase == 0, take)
+            m.d.comb += [self.i.ready.eq((phase == 0) & ~self.o.valid & have), take.eq(self.i.valid & self.i.ready)]
+        else:
+            m.d.comb += [self.i.ready.eq((phase == 0) & ~self.o.valid), take.eq(self.i.valid & self.i.ready)]
+            params = self._params_port(m, self._beat_counter(m, take), take)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take):
@@ -469,3 +484,32 @@ class SerialRequant(Requant):
             with m.If(phase == n + 4):
                 m.d.sync += self.o.payload[p].eq(code)
         return m
+
+    def _narrow_params(self, m, idle, take):
+        """(the parameters of the next beat, whether they are all in): row j of a beat holds
+        bits [j·w, (j+1)·w) of its parameter word; while ``idle`` (after a beat's result,
+        before the next is taken) the rows are read one a cycle in address order (beats come in
+        channel order, so the address only counts up and wraps) and shifted in from the top;
+        ``take`` starts the next beat's."""
+        k, fold = self.param_words, self.out_fold
+        word, init = self._param_words()
+        w = -(-word.size // k)
+        rows = []
+        for beat in init:
+            value = word.const(beat).as_value().value
+            rows += [(value >> (j * w)) & ((1 << w) - 1) for j in range(k)]
+        rom = memory.Memory(shape=unsigned(w), depth=fold * k, init=rows,
+                            attrs=style_attrs(self.memory_styles, "params"))
+        m.submodules.params = rom
+        port = rom.read_port()
+        addr, issued, got = Signal(range(fold * k)), Signal(range(k + 1)), Signal(range(k + 1))
+        landed, read, buf = Signal(), Signal(), Signal(k * w)
+        m.d.comb += [read.eq(idle & (issued != k)), port.addr.eq(addr), port.en.eq(read)]
+        m.d.sync += landed.eq(read)
+        with m.If(read):
+            m.d.sync += [addr.eq(Mux(addr == fold * k - 1, 0, addr + 1)), issued.eq(issued + 1)]
+        with m.If(landed):
+            m.d.sync += [buf.eq(Cat(buf[w:], port.data)), got.eq(got + 1)]
+        with m.If(take):              # never with ``landed``: a beat is taken only when all are in
+            m.d.sync += [issued.eq(0), got.eq(0)]
+        return data.View(word, buf[:word.size]), got == k

@@ -112,7 +112,9 @@ class _Chain:
         from the design's rate (ResidualKernel.full_rate_depths), and a path made faster than
         its serial lag allowed, fed by a fork that gets the first frame faster than that rate,
         needs a deeper skip FIFO than they give (measured: 53 cycles of latency lost on a
-        random residual network with both of its path's requantizers full-rate)."""
+        random residual network with both of its path's requantizers full-rate).  A serial
+        requantizer's parameters are narrowed where that saves block RAM
+        (RequantKernel.narrowed)."""
         k = RequantKernel(f"requant_{node.name}", node, self.plans[node.name], producer.pe,
                           producer.acc_bits, producer.vectors)
         interval = producer.serial_interval
@@ -123,7 +125,7 @@ class _Chain:
         if serial.cycles_per_frame * 8 > self.ii * 7 or (self.latency_exact and serial.lag):
             return shared
         if self.in_path or serial.resources()["lut"] <= shared.resources()["lut"] + shared.pe * k.acc_bits:
-            return serial
+            return serial.narrowed()
         return shared
 
     @staticmethod

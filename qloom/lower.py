@@ -30,14 +30,14 @@ def styles(kernel):
     return {m.name: m.style for m in kernel.memories() if m.style != "auto"}
 
 
-def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None, serial=False):
+def requant_unit(plan, *, pe, acc_shape, out_code, channels, memory_styles=None, serial=False, param_words=1):
     """The Requant component that implements a proven plan (``serial``: a mul-add-shift plan as
-    hdl.requant.SerialRequant)."""
+    hdl.requant.SerialRequant, its parameters in ``param_words`` rows)."""
     impl = plan.impl
     common = dict(channels=channels, pe=pe, acc_shape=acc_shape, out_shape=code_shape(out_code),
                   lo=impl.lo, hi=impl.hi, memory_styles=memory_styles)
     if serial:
-        return SerialRequant(params=_mul_add_params(impl), shift=impl.shift, **common)
+        return SerialRequant(params=_mul_add_params(impl), shift=impl.shift, param_words=param_words, **common)
     return requant_circuit(impl, common)
 
 
@@ -120,7 +120,8 @@ def _depthwise(k: kernels.DepthwiseKernel):
 @lower.register
 def _requant(k: kernels.RequantKernel):
     return [requant_unit(k.plan, pe=k.pe, acc_shape=signed(k.acc_bits), out_code=k.node.code,
-                         channels=k.channels, memory_styles=styles(k), serial=k.serial)]
+                         channels=k.channels, memory_styles=styles(k), serial=k.serial,
+                         param_words=k.param_words)]
 
 
 @lower.register

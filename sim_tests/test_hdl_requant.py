@@ -127,10 +127,12 @@ def test_threshold_search_unit_on_an_average_pools_float_division(pe, channels, 
     np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
 
 
-@pytest.mark.parametrize("fixes,pe,channels", [(False, 1, 2), (False, 3, 3), (True, 2, 2)])
-def test_serial_mul_add_shift_equals_model_on_full_range(fixes, pe, channels):
+@pytest.mark.parametrize("fixes,pe,channels,words", [(False, 1, 2, 1), (False, 3, 3, 1), (True, 2, 2, 1),
+                                                     (False, 1, 4, 3), (False, 2, 6, 2), (True, 1, 2, 5)])
+def test_serial_mul_add_shift_equals_model_on_full_range(fixes, pe, channels, words):
     """The serial (two bits of M per cycle) mul-add-shift circuit, fixes included: every
-    accumulator of the range, under gaps and stalls, one beat per ``period`` cycles."""
+    accumulator of the range, under gaps and stalls, one beat per ``period`` cycles; with
+    ``words`` above 1, its parameters read as that many narrow rows between beats."""
     from qloom.hdl.requant import SerialRequant
     if fixes:
         from test_requant import line_with_fixes_target
@@ -148,11 +150,14 @@ def test_serial_mul_add_shift_equals_model_on_full_range(fixes, pe, channels):
     code = CodeType(8, not fixes and pe == 3)
     extra = {"fix_acc": impl.fix_acc, "fix_code": impl.fix_code} if impl.fixes else {}
     dut = SerialRequant(params={"mul": impl.mul, "add": impl.add, **extra}, shift=impl.shift, channels=channels, pe=pe,
-                        acc_shape=signed_shape_for(lo, hi), out_shape=code_shape(code), lo=impl.lo, hi=impl.hi)
+                        acc_shape=signed_shape_for(lo, hi), out_shape=code_shape(code), lo=impl.lo, hi=impl.hi,
+                        param_words=words)
+    assert dut.param_words == words and dut.period == dut.digits + 6 + (words if words > 1 else 0)
     acc = np.arange(lo, hi + 1)
     frames = np.stack([np.roll(acc, 37 * c) for c in range(channels)], axis=1)
     beats = [list(f[t * pe:(t + 1) * pe]) for f in frames for t in range(channels // pe)]
     out, _ = streams.run(dut, beats, len(beats), seed=pe, gap=0.2, stall=0.2, max_cycles=10 ** 7)
     np.testing.assert_array_equal(np.array(out).reshape(frames.shape), target.reference(frames))
     fast, when = streams.run(dut, beats[:40], 40)                       # no gaps, no stalls
-    assert np.diff(when).max() == dut.period and when[0] == dut.latency + 1
+    fetch = words + 1 if words > 1 else 0         # the first beat's rows, read after reset
+    assert np.diff(when).max() == dut.period and when[0] == dut.latency + 1 + fetch

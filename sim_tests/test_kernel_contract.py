@@ -309,3 +309,33 @@ def test_width_converter_through_a_common_divisor():
     assert latency_holds(k, units)
     assert lanes_of(units[0], "i") == (2, unsigned(8))
     assert lanes_of(units[-1], "o") == (3, unsigned(8))
+
+
+def test_narrowed_parameters_lower_to_the_kernels_rows(lowered):
+    """A serial requantizer with its parameters as rows (RequantKernel.param_words) lowers to a
+    hdl.requant.SerialRequant whose ROM is the kernel's memory, width and depth, and whose
+    period and latency are the kernel's; the rows hold the wide word's bits, row 0 the lowest."""
+    from dataclasses import replace
+    from amaranth.hdl import Fragment
+    checked = 0
+    for label, _, k, _ in lowered:
+        if not (isinstance(k, K.RequantKernel) and k.serial and k.fold > 1):
+            continue
+        rows = {}
+        for words in (1, 2, 3):
+            narrow = replace(k, param_words=words)
+            (unit,) = lower.lower(narrow)
+            rom = next(sub._data for sub, name, *_ in Fragment.get(unit, None).subfragments if name == "params")
+            (mem,) = [m for m in narrow.memories() if m.name == "params"]
+            assert (Shape.cast(rom.shape).width, rom.depth) == (mem.width, mem.depth), (label, words)
+            assert _serial_requant(narrow, [unit]) and unit.param_words == words, (label, words)
+            rows[words] = [rom.shape.const(v).as_value().value if isinstance(rom.shape, data.Layout) else int(v)
+                           for v in rom.init]
+        wide = rows[1]
+        for words in (2, 3):
+            width = -(-k.pe * k.param_bits // words)
+            joined = [sum(r << (j * width) for j, r in enumerate(rows[words][t * words:(t + 1) * words]))
+                      for t in range(k.fold)]
+            assert joined == wide, (label, words)
+        checked += 1
+    assert checked >= 2

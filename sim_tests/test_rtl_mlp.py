@@ -1,6 +1,7 @@
 """Tier 2: the emitted Verilog of whole MLPs in cocotb, on Verilator and Icarus, under random
 idle input cycles and output backpressure, bit-exact against the reference and onnxruntime."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -233,3 +234,27 @@ def test_shared_requantizers_in_rtl(tmp_path, simulator):
     _, run = check(tmp_path / "m.onnx", factory.random_inputs(rng, spec, 8), simulator,
                    fold=fold_file(tmp_path, spec, fold), gap=0, stall=0)
     assert run.cycles_per_inference == design.dataflow.cycles_per_frame
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_narrowed_requantizer_parameters_in_rtl(tmp_path, simulator):
+    """A serial requantizer whose 128 channels' parameters would take several block RAMs side
+    by side keeps them as 16-bit rows of one deeper ROM, read between beats (its MVU hands it
+    one accumulator every 64 cycles): bit-exact under stalls, and the interval and latency the
+    model says."""
+    need(simulator)
+    rng = np.random.default_rng(21)
+    spec = factory.random_mlp(rng, layers=2, widths=[64, 128, 10], act="uint8", per_channel=True, pow2=False)
+    onnx.save(factory.to_onnx(spec, "qdq"), tmp_path / "m.onnx")
+    fold = fold_file(tmp_path, spec, "min")
+    design, _ = check(tmp_path / "m.onnx", factory.random_inputs(rng, spec, 3), simulator, fold=fold, seed=4)
+    k = next(k for k in design.dataflow.all_kernels if k.name == "requant_requant0")
+    wide = replace(k, param_words=1)
+    assert k.serial and k.param_words == -(-k.param_bits // 16) > 1 and k.period <= k.interval
+    assert [(m.width, m.depth) for m in k.memories()] == [(-(-k.param_bits // k.param_words), 128 * k.param_words)]
+    blocks = [sum(resources.blocks(m.width, m.depth, "ice40-up5k") for m in x.memories()) for x in (k, wide)]
+    assert blocks[0] < blocks[1]
+    if simulator == "verilator":
+        _, run = check(tmp_path / "m.onnx", factory.random_inputs(rng, spec, 3), simulator, fold=fold, gap=0, stall=0)
+        assert run.cycles_per_inference == design.dataflow.cycles_per_frame
+        assert abs(run.latency - design.dataflow.latency) <= 2

@@ -1,5 +1,5 @@
 """Requantization kernels (twin of hdl/requant.py): the parallel and the serial requantizer."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -9,6 +9,7 @@ from ..resources import Memory, block_bits
 from .base import Kernel
 
 PRODUCT_CHUNK = 2    # bits of the constant operand per partial product (hdl.requant.CHUNK)
+NARROW_ROW = 16      # bits of a row of a serial requantizer's narrowed parameter ROM
 
 
 def adder_levels(operands):
@@ -43,6 +44,7 @@ class RequantKernel(Kernel):
     vectors: int = 1
     serial: bool = False      # hdl.requant.SerialRequant: one beat every ``period`` cycles
     interval: int = 1         # cycles between the producer's output beats
+    param_words: int = 1      # serial: a beat's parameters as this many narrow ROM rows (narrowed)
 
     @property
     def channels(self):
@@ -53,11 +55,39 @@ class RequantKernel(Kernel):
         return self.vectors * self.channels // self.pe
 
     @property
+    def digits(self):
+        """Two-bit digits of M the serial circuit steps through."""
+        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK))
+
+    @property
     def period(self):
         """Cycles per beat: 1, or for the serial circuit two bits of M per cycle plus the take,
         the first digit's choice, adding C, adding the carry-save words, the result and its
-        hand-over (mirrors hdl.requant.SerialRequant.period)."""
-        return max(1, -(-(self.mul_bits - 1) // PRODUCT_CHUNK)) + 6 if self.serial else 1
+        hand-over, and a cycle per row of narrowed parameters (mirrors
+        hdl.requant.SerialRequant.period)."""
+        if not self.serial:
+            return 1
+        return self.digits + 6 + (self.param_words if self.param_words > 1 else 0)
+
+    @property
+    def param_width(self):
+        """Bits of a row of the parameter ROM: a beat's ``pe`` lanes, or a narrowed row of them."""
+        return -(-self.pe * self.param_bits // self.param_words)
+
+    def narrowed(self):
+        """This serial requantizer with its parameters in 16-bit rows (hdl.requant.SerialRequant's
+        ``param_words``), where that takes fewer block RAMs (counted as iCE40's 256 × 16; ECP5's
+        1,024 × 18 never takes more) and the rows' cycles keep it within its producer's
+        ``interval`` (no lag added); else itself."""
+        words = -(-self.pe * self.param_bits // NARROW_ROW)
+        if not self.serial or words < 2 or self.fold < 2:
+            return self
+        narrow = replace(self, param_words=words)
+        wide_blocks = -(-self.param_width // NARROW_ROW) * -(-self.fold // 256)
+        if narrow.period > self.interval or narrow.memories()[0].style != "block" or \
+                self.memories()[0].style != "block" or -(-self.fold * words // 256) >= wide_blocks:
+            return self
+        return narrow
 
     @property
     def cycles_per_frame(self):
@@ -96,12 +126,12 @@ class RequantKernel(Kernel):
     def beat_latency(self):
         """Cycles from the beat it needs to an output beat (the lag is the pacing beat_times
         follows)."""
-        return self.period - 1 if self.serial else self.latency
+        return self.digits + 5 if self.serial else self.latency
 
     @property
     def latency(self):
         if self.serial:
-            return self.period - 1 + self.lag
+            return self.digits + 5 + self.lag
         impl = self.plan.impl
         tables, depth = len(getattr(impl, "tables", ())), getattr(impl, "depth", 0)
         return requant_latency(self.plan.kind, self.mul_bits, tables, depth)
@@ -131,7 +161,7 @@ class RequantKernel(Kernel):
         """Per-channel parameters, code tables, and the output queue (latency + 1 beats; the
         serial circuit has none)."""
         fold = self.fold
-        mems = [Memory("params", self.pe * self.param_bits, fold)] if fold > 1 else []
+        mems = [Memory("params", self.param_width, fold * self.param_words)] if fold > 1 else []
         for i, t in enumerate(getattr(self.plan.impl, "tables", ())):
             mems += [Memory(f"table{i}_{p}", self.node.code.bits, fold * t.table.shape[1])
                      for p in range(self.pe)]
@@ -218,7 +248,18 @@ class RequantKernel(Kernel):
         lut, ff = (sum(v) for v in zip(*(self._lane(p) for p in range(self.pe))))
         if self.serial:
             lut = round(lut * self.SERIAL_LUT_SCALE[family])
-        params = self.pe * self.param_bits if self.fold > 2 else 0     # the ROM's read register
+        # the parameter ROM's read register: flip-flops in logic, the block RAM's own in a block
+        rom = self.memories()[0] if self.fold > 1 else None
+        params = self.pe * self.param_bits if self.fold > 2 and rom.style == "logic" else 0
+        if self.param_words > 1:
+            # the rows' shift register, their address and two counts; where the rows span
+            # several blocks in depth, a multiplexer of their outputs (about 0.6 LUT a bit a
+            # block beyond the first: Yosys, 1,408 × 16 bits in six iCE40 blocks, +75 LUT and
+            # +191 FF over the 128 × 176 ROM in eleven)
+            rows = 256 if family == "ice40" else 1024
+            count = (rom.depth - 1).bit_length() + 2 * self.param_words.bit_length()
+            params = self.param_words * self.param_width + count + 1
+            lut += count + 4 + round(0.6 * rom.width * (-(-rom.depth // rows) - 1))
         return {"lut": lut + 30, "ff": ff + params + 20,
                 "dsp": 0, "bram_bits": block_bits(self.memories())}
 
@@ -226,6 +267,7 @@ class RequantKernel(Kernel):
         return {"kind": self.kind, "name": self.name, "layer": self.node.name,
                 "onnx_node": self.node.onnx_node,
                 "implementation": self.plan.kind + (" (serial)" if self.serial else ""),
+                **({"param_words": self.param_words} if self.param_words > 1 else {}),
                 "channels": self.channels, "pe": self.pe, "acc_bits": self.acc_bits,
                 "out_bits": self.node.code.bits, "out_signed": self.node.code.signed,
                 **self.timing_json()}
