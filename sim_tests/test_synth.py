@@ -117,6 +117,37 @@ def test_estimates_of_requantizers_and_windows_follow_yosys_on_ecp5(digits):
             assert abs(resources.error_percent(est, measured[name]["lut"])) <= 15, (name, est, measured[name])
 
 
+def test_serial_requantizers_alone_are_measured_and_their_rows_estimated(tmp_path):
+    """Yosys's abc9 fails an assertion on a serial requantizer synthesized alone for iCE40
+    (synth.ABC9_REINTEGRATE), so kernel_cells maps it with abc9 -dff; the one with its 128
+    channels' parameters as 16-bit rows (RequantKernel.narrowed) and the same unit with one
+    wide word per channel: LUT within 15 % of Yosys, block RAMs exact, and the rows take
+    fewer blocks."""
+    import numpy as np
+    import onnx
+    sys.path.insert(0, str(REPO / "sim_tests"))
+    import factory
+    rng = np.random.default_rng(21)
+    spec = factory.random_mlp(rng, layers=2, widths=[64, 128, 10], act="uint8", per_channel=True, pow2=False)
+    onnx.save(factory.to_onnx(spec, "qdq"), tmp_path / "m.onnx")
+    (tmp_path / "fold.json").write_text(json.dumps({"dense0": {"pe": 1, "simd": 1}, "dense1": {"pe": 1, "simd": 1}}))
+    design = qc.compile_model(tmp_path / "m.onnx", fold=tmp_path / "fold.json", target="ice40-up5k")
+    blocks = []
+    for words in (None, 1):
+        if words:
+            kernels = tuple(replace(k, param_words=1) if k.name == "requant_requant0" else k
+                            for k in design.dataflow.kernels)
+            design.dataflow = replace(design.dataflow, kernels=kernels)
+        k = next(k for k in design.dataflow.all_kernels if k.name == "requant_requant0")
+        assert k.serial and (k.param_words > 1) == (words is None)
+        measured = synth.kernel_cells(design, "ice40-up5k", only={k.name})[k.name]
+        est = resources.estimate_kernel(k, design.dataflow, "ice40-up5k")
+        assert abs(resources.error_percent(est["lut"], measured["lut"])) <= 15, (k.param_words, est, measured)
+        assert est["bram"] == measured["bram"], (k.param_words, est, measured)
+        blocks.append(measured["bram"])
+    assert blocks[0] < blocks[1]
+
+
 NEXTPNR_FULL = [  # nextpnr's words for a design larger than the UP5K (both measured) → qloom's
     ("Failed to expand region (0, 0) |_> (25, 31) of 5853 ICESTORM_LCs",
      r"does not fit the ice40-up5k: nextpnr needs 5,853 logic cells \(ICESTORM_LCs\) of 5,280\. Fold it further"),
