@@ -190,9 +190,8 @@ def kernel_cells(design, target, workdir=None, only=None):
     work.mkdir(parents=True, exist_ok=True)
     result = {}
     try:
-        for k, (name, unit) in enumerate(lower.units(design.dataflow)):
-            if only is not None and name not in only:
-                continue
+        chosen = [kernel for kernel in design.dataflow.kernels if only is None or kernel.name in only]
+        for k, (name, unit) in enumerate((kernel.name, u) for kernel in chosen for u in lower.lower(kernel)):
             top = f"k{k}"
             text = verilog.convert(unit, name=top)
             (work / f"{top}.v").write_text(text)
