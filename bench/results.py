@@ -30,6 +30,7 @@ from . import models
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "models" / "digits"
 WORK = REPO / "build" / "bench"
+ROWS = REPO / "bench" / "results.json"      # the measured rows RESULTS.md is written from (kept in the repository)
 TARGETS = targets.NAMES
 
 
@@ -209,7 +210,7 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=32, help="frames simulated per model (default 32)")
     p.add_argument("--output", default=str(REPO / "bench" / "RESULTS.md"))
     p.add_argument("--only", help="only the models whose name contains this; the other rows are kept "
-                   "from the last run (build/bench/results.json)")
+                   "from the last run (bench/results.json)")
     p.add_argument("--target", action="append", choices=TARGETS,
                    help="only this target (repeat for several); the other rows are kept from the last run")
     p.add_argument("--route-limit", type=seconds, default=3600, metavar="SECONDS",
@@ -232,8 +233,7 @@ def main(argv=None):
 
 def run(args):
     targets = TARGETS[:1] if args.quick else (args.target or TARGETS)
-    previous = WORK / "results.json"
-    kept = json.loads(previous.read_text()) if (args.only or args.target) and previous.exists() else []
+    kept = json.loads(ROWS.read_text()) if (args.only or args.target) and ROWS.exists() else []
     every = model_list(args.quick)
     kept = current(kept, {name: path for name, path, _ in every})
     chosen = [m for m in every if not args.only or args.only in m[0]]
@@ -264,12 +264,11 @@ def machine():
 
 
 def write(rows, output, names, quiet=False):
-    """RESULTS.md (printed too, unless ``quiet``) and build/bench/results.json, the rows a later
+    """RESULTS.md (printed too, unless ``quiet``) and bench/results.json, the rows a later
     --only keeps."""
     text = markdown(rows, machine(), names)
     outputs.write_file(output, "--output", lambda p: p.write_text(text), **RESULTS_FILE)
-    WORK.mkdir(parents=True, exist_ok=True)
-    (WORK / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    ROWS.write_text(json.dumps(rows, indent=2) + "\n")
     if not quiet:
         print(text)
 
@@ -315,9 +314,9 @@ def reestimate(output):
     """The calibration table again from the last run's measurements and today's estimator and
     latency model.  A row whose design changed since it was measured keeps its old estimate and
     is named: only a new measurement can update it."""
-    if not (WORK / "results.json").exists():
-        raise SystemExit(f"{WORK / 'results.json'} does not exist: run `python -m bench results` first.")
-    rows = json.loads((WORK / "results.json").read_text())
+    if not ROWS.exists():
+        raise SystemExit(f"{ROWS} does not exist: run `python -m bench results` first.")
+    rows = json.loads(ROWS.read_text())
     paths = {name: path for name, path, _ in model_list()}
     stale = []
     for r, design, was_changed in measured(rows, paths):

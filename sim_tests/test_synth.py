@@ -336,3 +336,15 @@ def test_dsp_products_keep_their_registers_through_yosys(digits, tmp_path, targe
         # the operand registers stay in the fabric, to feed the blocks' own from there
         ff = resources.estimate_kernel(mvu, design.dataflow, target)["ff"]
         assert abs(resources.error_percent(ff, counts["cells"]["ff"])) <= 15, (ff, counts)
+
+
+def test_the_kept_rows_are_the_benchmark_table():
+    """bench/results.json is kept beside RESULTS.md, so `bench results --only` on a fresh checkout
+    keeps the other rows: each kept row is a line of the table as written (no model is built)."""
+    rows = json.loads(results.ROWS.read_text())
+    table = (REPO / "bench" / "RESULTS.md").read_text()
+    assert rows and all(r["status"] == "ok" and "measured" in r for r in rows)
+    lines = [line for line in results.markdown(rows, "any").splitlines() if line.startswith("| ")]
+    assert all(line in table for line in lines)
+    measured = table.split("## Estimator calibration")[0]
+    assert sum(line.startswith("| ") for line in measured.splitlines()) == len(rows) + 1    # + the header
