@@ -127,3 +127,43 @@ def signed_bits(lo, hi):
     while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
         bits += 1
     return bits
+
+
+# QONNX (the QONNX spec's IntQuant; qonnx.custom_op.general.intquant computes it): the rounding
+# modes are Java's RoundingMode names; ROUND is half to even.
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
+
+
+def round_float(v, mode):
+    """``v`` (float) rounded to integers by QONNX rounding ``mode``, elementwise in float."""
+    v = np.asarray(v)
+    sign, mag = np.sign(v), np.abs(v)
+    return {"ROUND": np.rint, "HALF_EVEN": np.rint, "CEIL": np.ceil, "FLOOR": np.floor,
+            "UP": lambda x: sign * np.ceil(mag), "DOWN": np.trunc,
+            "HALF_UP": lambda x: sign * np.floor(mag + 0.5),
+            "HALF_DOWN": lambda x: sign * np.ceil(mag - 0.5)}[mode](v)
+
+
+def int_quant(x, scale, zero_point, qmin, qmax, mode):
+    """QONNX Quant's codes of float ``x`` as its float32 definition computes them:
+    ``R(clip(f32(f32(x / s) + zp), qmin, qmax))`` (the zero point added before rounding, unlike
+    QuantizeLinear); ``scale`` broadcasts against ``x``."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        v = f32(f32(f32(x) / f32(scale)) + f32(zero_point))
+    v = np.where(np.isnan(v), F32(qmin), np.clip(v, F32(qmin), F32(qmax)))
+    return round_float(v, mode).astype(np.int64)
+
+
+def round_ratio(n, d, mode):
+    """``n / d`` rounded by QONNX rounding ``mode``, exactly: ``n`` integers (int64 or Python ints
+    in an object array), ``d`` a positive integer."""
+    n = np.asarray(n)
+    f = n // d
+    r = n - f * d
+    up, tie, above = r > 0, 2 * r == d, 2 * r > d
+    positive = n > 0
+    step = {"FLOOR": np.zeros_like(up), "CEIL": up, "DOWN": up & ~positive & (n != 0),
+            "UP": up & positive,
+            "ROUND": above | (tie & (f % 2 == 1)), "HALF_EVEN": above | (tie & (f % 2 == 1)),
+            "HALF_UP": above | (tie & positive), "HALF_DOWN": above | (tie & ~positive)}[mode]
+    return f + step.astype(n.dtype if n.dtype != object else np.int64)

@@ -58,18 +58,27 @@ class Node:
 
 @dataclass(frozen=True, eq=False)
 class Quantize(Node):
-    """Host boundary in: float input → codes, exactly like ORT's QuantizeLinear."""
+    """Host boundary in: float input → codes, exactly like ORT's QuantizeLinear, or with
+    ``rounding`` (a QONNX rounding mode) like QONNX's Quant, into [``lo``, ``hi``] (a narrow
+    range) when given."""
     shape: tuple
     scale: float
     zero_point: int
     code: CodeType
+    rounding: str = None
+    lo: int = None
+    hi: int = None
 
     @property
     def code_range(self):
-        return self.code.qmin, self.code.qmax
+        return (self.code.qmin if self.lo is None else self.lo,
+                self.code.qmax if self.hi is None else self.hi)
 
     def reference(self, x):
-        return numeric.quantize_linear(x, self.scale, self.zero_point, self.code.qmin, self.code.qmax)
+        lo, hi = self.code_range
+        if self.rounding is None:
+            return numeric.quantize_linear(x, self.scale, self.zero_point, lo, hi)
+        return numeric.int_quant(x, self.scale, self.zero_point, lo, hi, self.rounding)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,7 +1,9 @@
-"""Requantization targets: the exact function acc → output code that onnxruntime
-computes for one layer, per channel.  Each is monotone non-decreasing in acc,
+"""Requantization targets: the exact function acc → output code that the model's oracle
+computes for one layer, per channel (onnxruntime; the QONNX spec for a Quant).  Each is monotone non-decreasing in acc,
 which is what lets the planner prove a circuit equal to it (requant.py)."""
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -158,6 +160,68 @@ class FloatMean(Target):
     def first_stage(self, acc, channel):
         return numeric.average_to_code(acc, self.exponent, self.count, self.scale, self.zero_point,
                                        self.lo, self.hi)
+
+    def first_stage_range(self):
+        return self.lo, self.hi
+
+
+@dataclass(frozen=True, eq=False)
+class ExactQuant(Target):
+    """A QONNX Quant of a layer's exact result (the QONNX spec's meaning, DESIGN.md §2): per
+    channel c, ``clamp(R(y_c(acc) / s + zp), lo, hi)`` with ``y_c = acc · a_c + b_c`` (``a_c``
+    the input scale × the weight scale, ``b_c`` the bias, exact rationals of their float32
+    values; a Relu takes ``max(y_c, 0)``) and R the Quant's rounding mode.  Kept as integers:
+    the value is ``(relu(acc · k1 + kb) + kz) / den``."""
+    k1: tuple
+    kb: tuple
+    kz: tuple
+    den: tuple
+    relu: bool
+    mode: str
+    lo: int
+    hi: int
+
+    @classmethod
+    def of(cls, acc_scale, bias, out_scale, zero_point, relu, mode, lo, hi):
+        """From the per-channel Fractions ``acc_scale`` and ``bias`` and the output scale."""
+        k1, kb, kz, den = [], [], [], []
+        s = Fraction(out_scale)
+        for a, b in zip(acc_scale, bias):
+            a, b = Fraction(a) / s, Fraction(b) / s
+            d = math.lcm(a.denominator, b.denominator)
+            k1.append(a.numerator * (d // a.denominator))
+            kb.append(b.numerator * (d // b.denominator))
+            kz.append(int(zero_point) * d)
+            den.append(d)
+        return cls(tables=(), k1=tuple(k1), kb=tuple(kb), kz=tuple(kz), den=tuple(den),
+                   relu=bool(relu), mode=mode, lo=int(lo), hi=int(hi))
+
+    @property
+    def channels(self):
+        return len(self.k1)
+
+    def first_stage(self, acc, channel):
+        acc, ch = np.asarray(acc, dtype=np.int64), np.asarray(channel)
+        if ch.ndim == 0:
+            return self.codes(acc, int(ch))
+        acc, ch = np.broadcast_arrays(acc, ch)
+        out = np.empty(acc.shape, np.int64)
+        for c in np.unique(ch):
+            out[ch == c] = self.codes(acc[ch == c], int(c))
+        return out
+
+    def codes(self, acc, channel):
+        k1, kb, kz, d = self.k1[channel], self.kb[channel], self.kz[channel], self.den[channel]
+        reach = int(np.abs(acc).max(initial=0)) * abs(k1) + abs(kb) + abs(kz)
+        a = acc if reach < 2 ** 62 and d < 2 ** 62 else acc.astype(object)   # exact either way
+        v = a * k1 + kb
+        if self.relu:
+            v = np.maximum(v, 0)
+        codes = numeric.round_ratio(v + kz, d, self.mode)
+        codes = np.asarray(codes)
+        if codes.dtype == object:   # clamped before it is narrowed to int64
+            codes = np.asarray(np.clip(codes, self.lo, self.hi)).astype(np.int64)
+        return np.clip(codes, self.lo, self.hi)
 
     def first_stage_range(self):
         return self.lo, self.hi

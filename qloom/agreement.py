@@ -1,9 +1,10 @@
-"""Reference vs onnxruntime on the same inputs: the tier-0 proof for a user's model."""
+"""Reference vs the model's oracle on the same inputs: the tier-0 proof for a user's model.
+The oracle is onnxruntime, or qonnx's executor for QONNX models (DESIGN.md §2)."""
 from dataclasses import dataclass
 
 import numpy as np
 
-from .mapper import ort_check, qgraph
+from .mapper import ort_check, qgraph, qonnx_check
 
 
 @dataclass
@@ -13,14 +14,29 @@ class Agreement:
     mismatches: int
     float_left: list
     reference: np.ndarray
-    onnxruntime: np.ndarray
+    oracle: np.ndarray
+    oracle_name: str = "onnxruntime"
+
+
+def oracle(model_path):
+    """(name, run) of the model's oracle: qonnx's executor for a QONNX model, else onnxruntime
+    (run(model_path, x) gives the list of outputs)."""
+    if qonnx_check.is_qonnx(model_path):
+        return "qonnx's executor", qonnx_check.run
+    return "onnxruntime", ort_check.run
+
+
+def oracle_output(model_path, x, shape):
+    """The oracle's first output for frames ``x``, in ``shape``."""
+    return np.asarray(oracle(model_path)[1](model_path, x)[0]).reshape(shape)
 
 
 def compare(graph, model_path, x):
-    """qloom's reference and onnxruntime on frames ``x``; onnxruntime's failures to load or run
-    the model are ort_check.OnnxruntimeError."""
+    """qloom's reference and the model's oracle on frames ``x``; the oracle's failures to load or
+    run the model are QloomErrors (ort_check.OnnxruntimeError, qonnx_check.QonnxError)."""
     ref = graph.reference({graph.inputs[0]: x})[graph.outputs[0]]
-    outs = ort_check.run(model_path, x)
+    name, run = oracle(model_path)
+    outs = run(model_path, x)
     if not outs:
         raise ort_check.OnnxruntimeError(f"onnxruntime gives no output for {model_path}; there is nothing to "
                                          "compare qloom's reference with.")
@@ -31,8 +47,8 @@ def compare(graph, model_path, x):
                 f"onnxruntime's output of {model_path} has shape {ort_out.shape}, qloom's reference "
                 f"{ref.shape} for the same {len(x)} frames; they cannot be compared (please report this model).")
         ort_out = ort_out.reshape(ref.shape)
-    return Agreement(len(x), int(ref.size), int(np.sum(ref != ort_out)),
-                     ort_check.float_products_left(model_path), ref, ort_out)
+    left = ort_check.float_products_left(model_path) if name == "onnxruntime" else []
+    return Agreement(len(x), int(ref.size), int(np.sum(ref != ort_out)), left, ref, ort_out, name)
 
 
 def random_inputs(graph, count, seed=0):

@@ -35,7 +35,7 @@ def cmd_check(args):
     labels = inputs.load_labels(args.labels, graph, len(x), args.input) if args.labels else None
     result = agreement.compare(graph, args.model, x)
     console.print(f"{args.model}: {result.frames} frames, {result.outputs} outputs: "
-                  f"{result.mismatches} mismatches between qloom's integer reference and onnxruntime")
+                  f"{result.mismatches} mismatches between qloom's integer reference and {result.oracle_name}")
     if result.float_left:
         console.print(f"[yellow]note:[/yellow] onnxruntime runs {', '.join(result.float_left)} in float, "
                       "so its results cannot be matched bit for bit by integer hardware.")
@@ -43,8 +43,8 @@ def cmd_check(args):
         console.print(f"[yellow]note:[/yellow] {note}")
     if args.labels:
         acc_ref = float((result.reference.argmax(axis=-1) == labels).mean())
-        acc_ort = float((result.onnxruntime.argmax(axis=-1) == labels).mean())
-        console.print(f"accuracy: qloom reference {acc_ref:.4f}, onnxruntime {acc_ort:.4f}")
+        acc_ort = float((result.oracle.argmax(axis=-1) == labels).mean())
+        console.print(f"accuracy: qloom reference {acc_ref:.4f}, {result.oracle_name} {acc_ort:.4f}")
     return 0 if result.mismatches == 0 else 1
 
 
@@ -115,17 +115,19 @@ def cmd_simulate(args):
     got = np.concatenate([r.codes for r in runs]).reshape(want.shape)
     out_node = graph.producer(graph.outputs[0])
     floats = numeric.dequantize_linear(got, out_node.scale, out_node.zero_point) if hasattr(out_node, "scale") else got
-    ort_out = agreement.ort_check.run(args.model, x)[0].reshape(floats.shape)
+    oracle_name = agreement.oracle(args.model)[0]
+    ort_out = agreement.oracle_output(args.model, x, floats.shape)
     bad_ref, bad_ort = int(np.sum(got != want)), int(np.sum(floats != ort_out))
     console.print(f"{args.model} on {args.simulator}: {len(x)} frames, {got.size} outputs")
-    console.print(f"  mismatches vs qloom reference: {bad_ref}")
-    console.print(f"  mismatches vs onnxruntime:     {bad_ort}")
+    width = max(len("qloom reference"), len(oracle_name)) + 1
+    console.print(f"  mismatches vs {'qloom reference:':<{width}} {bad_ref}")
+    console.print(f"  mismatches vs {oracle_name + ':':<{width}} {bad_ort}")
     run0 = runs[0]
     console.print(f"  initiation interval: {run0.cycles_per_inference:g} cycles per inference "
                   f"(model {d.cycles_per_frame}) · latency {run0.latency} cycles (model {d.latency})")
     if args.labels:
         console.print(f"  accuracy: hardware {float((floats.argmax(-1) == labels).mean()):.4f}, "
-                      f"onnxruntime {float((ort_out.argmax(-1) == labels).mean()):.4f}")
+                      f"{oracle_name} {float((ort_out.argmax(-1) == labels).mean()):.4f}")
     if args.output:
         outputs.write_file(args.output, "--output", lambda p: np.save(p, floats), **outputs.NPY,
                            protect=_inputs_of(args))
@@ -214,7 +216,7 @@ def parser():
     s = sub.add_parser("inspect", help="print the integer graph with accumulator ranges and requantization")
     s.add_argument("model")
     s.set_defaults(func=cmd_inspect)
-    s = sub.add_parser("check", help="compare qloom's integer reference with onnxruntime, bit for bit")
+    s = sub.add_parser("check", help="compare qloom's integer reference with the model's oracle (onnxruntime; qonnx's executor for QONNX), bit for bit")
     s.add_argument("model")
     s.add_argument("--input", help=".npy file of float input frames (default: random frames)")
     s.add_argument("--labels", help=".npy file of class labels, to print accuracy")

@@ -12,13 +12,15 @@ STDLIB = set(sys.stdlib_module_names)
 
 # folder: (third-party tops it may import, qloom packages it may import)
 ALLOWED = {
-    "mapper": ({"numpy", "onnx", "onnxruntime", "rich"}, {"qloom.mapper"}),
+    "mapper": ({"numpy", "onnx", "onnxruntime", "qonnx", "rich"}, {"qloom.mapper"}),
     "hdl": ({"amaranth", "numpy"}, {"qloom.hdl"}),
     "boards": ({"amaranth", "amaranth_boards"}, {"qloom.boards", "qloom.hdl", "qloom"}),
 }
-# within mapper/: onnx only in the frontend and the onnxruntime checks, onnxruntime in the checks
-CONFINED = {"onnx": ("mapper/frontend/", "mapper/ort_check.py"),
-            "onnxruntime": ("mapper/ort_check.py", "mapper/frontend/")}
+# within mapper/: onnx only in the frontend and the oracles' checks, onnxruntime and qonnx in
+# their checks
+CONFINED = {"onnx": ("mapper/frontend/", "mapper/ort_check.py", "mapper/qonnx_check.py"),
+            "onnxruntime": ("mapper/ort_check.py", "mapper/frontend/"),
+            "qonnx": ("mapper/qonnx_check.py",)}
 BRIDGE = "qloom/lower.py"
 
 

@@ -15,6 +15,7 @@ from .layers import Layers
 from .layout import Layout
 from .qdq import QDQ
 from .qoperator import QOperator
+from .qonnx import DOMAINS as QONNX_DOMAINS, OPS as QONNX_OPS, QONNX
 from .values import Codes, Const, Deq, FloatInput
 
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between "
@@ -24,11 +25,12 @@ SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between "
              "(QDQ), QLinearConv, MaxPool, AveragePool (QDQ, QLinearAveragePool), "
              "GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), "
              "Transpose, Add of two quantized tensors (QDQ, QLinearAdd), Flatten, Reshape, "
-             "Identity")
+             "Identity; QONNX: Quant (qonnx.custom_op.general) on the input, weights, biases "
+             "and after MatMul/Gemm/Conv (+ bias Add) (+ Relu), MaxPool, Flatten, Reshape")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
 
-class Frontend(Checks, Layers, Layout, QDQ, QOperator):
+class Frontend(Checks, Layers, Layout, QONNX, QDQ, QOperator):
     """One ONNX model interpreted node by node (``run``): ``values`` maps each ONNX tensor to
     its symbolic value, ``nodes`` and ``shapes`` collect the QGraph.  The op_* handlers come
     from the format mixins; a handler returns the value of the node's output."""
@@ -137,9 +139,11 @@ class Frontend(Checks, Layers, Layout, QDQ, QOperator):
     def interpret(self, node):
         """The value of the output of ``node``, from its op_<OpType> handler."""
         contrib = node.domain == "com.microsoft"
+        qonnx = node.domain in QONNX_DOMAINS
         handler = getattr(self, "op_" + node.op_type, None)
-        if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft") or \
-                contrib != (node.op_type in op_types.CONTRIB):
+        if handler is None or node.domain not in ("", "ai.onnx", "com.microsoft", *QONNX_DOMAINS) \
+                or contrib != (node.op_type in op_types.CONTRIB) or \
+                qonnx != (node.op_type in QONNX_OPS):
             self.refuse(node, "operator "
                               f"{node.domain + '.' if node.domain else ''}{node.op_type} is "
                               f"not supported. Supported: {SUPPORTED}.")
@@ -153,7 +157,7 @@ class Frontend(Checks, Layers, Layout, QDQ, QOperator):
     def check_quantized(self):
         ops = {n.op_type for n in self.model.graph.node}
         quantized = {"QuantizeLinear", "QLinearMatMul", "QGemm", "MatMulInteger", "QLinearConv",
-                     "ConvInteger", "DynamicQuantizeLinear"}
+                     "ConvInteger", "DynamicQuantizeLinear", "Quant", "BipolarQuant"}
         if not ops & quantized:
             float_ops = sorted(ops & FLOAT_COMPUTE) or sorted(ops)
             raise NotQuantizedError(

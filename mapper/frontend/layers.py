@@ -29,7 +29,8 @@ class Layers:
                                    f"shape {x.shape}; only 2-D (batch, features) matrix products "
                                    "are supported.")
         name = self.fresh("dense")
-        if weight.dtype == np.int8 and np.abs(weight.astype(np.int64)).max(initial=0) > 64:
+        if not self.qonnx and weight.dtype == np.int8 and \
+                np.abs(weight.astype(np.int64)).max(initial=0) > 64:
             self.notes.append(
                 f"{onnx_node_label(onnx_node)}: int8 weights exceed ±64. onnxruntime on x86 CPUs "
                 "without VNNI sums pairs of 8-bit products in saturating int16 and may then "
@@ -70,7 +71,8 @@ class Layers:
                                 f"({w_eff.shape[1]} per group × group {c.groups}) but its input "
                                 f"has {c.x.shape[0]} (shape {c.x.shape}).")
         self.check_window(c.node, c.x.shape[1:], w_eff.shape[2:], c.strides, c.pads, c.dilations)
-        if c.weight.dtype == np.int8 and np.abs(c.weight.astype(np.int64)).max(initial=0) > 64:
+        if not self.qonnx and c.weight.dtype == np.int8 and \
+                np.abs(c.weight.astype(np.int64)).max(initial=0) > 64:
             self.notes.append(f"{onnx_node_label(c.node)}: int8 weights exceed ±64 (see the "
                               "MatMul note); quantize with reduce_range=True to make every CPU "
                               "agree.")
@@ -97,10 +99,13 @@ class Layers:
         """Refuse weights that are not a DequantizeLinear of a constant (float ones said so)."""
         if not isinstance(w, DeqConst):
             if isinstance(w, Const):
+                how = ("them with a Quant node (Brevitas: a weight quantizer on the layer)"
+                       if self.qonnx else
+                       "the model with onnxruntime.quantization.quantize_static")
                 raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: the weights are "
-                                        "float; quantize the model with "
-                                        "onnxruntime.quantization.quantize_static.")
-            self.refuse(node, "the weights must be a DequantizeLinear of a constant.")
+                                        f"float; quantize {how}.")
+            self.refuse(node, "the weights must be a Quant of a constant." if self.qonnx else
+                        "the weights must be a DequantizeLinear of a constant.")
 
     def conv_weight(self, node, w):
         self.quantized_weight(node, w)

@@ -1,20 +1,219 @@
-"""The place for the QONNX format (FINN's ``qonnx.custom_op.general`` domain: ``Quant``,
-``BipolarQuant``, ``Trunc``, ``MultiThreshold``).  Nothing is mapped here yet: qloom refuses
-these operators as unsupported, naming the node.
+"""The QONNX format (Brevitas's ``export_qonnx``, hls4ml's QKeras converter): ``Quant`` nodes of
+the domain qonnx.custom_op.general (FINN's older finn.custom_op.general too) on the input, the
+weights, the biases and each layer's output, float MatMul/Gemm/Conv/Add/Relu/MaxPool between
+them.  A Quant both quantizes and dequantizes: on an initializer it gives weight codes, on the
+input the QGraph's Quantize, on a layer's float result the layer's codes.  What a layer computes
+is defined exactly, from the QONNX spec (values.Affine, requant_targets.ExactQuant): qonnx's
+executor runs the same graph in float32 and agrees with it wherever float32 holds the sums
+exactly (power-of-two scales).  A mixin of interpreter.Frontend, before QDQ among its bases: its
+handlers of standard operators apply only to QONNX models."""
+from dataclasses import replace
+from fractions import Fraction
 
-How a QONNX handler joins the frontend, the way qdq.py and qoperator.py do:
+import numpy as np
 
-1. Write a mixin class here, ``class QONNX:``, with one ``op_<OpType>(self, node)`` method per
-   operator; each returns the symbolic value of the node's output (values.py) or refuses with
-   ``self.refuse(node, why)``.  ``Quant`` is a quantizer: like ``QDQ.op_QuantizeLinear`` it reads
-   its scale, zero point and bit width, then returns ``x.quantize(self, node, scale, zero_point,
-   code)`` of its input value, so every pending layer (values.Pending) already knows what it
-   means.  A QONNX-only pattern gets its own values.Pending subclass with a ``quantize`` method.
-   Rounding follows the QONNX spec's modes (DESIGN.md §2), not FINN's float thresholds.
-2. Add ``QONNX`` to the bases of ``interpreter.Frontend``.
-3. Accept the domain in ``Frontend.run`` (today ``""``, ``"ai.onnx"`` and ``"com.microsoft"``),
-   and give op_types.py the operators' schemas (as ``CONTRIB`` does for com.microsoft), so the
-   type check knows their inputs.
-4. Codes of fewer than 8 bits need a ``qgraph.CodeType`` of that width; the oracle for QONNX
-   models is qonnx's executor, not onnxruntime (mapper/ort_check.py).
-"""
+from .. import numeric, qgraph as qg
+from ..errors import NotQuantizedError, onnx_node_label
+from ..numeric import F32
+from ..requant_targets import ExactQuant
+from .checks import per_channel
+from .values import Affine, Const, ConvLinear, Deq, DeqConst, FloatInput
+
+DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")
+OPS = ("Quant",)
+MAX_BITS = 16       # activation and weight codes
+MAX_CONST_BITS = 32  # a bias's
+
+
+class QONNX:
+    """The op_* handlers of the QONNX format."""
+
+    @property
+    def qonnx(self):
+        """Whether the model is QONNX (any node of its domains)."""
+        if not hasattr(self, "_qonnx"):
+            self._qonnx = any(n.domain in DOMAINS for n in self.model.graph.node)
+        return self._qonnx
+
+    def quant_params(self, node, const):
+        """(scale array, zero point array, CodeType, lo, hi, rounding mode) of a Quant node."""
+        a = self.attrs(node)
+        unknown = sorted(set(a) - {"signed", "narrow", "rounding_mode"})
+        if unknown:
+            self.refuse(node, f"attribute '{unknown[0]}' is not one of Quant's (signed, narrow, "
+                              "rounding_mode).")
+        signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
+        mode = a.get("rounding_mode", b"ROUND")
+        mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
+        if mode not in numeric.ROUNDING_MODES:
+            self.refuse(node, f"rounding_mode '{mode}' is not one the QONNX spec defines "
+                              f"({', '.join(numeric.ROUNDING_MODES)}).")
+        if len(node.input) != 4 or not all(node.input):
+            self.refuse(node, "a Quant takes four inputs (x, scale, zeropt, bitwidth).")
+        scale = self.check_scale(node, 1, self.const(node, 1, "the scale"), "the scale")
+        zp = np.asarray(self.const(node, 2, "the zero point"))
+        bits = np.asarray(self.const(node, 3, "the bit width"))
+        limit = MAX_CONST_BITS if const else MAX_BITS
+        if bits.size != 1 or not np.isfinite(bits).all() or float(bits.reshape(())) % 1 or \
+                not 1 <= float(bits.reshape(())) <= limit:
+            self.refuse(node, f"its bit width {bits.reshape(-1).tolist()} is not a whole number "
+                              f"of bits from 1 to {limit}; qloom builds codes of 1 to {MAX_BITS} "
+                              "bits (biases up to 32).")
+        bits = int(bits.reshape(()))
+        if bits == 1 and signed:
+            self.refuse(node, "a signed 1-bit Quant is a bipolar (±1) quantizer; export it as "
+                              "BipolarQuant.")
+        if not np.all(np.isfinite(zp)) or np.any(zp % 1):
+            self.refuse(node, f"its zero point {zp.reshape(-1)[:4].tolist()} is not a whole "
+                              "number; qloom's codes have integer zero points.")
+        code = qg.CodeType(bits, bool(signed))
+        lo = code.qmin + (1 if narrow and signed else 0)
+        hi = code.qmax - (1 if narrow and not signed else 0)
+        return scale, zp, code, lo, hi, mode
+
+    def rounding_mode(self, node):
+        return self.quant_params(node, False)[5]
+
+    def op_Quant(self, node):
+        x = self.value(node, 0)
+        scale, zp, code, lo, hi, mode = self.quant_params(node, isinstance(x, Const))
+        if isinstance(x, Const):
+            return self.quantized_const(node, x.array, scale, zp, lo, hi, mode)
+        if scale.size != 1 or zp.size != 1:
+            self.refuse(node, "per-channel quantization of activations is not supported; use "
+                              "per-tensor scales for activation Quant nodes.")
+        scale, zp = float(F32(scale.reshape(()))), int(zp.reshape(()))
+        if isinstance(x, FloatInput):
+            name = self.fresh("quantize")
+            q = self.emit(qg.Quantize(name, node.name or node.output[0], (x.name,), name + ".out",
+                                      shape=x.shape, scale=scale, zero_point=zp, code=code,
+                                      rounding=mode, lo=lo, hi=hi))
+            return Deq(self.new_codes(q, x.shape, code, scale, zp))
+        if isinstance(x, Affine):
+            return Deq(x.quantize(self, node, scale, zp, code))
+        if isinstance(x, Deq) and (x.codes.scale, x.codes.zero_point) == (scale, zp) and \
+                (code.qmin, code.qmax) == (x.codes.code.qmin, x.codes.code.qmax):
+            return x        # a Quant of codes it does not change (after MaxPool, say)
+        self.refuse(node, "quantizes a value that is not the float input, a constant or the "
+                          "float result of a MatMul/Gemm/Conv of Quant outputs (with its bias "
+                          "and Relu).")
+
+    def quantized_const(self, node, array, scale, zp, lo, hi, mode):
+        """Quant of an initializer: its codes (computed as the Quant's float32 definition does),
+        with the scale and zero point per tensor or along one axis."""
+        array = np.asarray(array)
+        try:
+            shape = np.broadcast_shapes(array.shape, scale.shape, zp.shape)
+        except ValueError:
+            shape = None
+        if shape != array.shape:
+            self.refuse(node, f"its scale {scale.shape} and zero point {zp.shape} do not "
+                              f"broadcast to its input {array.shape}.")
+        codes = numeric.int_quant(array, scale, zp, lo, hi, mode)
+
+        def aligned(a):
+            return (1,) * (array.ndim - a.ndim) + a.shape
+        per = sorted({k for a in (scale, zp) for k, n in enumerate(aligned(a)) if n > 1})
+        if len(per) > 1:
+            self.refuse(node, "its scale or zero point varies along more than one axis; qloom "
+                              "maps per-tensor or per-channel (one axis) quantization.")
+        axis = per[0] if per else 0
+
+        def along(a):
+            if not per or a.size == 1:
+                return a.reshape(())
+            return np.moveaxis(np.broadcast_to(a, shape), axis, 0).reshape(shape[axis], -1)[:, 0]
+        scale, zp = along(scale), along(zp)
+        dtype = next(t for t, (a, b) in (("int8", (-128, 127)), ("uint8", (0, 255)),
+                                         ("int16", (-2 ** 15, 2 ** 15 - 1)),
+                                         ("uint16", (0, 2 ** 16 - 1)), ("int64", (-2 ** 63, 0)))
+                     if a <= lo and hi <= b or t == "int64")
+        return DeqConst(codes.astype(dtype), np.asarray(scale, F32), np.asarray(zp).astype(np.int64),
+                        axis, node.input[0])
+
+    def exact_input(self, node, x):
+        if isinstance(x, (Const, FloatInput)):
+            raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; "
+                                    "quantize it with a Quant node (Brevitas: a quantized input "
+                                    "layer, e.g. QuantIdentity, before it).")
+        if not isinstance(x, Deq):
+            self.refuse(node, "its input must be the output of a Quant node.")
+        return x.codes
+
+    def exact_bias(self, node, b, n_out):
+        """A float bias, or a Quant of one, as n_out exact Fractions."""
+        if b is None:
+            return None
+        label = onnx_node_label(node)
+        if isinstance(b, Const):
+            v = np.asarray(b.array)
+            if v.dtype != F32 or not np.all(np.isfinite(v)):
+                self.refuse(node, "its bias must be finite float32 values.")
+            return tuple(Fraction(float(t)) for t in per_channel(v, n_out, "bias", label))
+        if isinstance(b, DeqConst):
+            codes = per_channel(b.codes, n_out, "bias", label).astype(np.int64)
+            s = per_channel(b.scale, n_out, "bias scale", label)
+            z = per_channel(b.zero_point, n_out, "bias zero point", label)
+            return tuple((int(c) - int(zz)) * Fraction(float(ss)) for c, ss, zz in zip(codes, s, z))
+        self.refuse(node, "its bias must be a constant (float, or behind a Quant node).")
+
+    def op_MatMul(self, node):
+        if not self.qonnx:
+            return super().op_MatMul(node)
+        return self.exact_linear(node, 1, None)
+
+    def op_Gemm(self, node):
+        if not self.qonnx:
+            return super().op_Gemm(node)
+        return self.exact_linear(node, self.gemm_axis(node), self.value(node, 2))
+
+    def exact_linear(self, node, out_axis, bias):
+        x = self.exact_input(node, self.value(node, 0))
+        weight, w_zero, w_scale = self.weight_of(node, self.value(node, 1), out_axis)
+        return Affine(x, weight, w_zero, w_scale, self.exact_bias(node, bias, weight.shape[0]),
+                      False, node)
+
+    def op_Conv(self, node):
+        if not self.qonnx:
+            return super().op_Conv(node)
+        x = self.exact_input(node, self.value(node, 0))
+        weight, w_zero, w_scale = self.conv_weight(node, self.value(node, 1))
+        return Affine(x, weight, w_zero, w_scale,
+                      self.exact_bias(node, self.value(node, 2), weight.shape[0]), False, node,
+                      self.conv_attrs(node, weight.shape[2:]))
+
+    def op_Add(self, node):
+        if not self.qonnx:
+            return super().op_Add(node)
+        a, b = self.value(node, 0), self.value(node, 1)
+        if isinstance(b, Affine):
+            a, b = b, a
+        if isinstance(a, Affine) and a.bias is None and not a.relu and \
+                isinstance(b, (Const, DeqConst)):
+            return replace(a, bias=self.exact_bias(node, b, a.weight.shape[0]))
+        self.refuse(node, "in a QONNX model qloom maps Add as the bias of a MatMul/Gemm/Conv "
+                          "(a constant added to its float result before the Quant).")
+
+    def op_Relu(self, node):
+        if not self.qonnx:
+            return super().op_Relu(node)
+        x = self.value(node, 0)
+        if isinstance(x, Affine) and not x.relu:
+            return replace(x, relu=True)
+        self.refuse(node, "Relu is supported on the float result of a MatMul/Gemm/Conv before "
+                          "its Quant.")
+
+    def exact_layer(self, a, node, scale, zero_point, code):
+        """The QGraph layer of Affine ``a`` quantized by Quant ``node``: the accumulator of
+        codes, then the exact Quant of its real value (ExactQuant)."""
+        _, _, _, lo, hi, mode = self.quant_params(node, False)
+        if a.conv is None:
+            layer = self.dense(a.node, a.x, a.weight, a.w_zero, None)
+        else:
+            layer = self.conv(ConvLinear(a.x, a.weight, a.w_zero, None, None, False, a.node,
+                                         *a.conv))
+        n = a.weight.shape[0]
+        acc_scale = [Fraction(a.x.scale) * Fraction(float(s)) for s in a.w_scale]
+        bias = a.bias if a.bias is not None else (Fraction(0),) * n
+        target = ExactQuant.of(acc_scale, bias, scale, zero_point, a.relu, mode, lo, hi)
+        return self.requant(a.node, layer, target, code, scale, zero_point)

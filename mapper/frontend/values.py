@@ -221,3 +221,21 @@ class PendingAdd(Pending):
         b = self.b
         return frontend.add_table(self.node, self.a, b.codes, b.scale, b.zero_point, scale,
                                   zero_point, code)
+
+
+@dataclass
+class Affine(Pending):
+    """A QONNX layer: a float MatMul/Gemm/Conv of Quant outputs (+ a float bias) (+ Relu),
+    waiting for the Quant that gives its output codes; computed exactly, as the QONNX spec
+    defines it (requant_targets.ExactQuant), not in float32."""
+    x: Codes
+    weight: np.ndarray     # codes, (out, in) or (out, in/groups, kh, kw)
+    w_zero: np.ndarray     # (out,)
+    w_scale: np.ndarray    # (out,) float32
+    bias: tuple            # (out,) Fractions, or None
+    relu: bool
+    node: onnx.NodeProto
+    conv: tuple = None     # Conv: (strides, pads, dilations, groups)
+
+    def quantize(self, frontend, node, scale, zero_point, code):
+        return frontend.exact_layer(self, node, scale, zero_point, code)

@@ -1,0 +1,154 @@
+"""QONNX models as Brevitas's ``export_qonnx`` writes them, built with onnx.helper: ``Quant``
+nodes (domain qonnx.custom_op.general) on the input, on every weight and after every layer's
+float MatMul/Gemm/Conv (+ bias Add) (+ Relu), float tensors between them.
+
+Scales are powers of two by default, so that qonnx's float32 executor computes every sum
+exactly and must equal qloom's exact semantics code for code; ``po2=False`` draws arbitrary
+float32 scales (where the executor's float32 rounding may differ from the exact result)."""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+DOMAIN = "qonnx.custom_op.general"
+MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
+
+
+class Builder:
+    def __init__(self, rng, po2=True):
+        self.rng, self.po2 = rng, po2
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def name(self, kind):
+        self.count += 1
+        return f"{kind}{self.count}"
+
+    def const(self, kind, array):
+        name = self.name(kind)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def scale(self, lo, hi, shape=()):
+        """A float32 scale (one, or of ``shape``) between 2**lo and 2**hi."""
+        e = self.rng.integers(lo, hi + 1, size=shape)
+        s = np.ldexp(1.0, e)
+        if not self.po2:
+            s = s * self.rng.uniform(1.0, 2.0, size=shape)
+        return np.asarray(s, np.float32)
+
+    def quant(self, x, scale, bits, signed, narrow=0, mode="ROUND", zero_point=0.0):
+        out = self.name("q")
+        self.nodes.append(helper.make_node(
+            "Quant", [x, self.const("scale", np.asarray(scale, np.float32)),
+                      self.const("zeropt", np.asarray(zero_point, np.float32)),
+                      self.const("bitwidth", np.asarray(float(bits), np.float32))],
+            [out], name=self.name("Quant"), domain=DOMAIN, signed=int(signed), narrow=int(narrow),
+            rounding_mode=mode))
+        return out
+
+    def node(self, op, inputs, **attrs):
+        out = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(op), **attrs))
+        return out
+
+    def weight(self, shape, bits, per_channel, axis, mode="ROUND", narrow=1):
+        """Quant(float weights), per output channel along ``axis`` or per tensor."""
+        sshape = [1] * len(shape)
+        if per_channel:
+            sshape[axis] = shape[axis]
+        scale = self.scale(-6, -3, tuple(sshape)) if per_channel else self.scale(-6, -3)
+        w = self.rng.normal(0, 1, size=shape).astype(np.float32) * scale * (1 << (bits - 1)) / 2
+        return self.quant(self.const("w", w.astype(np.float32)), scale, bits, True, narrow, mode)
+
+    def bias(self, n, x_scale, w_scale_max):
+        """Float biases on the grid of x_scale × (the smallest weight scale)/8 (exact in the
+        executor when scales are powers of two)."""
+        step = np.float32(x_scale * w_scale_max / 8)
+        return self.const("b", (self.rng.integers(-64, 64, size=n) * step).astype(np.float32))
+
+    def model(self, x, x_shape, y, y_shape):
+        graph = helper.make_graph(
+            self.nodes, "qonnx", [helper.make_tensor_value_info(x, TensorProto.FLOAT, x_shape)],
+            [helper.make_tensor_value_info(y, TensorProto.FLOAT, y_shape)], self.inits)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid(DOMAIN, 1)])
+        m.ir_version = 8
+        return m
+
+
+def act_kind(rng, relu):
+    """(bits, signed, narrow, mode) of an activation Quant."""
+    bits = int(rng.integers(2, 9))
+    return bits, (not relu) and bool(rng.integers(0, 2)), int(rng.integers(0, 2)) if bits > 2 \
+        else 0, str(rng.choice(MODES))
+
+
+def mlp(seed, sizes=(16, 12, 6), po2=True, per_channel=None, gemm=None):
+    """Quant → [MatMul|Gemm](Quant W) (+ bias) → Relu → Quant → ... → Quant."""
+    rng = np.random.default_rng(seed)
+    b = Builder(rng, po2)
+    x_scale = b.scale(-4, -2)
+    bits, signed, narrow, mode = act_kind(rng, relu=False)
+    h = b.quant("x", x_scale, bits, signed, narrow, mode)
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = k == len(sizes) - 2
+        use_gemm = bool(rng.integers(0, 2)) if gemm is None else gemm
+        pc = bool(rng.integers(0, 2)) if per_channel is None else per_channel
+        wbits = int(rng.integers(2, 9))
+        if use_gemm:
+            w = b.weight((n_out, n_in), wbits, pc, 0)
+            h = b.node("Gemm", [h, w, b.bias(n_out, x_scale, 2.0 ** -6)], transB=1)
+        else:
+            w = b.weight((n_in, n_out), wbits, pc, 1)
+            h = b.node("MatMul", [h, w])
+            if rng.integers(0, 2):
+                h = b.node("Add", [h, b.bias(n_out, x_scale, 2.0 ** -6)])
+        relu = not last and bool(rng.integers(0, 4))
+        if relu:
+            h = b.node("Relu", [h])
+        bits, signed, narrow, mode = act_kind(rng, relu)
+        x_scale = b.scale(-3, 0)
+        h = b.quant(h, x_scale, bits, signed, narrow, mode)
+    return b.model("x", [1, sizes[0]], h, [1, sizes[-1]])
+
+
+def cnn(seed, channels=(2, 4), size=6, classes=5, po2=True):
+    """Quant → Conv(Quant W, bias) → Relu → Quant → MaxPool → Conv → Relu → Quant → Flatten →
+    Gemm → Quant."""
+    rng = np.random.default_rng(seed)
+    b = Builder(rng, po2)
+    x_scale = b.scale(-4, -2)
+    bits, signed, narrow, mode = act_kind(rng, relu=False)
+    h = b.quant("x", x_scale, bits, signed, narrow, mode)
+    c_in, hw = channels[0], size
+    for k, c_out in enumerate(channels[1:]):
+        w = b.weight((c_out, c_in, 3, 3), int(rng.integers(2, 9)), bool(rng.integers(0, 2)), 0)
+        h = b.node("Conv", [h, w, b.bias(c_out, x_scale, 2.0 ** -6)], kernel_shape=[3, 3],
+                   pads=[1, 1, 1, 1])
+        h = b.node("Relu", [h])
+        bits, signed, narrow, mode = act_kind(rng, relu=True)
+        x_scale = b.scale(-3, 0)
+        h = b.quant(h, x_scale, bits, signed, narrow, mode)
+        if k == 0:
+            h = b.node("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])
+            hw //= 2
+        c_in = c_out
+    h = b.node("Flatten", [h], axis=1)
+    w = b.weight((classes, c_in * hw * hw), int(rng.integers(2, 9)), True, 0)
+    h = b.node("Gemm", [h, w, b.bias(classes, x_scale, 2.0 ** -6)], transB=1)
+    h = b.quant(h, b.scale(-3, 0), 8, True, 0, "ROUND")
+    return b.model("x", [1, channels[0], size, size], h, [1, classes])
+
+
+def execute(model, x):
+    """qonnx's executor on each frame of ``x`` (the oracle for QONNX models)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+    w = ModelWrapper(model).transform(InferShapes())
+    name, out = w.graph.input[0].name, w.graph.output[0].name
+    return np.concatenate([execute_onnx(w, {name: x[i:i + 1]})[out] for i in range(len(x))])
+
+
+def save(model, path):
+    onnx.save(model, str(path))
+    return path
