@@ -16,7 +16,7 @@ from .layout import Layout
 from .qdq import QDQ
 from .qoperator import QOperator
 from .qonnx import DOMAINS as QONNX_DOMAINS, OPS as QONNX_OPS, QONNX
-from .values import Codes, Const, Deq, FloatInput
+from .values import Affine, Codes, Const, Deq, FloatInput
 
 SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between "
              "DequantizeLinear/QuantizeLinear (QDQ), Relu, Add of a quantized constant, "
@@ -187,6 +187,14 @@ class Frontend(Checks, Layers, Layout, QONNX, QDQ, QOperator):
                                          shape=v.shape))
             self.shapes[name] = v.shape
             return name
+        if isinstance(v, Affine):
+            raise UnsupportedError(f"{onnx_node_label(v.node)} in {self.path}: graph output "
+                                   f"'{name}' is its float result, with no Quant after it. Its "
+                                   "sums are exact integers in qloom's circuit, but the float "
+                                   "scale and bias after them are not, so qloom does not build "
+                                   "them: end the model with a Quant (Brevitas: output_quant= "
+                                   "on the last layer, or a QuantIdentity after it) and read the "
+                                   "float output from its codes.")
         raise UnsupportedError(f"{self.path}: graph output '{name}' is not the result of a "
                                "quantized layer followed by DequantizeLinear; qloom cannot "
                                "produce it.")
