@@ -277,3 +277,13 @@ def test_executor_that_fails_is_said(tmp_path, monkeypatch):
     with pytest.raises(qonnx_check.QonnxError, match=r"qonnx's executor cannot run .*m.onnx: boom"):
         qonnx_check.run(path, np.zeros((1, 4), np.float32))
     assert onnx.load(str(path)).graph.node[0].domain == qf.DOMAIN
+
+
+def test_a_float_output_after_the_last_quant_is_refused_with_the_fix(tmp_path):
+    model = one_layer(np.random.default_rng(0))
+    del model.graph.node[-1]                       # the output Quant: y is the MatMul's float
+    model.graph.node[-1].output[0] = "y"
+    with pytest.raises(UnsupportedError, match=r"MatMul node 'MatMul\d+'.*graph output 'y' is its "
+                                               r"float result, with no Quant after it.*end the "
+                                               r"model with a Quant"):
+        interpreter.load_qgraph(qf.save(model, tmp_path / "m.onnx"))
