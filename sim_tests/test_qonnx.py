@@ -287,3 +287,13 @@ def test_a_float_output_after_the_last_quant_is_refused_with_the_fix(tmp_path):
                                                r"float result, with no Quant after it.*end the "
                                                r"model with a Quant"):
         interpreter.load_qgraph(qf.save(model, tmp_path / "m.onnx"))
+
+
+def test_a_float_input_to_a_qonnx_layer_is_refused_with_the_fix(tmp_path):
+    b = qf.Builder(np.random.default_rng(0))
+    w = b.weight((4, 3), 4, False, 1)
+    b.quant(b.node("MatMul", ["x", w]), 0.5, 4, False)
+    b.nodes[-1].output[0] = "y"
+    with pytest.raises(NotQuantizedError, match=r"MatMul node 'MatMul\d+'.*its input is float; "
+                                                r"quantize it with a Quant node"):
+        interpreter.load_qgraph(qf.save(q_model(b.nodes, b.inits), tmp_path / "m.onnx"))

@@ -75,13 +75,17 @@ class QDQ:
         self.refuse(node, "dequantizes a value that is neither a constant nor quantized codes.")
 
     def dequantized_input(self, node, x):
-        """Refuse a float input, or one that is not a DequantizeLinear of codes."""
+        """Refuse a float input, or one that is not a DequantizeLinear (QONNX: a Quant) of
+        codes."""
         if isinstance(x, (Const, FloatInput)):
+            how = ("it with a Quant node (Brevitas: a quantized input layer, e.g. QuantIdentity, "
+                   "before it)" if self.qonnx else
+                   "the model with onnxruntime.quantization.quantize_static")
             raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; "
-                                    "quantize the model with "
-                                    "onnxruntime.quantization.quantize_static.")
+                                    f"quantize {how}.")
         if not isinstance(x, Deq):
-            self.refuse(node, "its input must be a DequantizeLinear of quantized activations.")
+            self.refuse(node, "its input must be the output of a Quant node." if self.qonnx else
+                        "its input must be a DequantizeLinear of quantized activations.")
 
     def linear(self, node, x, w, bias, out_axis):
         self.dequantized_input(node, x)

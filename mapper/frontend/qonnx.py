@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from .. import numeric, qgraph as qg
-from ..errors import NotQuantizedError, onnx_node_label
+from ..errors import onnx_node_label
 from ..numeric import F32
 from ..requant_targets import ExactQuant
 from .checks import per_channel
@@ -132,12 +132,7 @@ class QONNX:
                         axis, node.input[0])
 
     def exact_input(self, node, x):
-        if isinstance(x, (Const, FloatInput)):
-            raise NotQuantizedError(f"{onnx_node_label(node)} in {self.path}: its input is float; "
-                                    "quantize it with a Quant node (Brevitas: a quantized input "
-                                    "layer, e.g. QuantIdentity, before it).")
-        if not isinstance(x, Deq):
-            self.refuse(node, "its input must be the output of a Quant node.")
+        self.dequantized_input(node, x)
         return x.codes
 
     def exact_bias(self, node, b, n_out):
