@@ -71,9 +71,6 @@ class QONNX:
         hi = code.qmax - (1 if narrow and not signed else 0)
         return scale, zp, code, lo, hi, mode
 
-    def rounding_mode(self, node):
-        return self.quant_params(node, False)[5]
-
     def op_Quant(self, node):
         x = self.value(node, 0)
         scale, zp, code, lo, hi, mode = self.quant_params(node, isinstance(x, Const))
