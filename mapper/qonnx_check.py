@@ -2,23 +2,12 @@
 ``qonnx.core.onnx_exec.execute_onnx`` on each frame, after qonnx's shape inference.  When qonnx
 cannot load or run a model, that is said as a QloomError."""
 import numpy as np
-import onnx
 
 from .errors import QloomError
-from .frontend.qonnx import DOMAINS
 
 
 class QonnxError(QloomError):
     """qonnx's executor, the oracle qloom compares QONNX models with, cannot run the model."""
-
-
-def is_qonnx(model_path):
-    """Whether the model has nodes of the QONNX domains."""
-    try:
-        model = onnx.load(str(model_path), load_external_data=False)
-    except Exception:
-        return False
-    return any(n.domain in DOMAINS for n in model.graph.node)
 
 
 def run(model_path, x):

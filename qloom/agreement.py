@@ -18,33 +18,30 @@ class Agreement:
     oracle_name: str = "onnxruntime"
 
 
-def oracle(model_path):
-    """(name, run) of the model's oracle: qonnx's executor for a QONNX model, else onnxruntime
+def oracle(graph):
+    """(name, run) of the oracle of the model ``graph`` came from: qonnx's executor for a QONNX
+    model (its input is quantized with a QONNX rounding mode), else onnxruntime
     (run(model_path, x) gives the list of outputs)."""
-    if qonnx_check.is_qonnx(model_path):
+    q = next(n for n in graph.nodes if isinstance(n, qgraph.Quantize))
+    if q.rounding is not None:
         return "qonnx's executor", qonnx_check.run
     return "onnxruntime", ort_check.run
-
-
-def oracle_output(model_path, x, shape):
-    """The oracle's first output for frames ``x``, in ``shape``."""
-    return np.asarray(oracle(model_path)[1](model_path, x)[0]).reshape(shape)
 
 
 def compare(graph, model_path, x):
     """qloom's reference and the model's oracle on frames ``x``; the oracle's failures to load or
     run the model are QloomErrors (ort_check.OnnxruntimeError, qonnx_check.QonnxError)."""
     ref = graph.reference({graph.inputs[0]: x})[graph.outputs[0]]
-    name, run = oracle(model_path)
+    name, run = oracle(graph)
     outs = run(model_path, x)
     if not outs:
-        raise ort_check.OnnxruntimeError(f"onnxruntime gives no output for {model_path}; there is nothing to "
+        raise ort_check.OnnxruntimeError(f"{name} gives no output for {model_path}; there is nothing to "
                                          "compare qloom's reference with.")
     ort_out = np.asarray(outs[0])
     if ref.shape != ort_out.shape:
         if ref.size != ort_out.size:
             raise ort_check.OnnxruntimeError(
-                f"onnxruntime's output of {model_path} has shape {ort_out.shape}, qloom's reference "
+                f"{name}'s output of {model_path} has shape {ort_out.shape}, qloom's reference "
                 f"{ref.shape} for the same {len(x)} frames; they cannot be compared (please report this model).")
         ort_out = ort_out.reshape(ref.shape)
     left = ort_check.float_products_left(model_path) if name == "onnxruntime" else []

@@ -115,8 +115,8 @@ def cmd_simulate(args):
     got = np.concatenate([r.codes for r in runs]).reshape(want.shape)
     out_node = graph.producer(graph.outputs[0])
     floats = numeric.dequantize_linear(got, out_node.scale, out_node.zero_point) if hasattr(out_node, "scale") else got
-    oracle_name = agreement.oracle(args.model)[0]
-    ort_out = agreement.oracle_output(args.model, x, floats.shape)
+    oracle_name, oracle_run = agreement.oracle(graph)
+    ort_out = np.asarray(oracle_run(args.model, x)[0]).reshape(floats.shape)
     bad_ref, bad_ort = int(np.sum(got != want)), int(np.sum(floats != ort_out))
     console.print(f"{args.model} on {args.simulator}: {len(x)} frames, {got.size} outputs")
     width = max(len("qloom reference"), len(oracle_name)) + 1

@@ -38,6 +38,7 @@ class Frontend(Checks, Layers, Layout, QONNX, QDQ, QOperator):
     def __init__(self, model, path):
         self.model, self.path = model, path
         self.inits = loading.initializers(model)
+        self.qonnx = any(n.domain in QONNX_DOMAINS for n in model.graph.node)
         self.values = {name: Const(a) for name, a in self.inits.items()}
         self.nodes, self.shapes, self.counts = [], {}, {}
         self.stale = set()

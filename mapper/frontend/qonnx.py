@@ -26,14 +26,8 @@ MAX_CONST_BITS = 32  # a bias's
 
 
 class QONNX:
-    """The op_* handlers of the QONNX format."""
-
-    @property
-    def qonnx(self):
-        """Whether the model is QONNX (any node of its domains)."""
-        if not hasattr(self, "_qonnx"):
-            self._qonnx = any(n.domain in DOMAINS for n in self.model.graph.node)
-        return self._qonnx
+    """The op_* handlers of the QONNX format (interpreter.Frontend provides ``qonnx``: whether
+    the model has nodes of DOMAINS)."""
 
     def quant_params(self, node, const):
         """(scale array, zero point array, CodeType, lo, hi, rounding mode) of a Quant node."""
@@ -87,7 +81,7 @@ class QONNX:
                                       rounding=mode, lo=lo, hi=hi))
             return Deq(self.new_codes(q, x.shape, code, scale, zp))
         if isinstance(x, Affine):
-            return Deq(x.quantize(self, node, scale, zp, code))
+            return Deq(self.exact_layer(x, scale, zp, code, lo, hi, mode))
         if isinstance(x, Deq) and (x.codes.scale, x.codes.zero_point) == (scale, zp) and \
                 (code.qmin, code.qmax) == (x.codes.code.qmin, x.codes.code.qmax):
             return x        # a Quant of codes it does not change (after MaxPool, say)
@@ -121,10 +115,8 @@ class QONNX:
                 return a.reshape(())
             return np.moveaxis(np.broadcast_to(a, shape), axis, 0).reshape(shape[axis], -1)[:, 0]
         scale, zp = along(scale), along(zp)
-        dtype = next(t for t, (a, b) in (("int8", (-128, 127)), ("uint8", (0, 255)),
-                                         ("int16", (-2 ** 15, 2 ** 15 - 1)),
-                                         ("uint16", (0, 2 ** 16 - 1)), ("int64", (-2 ** 63, 0)))
-                     if a <= lo and hi <= b or t == "int64")
+        dtype = next(t for t in (np.int8, np.uint8, np.int16, np.uint16, np.int64)   # narrowest
+                     if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max)
         return DeqConst(codes.astype(dtype), np.asarray(scale, F32), np.asarray(zp).astype(np.int64),
                         axis, node.input[0])
 
@@ -195,10 +187,9 @@ class QONNX:
         self.refuse(node, "Relu is supported on the float result of a MatMul/Gemm/Conv before "
                           "its Quant.")
 
-    def exact_layer(self, a, node, scale, zero_point, code):
-        """The QGraph layer of Affine ``a`` quantized by Quant ``node``: the accumulator of
-        codes, then the exact Quant of its real value (ExactQuant)."""
-        _, _, _, lo, hi, mode = self.quant_params(node, False)
+    def exact_layer(self, a, scale, zero_point, code, lo, hi, mode):
+        """The QGraph layer of Affine ``a`` quantized by a Quant (its parameters): the
+        accumulator of codes, then the exact Quant of its real value (ExactQuant)."""
         if a.conv is None:
             layer = self.dense(a.node, a.x, a.weight, a.w_zero, None)
         else:

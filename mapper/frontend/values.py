@@ -226,8 +226,8 @@ class PendingAdd(Pending):
 @dataclass
 class Affine(Pending):
     """A QONNX layer: a float MatMul/Gemm/Conv of Quant outputs (+ a float bias) (+ Relu),
-    waiting for the Quant that gives its output codes; computed exactly, as the QONNX spec
-    defines it (requant_targets.ExactQuant), not in float32."""
+    waiting for the Quant that gives its output codes (qonnx.QONNX.op_Quant); computed exactly,
+    as the QONNX spec defines it (requant_targets.ExactQuant), not in float32."""
     x: Codes
     weight: np.ndarray     # codes, (out, in) or (out, in/groups, kh, kw)
     w_zero: np.ndarray     # (out,)
@@ -236,6 +236,3 @@ class Affine(Pending):
     relu: bool
     node: onnx.NodeProto
     conv: tuple = None     # Conv: (strides, pads, dilations, groups)
-
-    def quantize(self, frontend, node, scale, zero_point, code):
-        return frontend.exact_layer(self, node, scale, zero_point, code)
