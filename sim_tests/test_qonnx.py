@@ -222,14 +222,9 @@ def test_shipped_brevitas_models_equal_qonnx_and_their_accuracy(digits, name, sh
         ({2, 8} if "w2a2" in name else {4, 8})
 
 
-ICARUS_X = pytest.mark.xfail(strict=True, reason=(
-    "known bug, not yet found: on Icarus an x reaches the output of this CNN whenever its first "
-    "conv has pe > 1 (at pe = 1 it is exact; Verilator is exact at every fold)"))
-
-
 @pytest.mark.parametrize("name, shape, simulator", [
     (*BREVITAS[0], "verilator"), (*BREVITAS[0], "icarus"), (*BREVITAS[1], "verilator"),
-    pytest.param(*BREVITAS[1], "icarus", marks=ICARUS_X)])
+    (*BREVITAS[1], "icarus")])
 def test_shipped_brevitas_models_in_rtl(digits, name, shape, simulator):
     if not simulate.available(simulator):
         pytest.fail(f"{simulator} is not installed; `make venv` installs it")

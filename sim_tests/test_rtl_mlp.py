@@ -258,3 +258,20 @@ def test_narrowed_requantizer_parameters_in_rtl(tmp_path, simulator):
         _, run = check(tmp_path / "m.onnx", factory.random_inputs(rng, spec, 3), simulator, fold=fold, gap=0, stall=0)
         assert run.cycles_per_inference == design.dataflow.cycles_per_frame
         assert abs(run.latency - design.dataflow.latency) <= 2
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_processes_whose_inputs_keep_their_initial_values_run_in_rtl(tmp_path, simulator):
+    """A width converter fed only zeros: its held word never changes from its initial value, so
+    its output multiplexer runs only through Yosys's time-0 trigger, which Icarus honours under
+    Verilog-2005 semantics (simulate.BUILD_ARGS) and not under cocotb's default SystemVerilog
+    ones (the output was x there)."""
+    from amaranth.back import verilog
+
+    from qloom.hdl import streams
+    need(simulator)
+    path = tmp_path / "split.v"
+    path.write_text(verilog.convert(streams.Split(shape=4, lanes=1, factor=4), name="split"))
+    trace = simulate.run(path, "split", np.zeros((3, 1), np.int64), bits_in=16, lanes_out=1, bits_out=4,
+                         signed_out=False, n_out=12, simulator=simulator, gap=0.2, stall=0.3)
+    np.testing.assert_array_equal(trace.beats, np.zeros((12, 1)))
