@@ -134,6 +134,14 @@ def signed_bits(lo, hi):
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 
 
+BIPOLAR = "BIPOLAR"   # not a rounding mode: a BipolarQuant's sign, +1 for x ≥ 0, else −1
+
+
+def bipolar_quant(x):
+    """BipolarQuant's codes of float ``x``: +1 where x ≥ 0, −1 elsewhere (NaN too)."""
+    return np.where(np.asarray(x) >= 0, 1, -1).astype(np.int64)
+
+
 def round_float(v, mode):
     """``v`` (float) rounded to integers by QONNX rounding ``mode``, elementwise in float."""
     v = np.asarray(v)

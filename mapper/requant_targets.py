@@ -170,8 +170,9 @@ class ExactQuant(Target):
     """A QONNX Quant of a layer's exact result (the QONNX spec's meaning, DESIGN.md §2): per
     channel c, ``clamp(R(y_c(acc) / s + zp), lo, hi)`` with ``y_c = acc · a_c + b_c`` (``a_c``
     the input scale × the weight scale, ``b_c`` the bias, exact rationals of their float32
-    values; a Relu takes ``max(y_c, 0)``) and R the Quant's rounding mode.  Kept as integers:
-    the value is ``(relu(acc · k1 + kb) + kz) / den``."""
+    values; a Relu takes ``max(y_c, 0)``) and R the Quant's rounding mode; mode BIPOLAR is a
+    BipolarQuant's ``y_c ≥ 0 ? 1 : −1`` instead.  Kept as integers: the value is
+    ``(relu(acc · k1 + kb) + kz) / den``."""
     k1: tuple
     kb: tuple
     kz: tuple
@@ -217,6 +218,8 @@ class ExactQuant(Target):
         v = a * k1 + kb
         if self.relu:
             v = np.maximum(v, 0)
+        if self.mode == numeric.BIPOLAR:          # the sign of (v + kz) / d, d > 0
+            return np.where(v + kz >= 0, 1, -1).astype(np.int64)
         codes = numeric.round_ratio(v + kz, d, self.mode)
         codes = np.asarray(codes)
         if codes.dtype == object:   # clamped before it is narrowed to int64

@@ -45,19 +45,33 @@ class Builder:
             rounding_mode=mode))
         return out
 
+    def bipolar(self, x, scale):
+        out = self.name("bq")
+        self.nodes.append(helper.make_node(
+            "BipolarQuant", [x, self.const("scale", np.asarray(scale, np.float32))], [out],
+            name=self.name("BipolarQuant"), domain=DOMAIN))
+        return out
+
     def node(self, op, inputs, **attrs):
         out = self.name(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], name=self.name(op), **attrs))
         return out
 
     def weight(self, shape, bits, per_channel, axis, mode="ROUND", narrow=1):
-        """Quant(float weights), per output channel along ``axis`` or per tensor."""
+        """Quant(float weights), per output channel along ``axis`` or per tensor; BipolarQuant
+        at ``bits`` 1."""
         sshape = [1] * len(shape)
         if per_channel:
             sshape[axis] = shape[axis]
         scale = self.scale(-6, -3, tuple(sshape)) if per_channel else self.scale(-6, -3)
-        w = self.rng.normal(0, 1, size=shape).astype(np.float32) * scale * (1 << (bits - 1)) / 2
-        return self.quant(self.const("w", w.astype(np.float32)), scale, bits, True, narrow, mode)
+        w = self.rng.normal(0, 1, size=shape).astype(np.float32) * scale * (1 << max(bits - 1, 0)) / 2
+        w = self.const("w", w.astype(np.float32))
+        return self.bipolar(w, scale) if bits == 1 else self.quant(w, scale, bits, True, narrow, mode)
+
+    def activation(self, h, scale, kind):
+        """Quant of a layer's float result by ``kind`` (act_kind), or BipolarQuant at 1 bit."""
+        bits, signed, narrow, mode = kind
+        return self.bipolar(h, scale) if bits == 1 else self.quant(h, scale, bits, signed, narrow, mode)
 
     def bias(self, n, x_scale, w_scale_max):
         """Float biases on the grid of x_scale × (the smallest weight scale)/8 (exact in the
@@ -75,15 +89,24 @@ class Builder:
         return m
 
 
-def act_kind(rng, relu):
-    """(bits, signed, narrow, mode) of an activation Quant."""
+def act_kind(rng, relu, bipolar=False):
+    """(bits, signed, narrow, mode) of an activation Quant; with ``bipolar``, half of those
+    without a Relu before them are BipolarQuant (bits 1)."""
+    if bipolar and not relu and rng.integers(0, 2):
+        return 1, True, 0, "BIPOLAR"
     bits = int(rng.integers(2, 9))
     return bits, (not relu) and bool(rng.integers(0, 2)), int(rng.integers(0, 2)) if bits > 2 \
         else 0, str(rng.choice(MODES))
 
 
-def mlp(seed, sizes=(16, 12, 6), po2=True, per_channel=None, gemm=None):
-    """Quant → [MatMul|Gemm](Quant W) (+ bias) → Relu → Quant → ... → Quant."""
+def weight_bits(rng, bipolar):
+    """A weight Quant's bit width (2–8); with ``bipolar``, BipolarQuant (1) half of the time."""
+    return 1 if bipolar and rng.integers(0, 2) else int(rng.integers(2, 9))
+
+
+def mlp(seed, sizes=(16, 12, 6), po2=True, per_channel=None, gemm=None, bipolar=False):
+    """Quant → [MatMul|Gemm](Quant W) (+ bias) → Relu → Quant → ... → Quant; with ``bipolar``,
+    BipolarQuant weights and activations among them."""
     rng = np.random.default_rng(seed)
     b = Builder(rng, po2)
     x_scale = b.scale(-4, -2)
@@ -93,7 +116,7 @@ def mlp(seed, sizes=(16, 12, 6), po2=True, per_channel=None, gemm=None):
         last = k == len(sizes) - 2
         use_gemm = bool(rng.integers(0, 2)) if gemm is None else gemm
         pc = bool(rng.integers(0, 2)) if per_channel is None else per_channel
-        wbits = int(rng.integers(2, 9))
+        wbits = weight_bits(rng, bipolar)
         if use_gemm:
             w = b.weight((n_out, n_in), wbits, pc, 0)
             h = b.node("Gemm", [h, w, b.bias(n_out, x_scale, 2.0 ** -6)], transB=1)
@@ -105,15 +128,37 @@ def mlp(seed, sizes=(16, 12, 6), po2=True, per_channel=None, gemm=None):
         relu = not last and bool(rng.integers(0, 4))
         if relu:
             h = b.node("Relu", [h])
-        bits, signed, narrow, mode = act_kind(rng, relu)
+        kind = act_kind(rng, relu, bipolar and not last)
         x_scale = b.scale(-3, 0)
-        h = b.quant(h, x_scale, bits, signed, narrow, mode)
+        h = b.activation(h, x_scale, kind)
     return b.model("x", [1, sizes[0]], h, [1, sizes[-1]])
 
 
-def cnn(seed, channels=(2, 4), size=6, classes=5, po2=True):
+def bnn(seed, sizes=(16, 12, 8, 6), po2=True):
+    """A binarized MLP as FINN's TFC-w1a1 is built: an 8-bit Quant of the input, then Gemm or
+    MatMul with BipolarQuant weights (+ bias) → BipolarQuant → ...; the last layer's output an
+    8-bit Quant."""
+    rng = np.random.default_rng(seed)
+    b = Builder(rng, po2)
+    x_scale = b.scale(-4, -2)
+    h = b.quant("x", x_scale, 8, False)
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = k == len(sizes) - 2
+        if rng.integers(0, 2):
+            h = b.node("Gemm", [h, b.weight((n_out, n_in), 1, k > 0, 0), b.bias(n_out, x_scale, 2.0 ** -6)],
+                       transB=1)
+        else:
+            h = b.node("Add", [b.node("MatMul", [h, b.weight((n_in, n_out), 1, k > 0, 1)]),
+                               b.bias(n_out, x_scale, 2.0 ** -6)])
+        x_scale = b.scale(-3, 0)
+        h = b.quant(h, x_scale, 8, True) if last else b.bipolar(h, x_scale)
+    return b.model("x", [1, sizes[0]], h, [1, sizes[-1]])
+
+
+def cnn(seed, channels=(2, 4), size=6, classes=5, po2=True, bipolar=False):
     """Quant → Conv(Quant W, bias) → Relu → Quant → MaxPool → Conv → Relu → Quant → Flatten →
-    Gemm → Quant."""
+    Gemm → Quant; with ``bipolar``, BipolarQuant weights, and BipolarQuant activations after
+    convolutions without their Relu."""
     rng = np.random.default_rng(seed)
     b = Builder(rng, po2)
     x_scale = b.scale(-4, -2)
@@ -121,19 +166,21 @@ def cnn(seed, channels=(2, 4), size=6, classes=5, po2=True):
     h = b.quant("x", x_scale, bits, signed, narrow, mode)
     c_in, hw = channels[0], size
     for k, c_out in enumerate(channels[1:]):
-        w = b.weight((c_out, c_in, 3, 3), int(rng.integers(2, 9)), bool(rng.integers(0, 2)), 0)
+        w = b.weight((c_out, c_in, 3, 3), weight_bits(rng, bipolar), bool(rng.integers(0, 2)), 0)
         h = b.node("Conv", [h, w, b.bias(c_out, x_scale, 2.0 ** -6)], kernel_shape=[3, 3],
                    pads=[1, 1, 1, 1])
-        h = b.node("Relu", [h])
-        bits, signed, narrow, mode = act_kind(rng, relu=True)
+        relu = not (bipolar and rng.integers(0, 2))
+        if relu:
+            h = b.node("Relu", [h])
+        kind = act_kind(rng, relu, bipolar)
         x_scale = b.scale(-3, 0)
-        h = b.quant(h, x_scale, bits, signed, narrow, mode)
+        h = b.activation(h, x_scale, kind)
         if k == 0:
             h = b.node("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])
             hw //= 2
         c_in = c_out
     h = b.node("Flatten", [h], axis=1)
-    w = b.weight((classes, c_in * hw * hw), int(rng.integers(2, 9)), True, 0)
+    w = b.weight((classes, c_in * hw * hw), weight_bits(rng, bipolar), True, 0)
     h = b.node("Gemm", [h, w, b.bias(classes, x_scale, 2.0 ** -6)], transB=1)
     h = b.quant(h, b.scale(-3, 0), 8, True, 0, "ROUND")
     return b.model("x", [1, channels[0], size, size], h, [1, classes])

@@ -93,6 +93,31 @@ def test_reference_equals_qonnx_executor_on_random_models(tmp_path, chunk):
     assert len(modes) >= 6 and len(bits) >= 5
 
 
+def test_reference_equals_qonnx_executor_on_random_bipolar_models(tmp_path):
+    """60 random QONNX MLPs and CNNs with BipolarQuant weights (per tensor and per channel) and
+    activations beside 2–8-bit Quant ones: 0 mismatches with qonnx's executor, and the bipolar
+    layers' codes are ±1."""
+    bipolar_layers = bipolar_weights = 0
+    for seed in range(30):
+        for kind in ("mlp", "cnn"):
+            model = qf.mlp(seed, bipolar=True) if kind == "mlp" else qf.cnn(seed, bipolar=True)
+            path = qf.save(model, tmp_path / f"{kind}{seed}.onnx")
+            x = np.random.default_rng(seed).normal(0, 2, (6, 16) if kind == "mlp" else
+                                                   (3, 2, 6, 6)).astype(np.float32)
+            g, ref = reference(path, x)
+            np.testing.assert_array_equal(ref.reshape(-1), qf.execute(model, x).reshape(-1),
+                                          err_msg=f"{kind} {seed}")
+            for n in g.nodes:
+                if isinstance(n, qg.Requant) and n.target.mode == numeric.BIPOLAR:
+                    bipolar_layers += 1
+                    codes = g.run({g.inputs[0]: x})[n.output]
+                    assert set(np.unique(codes)) <= {-1, 1}
+            inits = {t.name for t in model.graph.initializer}
+            bipolar_weights += sum(n.op_type == "BipolarQuant" and n.input[0] in inits
+                                   for n in model.graph.node)
+    assert bipolar_layers >= 10 and bipolar_weights >= 20, (bipolar_layers, bipolar_weights)
+
+
 def test_float_carriers_differ_from_the_exact_result_by_rounding_only(tmp_path):
     """With arbitrary float scales, qonnx's float32 sums round; qloom computes the QONNX spec's
     exact values: the two differ on few outputs, by few codes."""
@@ -161,6 +186,11 @@ REFUSED = [
      r"Relu node 'Relu\d+'.*Relu is supported on the float result of a MatMul/Gemm/Conv"),
     (dict(between=lambda b, h: b.node("Add", [h, h])), UnsupportedError,
      r"Add node 'Add\d+'.*qloom maps Add as the bias of a MatMul/Gemm/Conv"),
+    (dict(between=lambda b, h: b.bipolar(b.quant(h, 0.5, 8, True), 0.5)), UnsupportedError,
+     r"BipolarQuant node 'BipolarQuant\d+'.*supported on a weight or on the float result of a "
+     r"MatMul/Gemm/Conv .*quantize the float input with a Quant"),
+    (dict(between=lambda b, h: b.bipolar(h, np.float32([0.5, 0.25, 0.5]))), UnsupportedError,
+     r"BipolarQuant node 'BipolarQuant\d+'.*per-channel quantization of activations"),
 ]
 
 
@@ -239,24 +269,39 @@ def test_shipped_brevitas_models_in_rtl(digits, name, shape, simulator):
     np.testing.assert_array_equal(got.reshape(-1, 10), qf.execute(onnx.load(str(digits / name)), x))
 
 
+def exact_in_rtl(model, shape, simulator, path):
+    """``model``'s emitted Verilog under idle input cycles and backpressure: equal to the
+    reference and to qonnx's executor; returns the QGraph."""
+    path = qf.save(model, path)
+    x = np.random.default_rng(1).normal(0, 2, shape).astype(np.float32)
+    design = qc.compile_model(path)
+    g = design.graph
+    want = g.run({g.inputs[0]: x})[design.output_codes]
+    run = qc.run_hardware(design, g.nodes[0].reference(x), simulator=simulator, gap=0.2, stall=0.3)
+    np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
+    out = g.producer(g.outputs[0])
+    got = numeric.dequantize_linear(run.codes, out.scale, out.zero_point)
+    oracle = qf.execute(model, x)
+    np.testing.assert_array_equal(got.reshape(oracle.shape), oracle)
+    return g
+
+
 def test_qonnx_networks_with_low_bit_codes_in_rtl(tmp_path):
-    """A QONNX MLP and CNN with 2–8-bit codes through the emitted Verilog, under idle input
-    cycles and backpressure, on Verilator: equal to the reference and to qonnx's executor."""
-    simulator = "verilator"
+    """A QONNX MLP and CNN with 2–8-bit codes through the emitted Verilog on Verilator."""
     for model, shape in ((qf.mlp(3, sizes=(16, 12, 8, 6)), (12, 16)), (qf.cnn(4), (3, 2, 6, 6))):
-        path = qf.save(model, tmp_path / "m.onnx")
-        x = np.random.default_rng(1).normal(0, 2, shape).astype(np.float32)
-        design = qc.compile_model(path)
-        g = design.graph
+        g = exact_in_rtl(model, shape, "verilator", tmp_path / "m.onnx")
         assert any(n.code.bits < 8 for n in g.nodes if isinstance(n, qg.Requant))
-        want = g.run({g.inputs[0]: x})[design.output_codes]
-        run = qc.run_hardware(design, g.nodes[0].reference(x), simulator=simulator, gap=0.2,
-                              stall=0.3)
-        np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
-        out = g.producer(g.outputs[0])
-        got = numeric.dequantize_linear(run.codes, out.scale, out.zero_point)
-        oracle = qf.execute(model, x)
-        np.testing.assert_array_equal(got.reshape(oracle.shape), oracle)
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_bipolar_networks_in_rtl(tmp_path, simulator):
+    """A binarized MLP (TFC-w1a1-shaped: bipolar weights and activations after an 8-bit input)
+    and a CNN with a bipolar conv layer, on both simulators."""
+    if not simulate.available(simulator):
+        pytest.fail(f"{simulator} is not installed; `make venv` installs it")
+    for model, shape in ((qf.bnn(1), (8, 16)), (qf.cnn(2, bipolar=True), (2, 2, 6, 6))):
+        g = exact_in_rtl(model, shape, simulator, tmp_path / "m.onnx")
+        assert any(n.target.mode == numeric.BIPOLAR for n in g.nodes if isinstance(n, qg.Requant))
 
 
 def test_executor_that_fails_is_said(tmp_path, monkeypatch):

@@ -26,7 +26,8 @@ SUPPORTED = ("QuantizeLinear, DequantizeLinear, MatMul and Gemm between "
              "GlobalAveragePool (QDQ, QLinearGlobalAveragePool), Concat (QDQ, QLinearConcat), "
              "Transpose, Add of two quantized tensors (QDQ, QLinearAdd), Flatten, Reshape, "
              "Identity; QONNX: Quant (qonnx.custom_op.general) on the input, weights, biases "
-             "and after MatMul/Gemm/Conv (+ bias Add) (+ Relu), MaxPool, Flatten, Reshape")
+             "and after MatMul/Gemm/Conv (+ bias Add) (+ Relu), BipolarQuant on weights and "
+             "after MatMul/Gemm/Conv (+ bias Add), MaxPool, Flatten, Reshape")
 FLOAT_COMPUTE = {"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum"}
 
 

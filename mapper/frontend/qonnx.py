@@ -20,7 +20,8 @@ from .checks import per_channel
 from .values import Affine, Const, ConvLinear, Deq, DeqConst, FloatInput
 
 DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")
-OPS = ("Quant",)
+OPS = ("Quant", "BipolarQuant")
+BIPOLAR = qg.CodeType(2, True)   # the codes ±1 (no 0, no −2): a BipolarQuant's
 MAX_BITS = 16       # activation and weight codes
 MAX_CONST_BITS = 32  # a bias's
 
@@ -89,9 +90,33 @@ class QONNX:
                           "float result of a MatMul/Gemm/Conv of Quant outputs (with its bias "
                           "and Relu).")
 
+    def op_BipolarQuant(self, node):
+        """``scale · (x ≥ 0 ? 1 : −1)`` (QONNX spec): codes ±1 of type BIPOLAR, zero point 0."""
+        if self.attrs(node):
+            self.refuse(node, f"attribute '{sorted(self.attrs(node))[0]}' is not one of "
+                              "BipolarQuant's (it has none).")
+        if len(node.input) != 2 or not all(node.input):
+            self.refuse(node, "a BipolarQuant takes two inputs (x, scale).")
+        x = self.value(node, 0)
+        scale = self.check_scale(node, 1, self.const(node, 1, "the scale"), "the scale")
+        zp = np.zeros(1, np.int64)
+        if isinstance(x, Const):
+            return self.quantized_const(node, x.array, scale, zp, -1, 1, numeric.BIPOLAR)
+        if scale.size != 1:
+            self.refuse(node, "per-channel quantization of activations is not supported; use "
+                              "a per-tensor scale for activation BipolarQuant nodes.")
+        scale = float(F32(scale.reshape(())))
+        if isinstance(x, Affine):
+            return Deq(self.exact_layer(x, scale, 0, BIPOLAR, -1, 1, numeric.BIPOLAR))
+        if isinstance(x, Deq) and (x.codes.scale, x.codes.zero_point, x.codes.code) == (scale, 0, BIPOLAR):
+            return x        # codes it does not change (after MaxPool, say)
+        self.refuse(node, "a BipolarQuant is supported on a weight or on the float result of a "
+                          "MatMul/Gemm/Conv of quantized values (with its bias); quantize the "
+                          "float input with a Quant of 2–16 bits.")
+
     def quantized_const(self, node, array, scale, zp, lo, hi, mode):
-        """Quant of an initializer: its codes (computed as the Quant's float32 definition does),
-        with the scale and zero point per tensor or along one axis."""
+        """Quant (or BipolarQuant) of an initializer: its codes (computed as the Quant's float32
+        definition does), with the scale and zero point per tensor or along one axis."""
         array = np.asarray(array)
         try:
             shape = np.broadcast_shapes(array.shape, scale.shape, zp.shape)
@@ -100,7 +125,8 @@ class QONNX:
         if shape != array.shape:
             self.refuse(node, f"its scale {scale.shape} and zero point {zp.shape} do not "
                               f"broadcast to its input {array.shape}.")
-        codes = numeric.int_quant(array, scale, zp, lo, hi, mode)
+        codes = numeric.bipolar_quant(array) if mode == numeric.BIPOLAR else \
+            numeric.int_quant(array, scale, zp, lo, hi, mode)
 
         def aligned(a):
             return (1,) * (array.ndim - a.ndim) + a.shape
