@@ -1,7 +1,7 @@
 """Make the shipped Brevitas digits models (QONNX), deterministically.
 
     pip install torch==2.13.0 brevitas==0.13.4 onnxoptimizer qonnx==1.0.0 scikit-learn==1.9.1
-    python models/digits/make_brevitas.py
+    python models/digits/make_brevitas.py [NAME ...]     (default: all three)
 
 Trained with PyTorch and Brevitas on scikit-learn's 8×8 digits (the split of make_models.py;
 inputs 1×64 or 1×8×8 in [0, 1]) and exported with ``brevitas.export.export_qonnx``:
@@ -9,9 +9,13 @@ inputs 1×64 or 1×8×8 in [0, 1]) and exported with ``brevitas.export.export_qo
 - ``digits_mlp_w2a2_qonnx.onnx``: 64 → 64 → 64 → 10, 2-bit weights and activations (ReLU),
   an 8-bit input and output;
 - ``digits_cnn_w4a4_qonnx.onnx``: conv(1→16, 3×3, pad 1) → ReLU → MaxPool 2×2 → conv(16→16,
-  3×3, pad 1) → ReLU → Flatten → 256 → 10, 4-bit weights and activations, 8-bit input and output.
+  3×3, pad 1) → ReLU → Flatten → 256 → 10, 4-bit weights and activations, 8-bit input and output;
+- ``digits_mlp_w1a1_qonnx.onnx``: 64 → 64 → 64 → 10, bipolar (±1) weights and activations
+  (BipolarQuant; the sign replaces the ReLU, no batch norm), an 8-bit input and output.
 
-Scales are powers of two (Brevitas's fixed-point quantizers, as FINN uses) and biases are
+Scales are powers of two (Brevitas's fixed-point quantizers, as FINN uses; the bipolar ones 1,
+not Brevitas's default 0.1, under which float32 sums that are exactly 0 come out ±1e-8 and
+flip a sign) and biases are
 quantized at input scale × weight scale (Int16Bias), so qonnx's float32 executor computes every
 sum exactly and equals qloom's exact semantics code for code.  torch and brevitas are needed
 only to make these files, never to run qloom.  Writes the accuracies (qonnx's executor on the
@@ -26,7 +30,8 @@ import torch
 import brevitas.nn as qnn
 from brevitas.export import export_qonnx
 from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint,
-                            Int16Bias, Uint8ActPerTensorFixedPoint)
+                            Int16Bias, SignedBinaryActPerTensorConst,
+                            SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFixedPoint)
 
 from make_models import SEED, data
 
@@ -48,6 +53,29 @@ def conv(c_in, c_out, bits):
 def relu(bits):
     return qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=bits,
                          return_quant_tensor=True)
+
+
+def binary_linear(n_in, n_out, **kw):
+    return qnn.QuantLinear(n_in, n_out, bias=True, weight_quant=SignedBinaryWeightPerTensorConst,
+                           weight_scaling_const=1.0, bias_quant=Int16Bias,
+                           return_quant_tensor=True, **kw)
+
+
+def sign():
+    return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, scaling_const=1.0,
+                             return_quant_tensor=True)
+
+
+class BinaryMLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True)
+        self.body = torch.nn.Sequential(binary_linear(64, 64), sign(), binary_linear(64, 64),
+                                        sign(), binary_linear(64, 10,
+                                                              output_quant=Int8ActPerTensorFixedPoint))
+
+    def forward(self, x):
+        return self.body(self.inp(x))
 
 
 class MLP(torch.nn.Module):
@@ -115,17 +143,23 @@ def make(name, model, shape, x_train, y_train, x_test, y_test):
     return {"brevitas": torch_acc, "qonnx_executor": acc}
 
 
-def main():
+MODELS = {"digits_mlp_w2a2_qonnx": (lambda: MLP(2), (64,)),
+          "digits_cnn_w4a4_qonnx": (lambda: CNN(4), (1, 8, 8)),
+          "digits_mlp_w1a1_qonnx": (BinaryMLP, (64,))}
+
+
+def main(names):
     torch.use_deterministic_algorithms(True)
     x_train, x_test, y_train, y_test = data()
-    accuracy = {
-        "digits_mlp_w2a2_qonnx": make("digits_mlp_w2a2_qonnx.onnx", MLP(2), (64,), x_train,
-                                      y_train, x_test, y_test),
-        "digits_cnn_w4a4_qonnx": make("digits_cnn_w4a4_qonnx.onnx", CNN(4), (1, 8, 8), x_train,
-                                      y_train, x_test, y_test)}
-    (HERE / "accuracy_brevitas.json").write_text(json.dumps(accuracy, indent=2) + "\n")
+    path = HERE / "accuracy_brevitas.json"
+    accuracy = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        model, shape = MODELS[name]
+        accuracy[name] = make(name + ".onnx", model(), shape, x_train, y_train, x_test, y_test)
+    path.write_text(json.dumps(accuracy, indent=2) + "\n")
     print(json.dumps(accuracy, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:] or list(MODELS))
