@@ -10,6 +10,7 @@ import pytest
 from onnx import helper
 
 import qonnx_factory as qf
+from bench import qonnx_models
 from qloom import cli, compile as qc, simulate
 from qloom.mapper import numeric, qgraph as qg
 from qloom.mapper.errors import NotQuantizedError, UnsupportedError
@@ -138,7 +139,7 @@ def q_model(nodes, inits, x_shape=(1, 4), y_shape=(1, 3)):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, list(x_shape))],
                               [helper.make_tensor_value_info("y", 1, list(y_shape))], inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                helper.make_opsetid(qf.DOMAIN, 1)])
+                                                helper.make_opsetid(qonnx_models.DOMAIN, 1)])
     m.ir_version = 8
     return m
 
@@ -233,7 +234,8 @@ def test_qloom_check_compares_a_qonnx_model_with_qonnx(tmp_path, capsys):
     assert "int8 weights exceed" not in out      # onnxruntime's CPU note is not for QONNX
 
 
-BREVITAS = [("digits_mlp_w2a2_qonnx.onnx", (64,)), ("digits_cnn_w4a4_qonnx.onnx", (1, 8, 8))]
+BREVITAS = [("digits_mlp_w2a2_qonnx.onnx", (64,)), ("digits_cnn_w4a4_qonnx.onnx", (1, 8, 8)),
+            ("digits_mlp_w1a1_qonnx.onnx", (64,))]
 
 
 @pytest.mark.parametrize("name, shape", BREVITAS)
@@ -248,13 +250,13 @@ def test_shipped_brevitas_models_equal_qonnx_and_their_accuracy(digits, name, sh
     np.testing.assert_array_equal(ref[:200].reshape(-1, 10), qf.execute(model, x[:200]))
     recorded = json.loads((digits / "accuracy_brevitas.json").read_text())[name[:-5]]
     assert float((ref.argmax(-1) == labels).mean()) == recorded["qonnx_executor"]
-    assert {n.code.bits for n in g.nodes if isinstance(n, qg.Requant)} == \
-        ({2, 8} if "w2a2" in name else {4, 8})
+    requants = [n for n in g.nodes if isinstance(n, qg.Requant)]
+    assert {n.code.bits for n in requants} == {"w1a1": {2, 8}, "w2a2": {2, 8}, "w4a4": {4, 8}}[name.split("_")[2]]
+    assert any(n.target.mode == numeric.BIPOLAR for n in requants) == ("w1a1" in name)
 
 
 @pytest.mark.parametrize("name, shape, simulator", [
-    (*BREVITAS[0], "verilator"), (*BREVITAS[0], "icarus"), (*BREVITAS[1], "verilator"),
-    (*BREVITAS[1], "icarus")])
+    (*model, simulator) for model in BREVITAS for simulator in ("verilator", "icarus")])
 def test_shipped_brevitas_models_in_rtl(digits, name, shape, simulator):
     if not simulate.available(simulator):
         pytest.fail(f"{simulator} is not installed; `make venv` installs it")
@@ -299,7 +301,7 @@ def test_bipolar_networks_in_rtl(tmp_path, simulator):
     and a CNN with a bipolar conv layer, on both simulators."""
     if not simulate.available(simulator):
         pytest.fail(f"{simulator} is not installed; `make venv` installs it")
-    for model, shape in ((qf.bnn(1), (8, 16)), (qf.cnn(2, bipolar=True), (2, 2, 6, 6))):
+    for model, shape in ((qonnx_models.tfc(1, 1, sizes=(16, 12, 8, 6)), (8, 16)), (qf.cnn(2, bipolar=True), (2, 2, 6, 6))):
         g = exact_in_rtl(model, shape, simulator, tmp_path / "m.onnx")
         assert any(n.target.mode == numeric.BIPOLAR for n in g.nodes if isinstance(n, qg.Requant))
 
@@ -307,7 +309,7 @@ def test_bipolar_networks_in_rtl(tmp_path, simulator):
 def test_executor_that_fails_is_said(tmp_path, monkeypatch):
     from qloom.mapper import qonnx_check
     model = one_layer(np.random.default_rng(0))
-    model.graph.node[-1].domain = qf.DOMAIN
+    model.graph.node[-1].domain = qonnx_models.DOMAIN
     path = qf.save(model, tmp_path / "m.onnx")
     import qonnx.core.onnx_exec as ex
 
@@ -316,7 +318,7 @@ def test_executor_that_fails_is_said(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "execute_onnx", broken)
     with pytest.raises(qonnx_check.QonnxError, match=r"qonnx's executor cannot run .*m.onnx: boom"):
         qonnx_check.run(path, np.zeros((1, 4), np.float32))
-    assert onnx.load(str(path)).graph.node[0].domain == qf.DOMAIN
+    assert onnx.load(str(path)).graph.node[0].domain == qonnx_models.DOMAIN
 
 
 def test_a_float_output_after_the_last_quant_is_refused_with_the_fix(tmp_path):

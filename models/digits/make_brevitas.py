@@ -57,7 +57,7 @@ def relu(bits):
 
 def binary_linear(n_in, n_out, **kw):
     return qnn.QuantLinear(n_in, n_out, bias=True, weight_quant=SignedBinaryWeightPerTensorConst,
-                           weight_scaling_const=1.0, bias_quant=Int16Bias,
+                           weight_scaling_const=0.125, bias_quant=Int16Bias,
                            return_quant_tensor=True, **kw)
 
 
