@@ -25,7 +25,7 @@ from qloom import compile as qc, outputs, synth
 from qloom.mapper import budget, resources, targets
 from qloom.mapper.errors import QloomError
 
-from . import models
+from . import models, qonnx_models
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "models" / "digits"
@@ -49,7 +49,11 @@ def model_list(quick=False):
                       DIGITS / "test_inputs.npy"),
                      ("AD MLP 640-128×4-8-128×4-640, QDQ", ad, ad.parent / "ad_mlp_inputs.npy"),
                      ("DS-CNN 49×10, 64 ch, 4 DS blocks, QDQ", ds, ds.parent / "ds_cnn_inputs.npy"),
-                     ("ResNet-8 32×32×3, QDQ", resnet, resnet.parent / "resnet8_inputs.npy")]
+                     ("ResNet-8 32×32×3, QDQ", resnet, resnet.parent / "resnet8_inputs.npy")] + [
+        (f"digits {kind} {bits}, Brevitas QONNX", DIGITS / f"digits_{kind.lower()}_{bits}_qonnx.onnx",
+         DIGITS / "test_inputs.npy") for kind, bits in (("MLP", "w1a1"), ("MLP", "w2a2"), ("CNN", "w4a4"))] + [
+        (f"TFC 784-64-64-64-10 w{b}a{b}, QONNX", path, path.parent / "tfc_inputs.npy")
+        for b, path in ((b, qonnx_models.make_tfc(WORK / "models", b)) for b in (1, 2))]
 
 
 FRAMES = {"DS-CNN": 4, "ResNet-8": 2}     # frames simulated for the large CNNs (cycles per frame ~10⁵–10⁶)
@@ -59,8 +63,16 @@ ANCHORS = {"AD MLP": ("hls4ml, Pynq-Z2", 18.7), "DS-CNN": ("fpgaConvNet, ZedBoar
            "ResNet-8": ("fpgaConvNet, ZedBoard", 411.0)}
 
 
+# FINN's published throughput on the same network shapes (issue 16): (system, images per second)
+FINN = {"TFC 784-64-64-64-10 w1a1": ("FINN, finn-examples tfc-w1a1, 100 MHz", 837_019)}
+
+
 def anchor(model):
     return next((v for k, v in ANCHORS.items() if model.startswith(k)), None)
+
+
+def finn_anchor(model):
+    return next((v for k, v in FINN.items() if model.startswith(k)), None)
 
 
 def measure(name, model, inputs, target, frames, workdir, synthesize=synth.synthesize, route_limit=None,
@@ -185,6 +197,18 @@ def markdown(rows, machine, names=()):
             fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz ({r.get('fmax_source', 'routed')})"
             lines.append(f"| {r['model']} | {r['target']} | {'—' if ours is None else f'{ours:,.1f}'} | {fmax} | "
                          f"{system} | {us:g} | {'—' if ours is None else f'{ours / us:.1f}×'} |")
+    finn = [r for r in rows if finn_anchor(r["model"]) and r["status"] == "ok"]
+    if finn:
+        lines += ["", "## Against FINN's published figures", "",
+                  "Throughput: inferences per second at the Fmax above (its source said), one frame every "
+                  "cycles/inf.", "",
+                  "| network | target | qloom inf/s | Fmax | published | inf/s | ratio |", "|---|---|---|---|---|---|---|"]
+        for r in finn:
+            system, rate = finn_anchor(r["model"])
+            ours = r.get("inferences_per_s")
+            fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz ({r.get('fmax_source', 'routed')})"
+            lines.append(f"| {r['model']} | {r['target']} | {'—' if ours is None else f'{ours:,.0f}'} | {fmax} | "
+                         f"{system} | {rate:,} | {'—' if ours is None else f'{ours / rate:.2f}×'} |")
     errors = [r["error_percent"] for r in rows if r["status"] == "ok"]
     if errors:
         worst = {k: max(abs(e[k]) for e in errors if e[k] is not None) for k in ("lut", "ff", "bram")}

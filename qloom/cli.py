@@ -190,7 +190,8 @@ def cmd_demo(args):
     console = _console()
     status = 0
     frames, labels = str(DIGITS / "test_inputs.npy"), str(DIGITS / "test_labels.npy")
-    for name in ("digits_mlp_qdq.onnx", "digits_mlp_qop.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx"):
+    for name in ("digits_mlp_qdq.onnx", "digits_mlp_qop.onnx", "digits_cnn_qdq.onnx", "digits_resnet_qdq.onnx",
+                 "digits_mlp_w1a1_qonnx.onnx"):
         model = str(DIGITS / name)
         design_args = dict(model=model, fold=None, max_multipliers=32, target=None, utilization=None)
         console.rule(f"[bold]{Path(model).relative_to(REPO)}")
