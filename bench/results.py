@@ -185,36 +185,36 @@ def markdown(rows, machine, names=()):
     if missing:
         lines += ["", "No row yet (not run to the end of place and route; `python -m bench results --only NAME` "
                   "measures one): " + "; ".join(missing) + "."]
-    mlperf = [r for r in rows if anchor(r["model"]) and r["status"] == "ok"]
-    if mlperf:
-        lines += ["", "## Against the published MLPerf Tiny results", "",
-                  "Latency: one frame alone, first input beat to last output beat, simulated cycles at the Fmax "
-                  "above (its source said).", "",
-                  "| task | target | qloom latency µs | Fmax | published | µs | ratio |", "|---|---|---|---|---|---|---|"]
-        for r in mlperf:
-            system, us = anchor(r["model"])
-            ours = r.get("latency_us")
-            fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz ({r.get('fmax_source', 'routed')})"
-            lines.append(f"| {r['model']} | {r['target']} | {'—' if ours is None else f'{ours:,.1f}'} | {fmax} | "
-                         f"{system} | {us:g} | {'—' if ours is None else f'{ours / us:.1f}×'} |")
-    finn = [r for r in rows if finn_anchor(r["model"]) and r["status"] == "ok"]
-    if finn:
-        lines += ["", "## Against FINN's published figures", "",
-                  "Throughput: inferences per second at the Fmax above (its source said), one frame every "
-                  "cycles/inf.", "",
-                  "| network | target | qloom inf/s | Fmax | published | inf/s | ratio |", "|---|---|---|---|---|---|---|"]
-        for r in finn:
-            system, rate = finn_anchor(r["model"])
-            ours = r.get("inferences_per_s")
-            fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz ({r.get('fmax_source', 'routed')})"
-            lines.append(f"| {r['model']} | {r['target']} | {'—' if ours is None else f'{ours:,.0f}'} | {fmax} | "
-                         f"{system} | {rate:,} | {'—' if ours is None else f'{ours / rate:.2f}×'} |")
+    lines += comparison(rows, anchor, "latency_us", "Against the published MLPerf Tiny results",
+                        "Latency: one frame alone, first input beat to last output beat, simulated cycles at the "
+                        "Fmax above (its source said).", "task", "latency µs", "µs", "{:,.1f}", "{:.1f}×")
+    lines += comparison(rows, finn_anchor, "inferences_per_s", "Against FINN's published figures",
+                        "Throughput: inferences per second at the Fmax above (its source said), one frame every "
+                        "cycles/inf.", "network", "inf/s", "inf/s", "{:,.0f}", "{:.2f}×")
     errors = [r["error_percent"] for r in rows if r["status"] == "ok"]
     if errors:
         worst = {k: max(abs(e[k]) for e in errors if e[k] is not None) for k in ("lut", "ff", "bram")}
         lines += ["", f"Largest estimator error: LUT {worst['lut']:.1f} %, FF {worst['ff']:.1f} %, "
                   f"BRAM {worst['bram']:.1f} % (target: LUT and BRAM within ±15 %)."]
     return "\n".join(lines) + "\n"
+
+
+def comparison(rows, anchor_of, key, title, note, what, ours_head, theirs_head, fmt, ratio_fmt):
+    """The section comparing rows[key] with the published figure ``anchor_of(model)`` gives
+    (system, value); none where no row has one."""
+    rows = [r for r in rows if anchor_of(r["model"]) and r["status"] == "ok"]
+    if not rows:
+        return []
+    lines = ["", f"## {title}", "", note, "",
+             f"| {what} | target | qloom {ours_head} | Fmax | published | {theirs_head} | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        system, theirs = anchor_of(r["model"])
+        ours = r.get(key)
+        fmax = "—" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} MHz ({r.get('fmax_source', 'routed')})"
+        lines.append(f"| {r['model']} | {r['target']} | {'—' if ours is None else fmt.format(ours)} | {fmax} | "
+                     f"{system} | {theirs:,g} | {'—' if ours is None else ratio_fmt.format(ours / theirs)} |")
+    return lines
 
 
 def seconds(text):

@@ -260,22 +260,12 @@ def test_shipped_brevitas_models_equal_qonnx_and_their_accuracy(digits, name, sh
 def test_shipped_brevitas_models_in_rtl(digits, name, shape, simulator):
     if not simulate.available(simulator):
         pytest.fail(f"{simulator} is not installed; `make venv` installs it")
-    x = np.load(digits / "test_inputs.npy")[:10].reshape(-1, *shape)
-    design = qc.compile_model(digits / name)
-    g = design.graph
-    want = g.run({g.inputs[0]: x})[design.output_codes]
-    run = qc.run_hardware(design, g.nodes[0].reference(x), simulator=simulator, gap=0.2, stall=0.3)
-    np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
-    out = g.producer(g.outputs[0])
-    got = numeric.dequantize_linear(run.codes, out.scale, out.zero_point)
-    np.testing.assert_array_equal(got.reshape(-1, 10), qf.execute(onnx.load(str(digits / name)), x))
+    exact_in_rtl(digits / name, np.load(digits / "test_inputs.npy")[:10].reshape(-1, *shape), simulator)
 
 
-def exact_in_rtl(model, shape, simulator, path):
-    """``model``'s emitted Verilog under idle input cycles and backpressure: equal to the
-    reference and to qonnx's executor; returns the QGraph."""
-    path = qf.save(model, path)
-    x = np.random.default_rng(1).normal(0, 2, shape).astype(np.float32)
+def exact_in_rtl(path, x, simulator):
+    """The emitted Verilog of the model at ``path`` on frames ``x``, under idle input cycles and
+    backpressure: equal to the reference and to qonnx's executor; returns the QGraph."""
     design = qc.compile_model(path)
     g = design.graph
     want = g.run({g.inputs[0]: x})[design.output_codes]
@@ -283,15 +273,19 @@ def exact_in_rtl(model, shape, simulator, path):
     np.testing.assert_array_equal(run.codes.reshape(want.shape), want)
     out = g.producer(g.outputs[0])
     got = numeric.dequantize_linear(run.codes, out.scale, out.zero_point)
-    oracle = qf.execute(model, x)
+    oracle = qf.execute(onnx.load(str(path)), x)
     np.testing.assert_array_equal(got.reshape(oracle.shape), oracle)
     return g
+
+
+def random_frames(shape):
+    return np.random.default_rng(1).normal(0, 2, shape).astype(np.float32)
 
 
 def test_qonnx_networks_with_low_bit_codes_in_rtl(tmp_path):
     """A QONNX MLP and CNN with 2–8-bit codes through the emitted Verilog on Verilator."""
     for model, shape in ((qf.mlp(3, sizes=(16, 12, 8, 6)), (12, 16)), (qf.cnn(4), (3, 2, 6, 6))):
-        g = exact_in_rtl(model, shape, "verilator", tmp_path / "m.onnx")
+        g = exact_in_rtl(qf.save(model, tmp_path / "m.onnx"), random_frames(shape), "verilator")
         assert any(n.code.bits < 8 for n in g.nodes if isinstance(n, qg.Requant))
 
 
@@ -302,7 +296,7 @@ def test_bipolar_networks_in_rtl(tmp_path, simulator):
     if not simulate.available(simulator):
         pytest.fail(f"{simulator} is not installed; `make venv` installs it")
     for model, shape in ((qonnx_models.tfc(1, 1, sizes=(16, 12, 8, 6)), (8, 16)), (qf.cnn(2, bipolar=True), (2, 2, 6, 6))):
-        g = exact_in_rtl(model, shape, simulator, tmp_path / "m.onnx")
+        g = exact_in_rtl(qf.save(model, tmp_path / "m.onnx"), random_frames(shape), simulator)
         assert any(n.target.mode == numeric.BIPOLAR for n in g.nodes if isinstance(n, qg.Requant))
 
 
