@@ -1,7 +1,6 @@
 """Tier 2: the emitted Verilog of whole MLPs in cocotb, on Verilator and Icarus, under random
 idle input cycles and output backpressure, bit-exact against the reference and onnxruntime."""
 import json
-import re
 from dataclasses import replace
 
 import numpy as np
@@ -277,23 +276,3 @@ def test_processes_whose_inputs_keep_their_initial_values_run_in_rtl(tmp_path, s
                          signed_out=False, n_out=12, simulator=simulator, gap=0.2, stall=0.3)
     np.testing.assert_array_equal(trace.beats, np.zeros((12, 1)))
 
-
-def test_verilator_builds_after_the_first_compile_only_the_design(tmp_path):
-    """Verilator's run-time objects are compiled once (simulate.RUNTIME) and copied into every
-    later build: a second design's build compiles only itself and cocotb's main file, and runs."""
-    from amaranth.back import verilog
-
-    from qloom.hdl import streams
-    need("verilator")
-    for factor in (2, 3):
-        path = tmp_path / f"split{factor}.v"
-        path.write_text(verilog.convert(streams.Split(shape=5, lanes=1, factor=factor), name="split")
-                        + f"// {tmp_path}\n")                # a design no earlier run has built
-        x = np.arange(4 * factor).reshape(4, factor) % 32
-        beats = (x << (5 * np.arange(factor))).sum(axis=1, keepdims=True)
-        trace = simulate.run(path, "split", beats, bits_in=5 * factor, lanes_out=1, bits_out=5, signed_out=False,
-                             n_out=4 * factor, simulator="verilator", gap=0.2, stall=0.3)
-        np.testing.assert_array_equal(trace.beats.reshape(x.shape), x)
-    log = (simulate._build(path, "split", "verilator") / "build.log").read_text()
-    compiled = set(re.findall(r" -o (\S+)\.o\b", log))
-    assert compiled == {"verilator", "Vtop__ALL"}, compiled
