@@ -15,8 +15,8 @@ inputs 1×64 or 1×8×8 in [0, 1]) and exported with ``brevitas.export.export_qo
 
 Scales are powers of two (Brevitas's fixed-point quantizers, as FINN uses; the bipolar ones 1/8
 for weights and 1 for activations, not Brevitas's default 0.1, under which float32 sums that are
-exactly 0 come out ±1e-8 and flip a sign) and biases are quantized at input scale × weight scale (Int16Bias), so qonnx's float32 executor computes every
-sum exactly and equals qloom's exact semantics code for code.  torch and brevitas are needed
+exactly 0 come out ±1e-8 and flip a sign) and biases are quantized at input scale × weight
+scale (Int16Bias), so qonnx's float32 executor computes every sum exactly and equals qloom's exact semantics code for code.  torch and brevitas are needed
 only to make these files, never to run qloom.  Writes the accuracies (qonnx's executor on the
 540 test digits) to accuracy_brevitas.json.
 """
